@@ -1,0 +1,59 @@
+"""HTTP for destinations: one place that turns timeouts, 429 and 5xx into retryable errors."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from leads.errors import TransientDestinationError
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` is either seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def send(
+    session: requests.Session, method: str, url: str, *, label: str, timeout: float, **kwargs: Any
+) -> requests.Response:
+    """Send a request; raise TransientDestinationError for what is worth retrying, return the rest.
+
+    `label` names the service in the sentence ("Dynamics 365", "HubSpot"); the URL's host is named, never
+    its query string (which can hold a key)."""
+    host = urlsplit(url).netloc
+    try:
+        response = session.request(method, url, timeout=timeout, **kwargs)
+    except requests.Timeout:
+        raise TransientDestinationError(
+            f"{label} at {host} did not answer within {timeout:g} seconds; will retry. If this persists, "
+            f"check that the URL is the right one and that the service is up."
+        ) from None
+    except requests.ConnectionError:
+        raise TransientDestinationError(
+            f"Could not connect to {label} at {host}; will retry. If this persists, check the URL setting "
+            f"(host name, https) and that the service is reachable from the app."
+        ) from None
+    if response.status_code == 429:
+        raise TransientDestinationError(
+            f"{label} is throttling requests (429); will retry after the delay it asked for.",
+            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+        )
+    if response.status_code >= 500:
+        raise TransientDestinationError(
+            f"{label} at {host} answered {response.status_code} (a server-side error); will retry.",
+            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+        )
+    return response

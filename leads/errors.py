@@ -1,0 +1,54 @@
+"""Typed errors. Each carries the sentence a person needs: what is wrong and what to change."""
+
+from __future__ import annotations
+
+
+class LeadsError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    def __init__(self, explanation: str) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+
+
+class SettingsError(LeadsError):
+    """An app setting is missing or malformed."""
+
+
+class LeadValidationError(LeadsError):
+    """The request body is not a lead. `status` is the HTTP status to answer; `where` locates it."""
+
+    def __init__(self, explanation: str, *, status: int = 400, reason: str = "invalid", where: str = "") -> None:
+        super().__init__(explanation)
+        self.status = status
+        self.reason = reason
+        self.where = where
+
+
+class StorageUnavailableError(LeadsError):
+    """Table or queue storage did not answer (or answered with a server error)."""
+
+
+class DestinationError(LeadsError):
+    """A destination refused or failed. Subclasses say whether to retry."""
+
+    retryable = False
+
+
+class TransientDestinationError(DestinationError):
+    """Worth retrying later: a timeout, a connection error, 429 or 5xx."""
+
+    retryable = True
+
+    def __init__(self, explanation: str, *, retry_after: float | None = None) -> None:
+        super().__init__(explanation)
+        self.retry_after = retry_after
+
+
+class ConfigurationError(DestinationError):
+    """The destination's settings or permissions are wrong: every lead would fail the same way until a
+    person changes something. Opens the destination's circuit breaker."""
+
+
+class LeadRejectedError(DestinationError):
+    """The destination refused this lead for a reason of its own (a validation rule, a missing field)."""

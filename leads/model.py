@@ -1,0 +1,181 @@
+"""The lead, as this app understands it: plain Python, no Azure imports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+# Partner Center's action codes (marketplace-leads.md §2). The list is not confirmed complete:
+# unknown codes are kept with a neutral meaning, never rejected.
+ACTION_MEANINGS: dict[str, str] = {
+    "INS": "Install: the customer acquired the offer on Azure Marketplace or AppSource",
+    "PLT": "Partner-led trial: the customer asked to be contacted (AppSource 'Contact me')",
+    "DNC": "Do not contact: a cross-listed partner's notice; no follow-up",
+    "CREATE": "Create: the customer purchased the offer in the Azure portal",
+    "STARTTESTDRIVE": "Test drive started",
+}
+TEST_MARKER = "MSFT_TEST"
+
+
+def action_meaning(code: str) -> str:
+    if not code:
+        return "No action code (older leads carried the action in LeadSource)"
+    return ACTION_MEANINGS.get(code.upper(), f"Unknown action code {code!r} (kept as sent)")
+
+
+@dataclass(frozen=True)
+class Customer:
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phone: str = ""
+    country: str = ""
+    company: str = ""
+    title: str = ""
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def has_personal_data(self) -> bool:
+        return any((self.first_name, self.last_name, self.email, self.phone))
+
+
+@dataclass(frozen=True)
+class LeadSource:
+    """`LeadSource` as documented (`Source-Action|publisher.offer`) or as sent (`AzureMarketplace`)."""
+
+    raw: str = ""
+    source: str = ""
+    action: str = ""
+    offer: str = ""  # publisherid.offerid when present
+
+    @property
+    def publisher_id(self) -> str:
+        return self.offer.split(".", 1)[0] if "." in self.offer else ""
+
+    @property
+    def offer_id(self) -> str:
+        return self.offer.split(".", 1)[1] if "." in self.offer else self.offer
+
+
+@dataclass(frozen=True)
+class Lead:
+    customer: Customer = Customer()
+    lead_source: LeadSource = LeadSource()
+    action_code: str = ""
+    offer_title: str = ""
+    description: str = ""
+    campaign: dict[str, str] = field(default_factory=dict)
+    is_test: bool = False
+    is_edu: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # fields Partner Center sent that we do not model
+
+    @property
+    def action(self) -> str:
+        """The action code, falling back on the one inside LeadSource (older leads)."""
+        return self.action_code or self.lead_source.action
+
+    @property
+    def action_meaning(self) -> str:
+        return action_meaning(self.action)
+
+    @property
+    def offer_name(self) -> str:
+        return self.offer_title or self.lead_source.offer_id or "(offer not named)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Lead:
+        return cls(
+            customer=Customer(**data.get("customer", {})),
+            lead_source=LeadSource(**data.get("lead_source", {})),
+            action_code=data.get("action_code", ""),
+            offer_title=data.get("offer_title", ""),
+            description=data.get("description", ""),
+            campaign=dict(data.get("campaign", {})),
+            is_test=bool(data.get("is_test", False)),
+            is_edu=bool(data.get("is_edu", False)),
+            extra=dict(data.get("extra", {})),
+        )
+
+    def fingerprint(self) -> str:
+        """Same content, same fingerprint, whatever the key casing or spacing it arrived with."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# Per-destination delivery states.
+PENDING = "pending"  # not tried yet
+SENDING = "sending"  # claimed by a worker until lease_until
+RETRYING = "retrying"  # failed transiently; next try at next_attempt_at
+BLOCKED = "blocked"  # the destination's configuration is wrong; retried slowly until fixed
+DELIVERED = "delivered"
+SKIPPED = "skipped"  # deliberately not sent (policy or missing data), with the reason
+FAILED = "failed"  # given up; replayable
+TERMINAL_STATES = frozenset({DELIVERED, SKIPPED, FAILED})
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    state: str = PENDING
+    attempts: int = 0
+    delivered_at: str = ""
+    last_error: str = ""
+    record_id: str = ""  # the destination's id for what it created (CRM record, message id)
+    lease_until: str = ""
+    next_attempt_at: str = ""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def with_(self, **changes: Any) -> DeliveryState:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class StoredLead:
+    """A lead as stored: its id, when it arrived and where it has been delivered."""
+
+    id: str
+    received_at: datetime
+    lead: Lead
+    deliveries: dict[str, DeliveryState] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        states = {d.state for d in self.deliveries.values()}
+        if not states:
+            return PENDING
+        if states <= {DELIVERED, SKIPPED}:
+            return DELIVERED
+        if states <= TERMINAL_STATES:
+            return FAILED
+        if FAILED in states or BLOCKED in states:
+            return BLOCKED if BLOCKED in states else RETRYING
+        return RETRYING if RETRYING in states else PENDING
+
+    @property
+    def finished(self) -> bool:
+        return all(d.is_terminal for d in self.deliveries.values())
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -1,0 +1,369 @@
+"""Every app setting, read once into one typed object.
+
+`SETTINGS` is the single list of names the app reads: README, `local.settings.sample.json` and the
+Bicep test are checked against it. `load_settings()` reads them from the environment (which is how
+the Functions host exposes app settings) and fails with a `SettingsError` sentence, never later.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from leads.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    description: str
+    secret: bool = False
+    group: str = "core"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # Storage (the Functions host uses the same connection for the queue trigger).
+    Setting("AzureWebJobsStorage", "", "Storage connection string. Locally `UseDevelopmentStorage=true` "
+            "(Azurite). In Azure leave it unset and use the identity-based `__` settings below.",
+            secret=True, group="storage"),
+    Setting("AzureWebJobsStorage__tableServiceUri", "", "Table endpoint for identity-based access, "
+            "e.g. `https://<account>.table.core.windows.net`.", group="storage"),
+    Setting("AzureWebJobsStorage__queueServiceUri", "", "Queue endpoint for identity-based access, "
+            "e.g. `https://<account>.queue.core.windows.net`.", group="storage"),
+    Setting("AzureWebJobsStorage__credential", "", "`managedidentity` in Azure (read by the host).",
+            group="storage"),
+    Setting("AzureWebJobsStorage__clientId", "", "Client id of the user-assigned managed identity "
+            "(leave empty for a system-assigned identity).", group="storage"),
+    Setting("LEADS_TABLE", "leads", "Table holding every lead, its delivery state and the de-duplication "
+            "markers."),
+    Setting("LEADS_QUARANTINE_TABLE", "leadsquarantine", "Table holding every rejected request "
+            "(reason and the first 64 KiB of the body)."),
+    Setting("LEADS_QUEUE", "leads-delivery", "Queue of delivery work; `<name>-poison` is watched too."),
+    Setting("LEADS_DESTINATIONS", "email", "Where each lead goes, comma-separated: "
+            "`email`, `webhook`, `dynamics`, `salesforce`, `marketo`, `hubspot`."),
+    Setting("LEADS_FORWARD_TEST_LEADS", "false", "`true` sends Partner Center's MSFT_TEST leads to CRMs "
+            "too (they always go to e-mail and webhook)."),
+    Setting("LEADS_RETRY_DELAYS", "30,120,600,1800,3600,7200,14400,28800,43200",
+            "Seconds to wait before each retry of a destination that failed transiently "
+            "(default: 9 retries over about 28 hours)."),
+    Setting("LEADS_DEDUPE_HOURS", "24", "The same payload received again within this many hours is the "
+            "same lead."),
+    Setting("LEADS_SPOOL_DIR", "", "Folder where a lead is kept when storage is down, re-ingested by the "
+            "sweeper (default: a folder under the system temp directory)."),
+    Setting("LEADS_HTTP_TIMEOUT", "20", "Seconds before a call to a CRM or webhook is abandoned "
+            "(and retried later)."),
+    # E-mail
+    Setting("LEADS_EMAIL_TO", "", "Who is told of each lead: addresses separated by `;` or `,` (like "
+            "Partner Center's Contact email field).", group="email"),
+    Setting("LEADS_EMAIL_FROM", "", "Sender address of the notification e-mail.", group="email"),
+    Setting("LEADS_SMTP_HOST", "", "SMTP server.", group="email"),
+    Setting("LEADS_SMTP_PORT", "", "SMTP port (default 25, 587 with `starttls`, 465 with `ssl`).",
+            group="email"),
+    Setting("LEADS_SMTP_USERNAME", "", "SMTP login (optional).", group="email"),
+    Setting("LEADS_SMTP_PASSWORD", "", "SMTP password (optional).", secret=True, group="email"),
+    Setting("LEADS_SMTP_SECURITY", "starttls", "`none`, `starttls` or `ssl`.", group="email"),
+    Setting("LEADS_EMAIL_INCLUDE_PII", "false", "`true` puts the customer's name, e-mail and phone in "
+            "the e-mail. Off by default: lead data should not travel by unsecured e-mail.",
+            group="email"),
+    # Webhook
+    Setting("LEADS_WEBHOOK_URL", "", "HTTPS URL that receives each lead as signed JSON.", group="webhook"),
+    Setting("LEADS_WEBHOOK_SECRET", "", "Key of the HMAC-SHA256 signature (32 random bytes or more).",
+            secret=True, group="webhook"),
+    # Dynamics 365 / Azure AD
+    Setting("LEADS_AUTHORITY_HOST", "https://login.microsoftonline.com", "Azure AD authority (sovereign "
+            "clouds: e.g. `https://login.microsoftonline.us`).", group="dynamics"),
+    Setting("LEADS_DYNAMICS_URL", "", "Dynamics 365 instance URL, e.g. `https://contoso.crm4.dynamics.com`.",
+            group="dynamics"),
+    Setting("LEADS_DYNAMICS_TENANT_ID", "", "Directory (tenant) ID of the app registration.",
+            group="dynamics"),
+    Setting("LEADS_DYNAMICS_CLIENT_ID", "", "Application (client) ID of the app registration; with no "
+            "secret and no certificate, the client id of the managed identity to use (empty: "
+            "system-assigned).", group="dynamics"),
+    Setting("LEADS_DYNAMICS_CLIENT_SECRET", "", "Client secret of the app registration.", secret=True,
+            group="dynamics"),
+    Setting("LEADS_DYNAMICS_CLIENT_CERTIFICATE", "", "PEM (private key and certificate) used instead of a "
+            "secret: the text itself or a file path.", secret=True, group="dynamics"),
+    Setting("LEADS_DYNAMICS_FIELD_MAP", "", "JSON object that changes or extends the lead mapping, e.g. "
+            '`{"jobtitle": null, "new_campaign": "campaign.mktcmpid"}`.', group="dynamics"),
+    # Salesforce
+    Setting("LEADS_SALESFORCE_MODE", "web-to-lead", "`web-to-lead` (no credentials; errors are invisible) "
+            "or `rest` (connected app; errors are reported).", group="salesforce"),
+    Setting("LEADS_SALESFORCE_ORG_ID", "", "Web-to-Lead: the 15-character Organization ID (`oid`).",
+            group="salesforce"),
+    Setting("LEADS_SALESFORCE_WEB_TO_LEAD_URL",
+            "https://webto.salesforce.com/servlet/servlet.WebToLead?encoding=UTF-8",
+            "Web-to-Lead endpoint.", group="salesforce"),
+    Setting("LEADS_SALESFORCE_URL", "", "REST: the org's My Domain URL, e.g. "
+            "`https://contoso.my.salesforce.com`.", group="salesforce"),
+    Setting("LEADS_SALESFORCE_CLIENT_ID", "", "REST: the connected app's consumer key.", group="salesforce"),
+    Setting("LEADS_SALESFORCE_CLIENT_SECRET", "", "REST: the connected app's consumer secret.", secret=True,
+            group="salesforce"),
+    Setting("LEADS_SALESFORCE_API_VERSION", "v62.0", "REST API version.", group="salesforce"),
+    Setting("LEADS_SALESFORCE_EXTERNAL_ID_FIELD", "", "REST: an External ID field on Lead (e.g. "
+            "`Marketplace_Lead_Id__c`); when set, leads are upserted on it.", group="salesforce"),
+    Setting("LEADS_SALESFORCE_FIELD_MAP", "", "JSON object that changes or extends the Lead mapping.",
+            group="salesforce"),
+    # Marketo
+    Setting("LEADS_MARKETO_URL", "", "REST endpoint from Admin > Web Services, e.g. "
+            "`https://123-ABC-456.mktorest.com`.", group="marketo"),
+    Setting("LEADS_MARKETO_CLIENT_ID", "", "Client ID of the LaunchPoint custom service.", group="marketo"),
+    Setting("LEADS_MARKETO_CLIENT_SECRET", "", "Client Secret of the LaunchPoint custom service.",
+            secret=True, group="marketo"),
+    Setting("LEADS_MARKETO_FIELD_MAP", "", "JSON object that changes or extends the lead mapping.",
+            group="marketo"),
+    # HubSpot
+    Setting("LEADS_HUBSPOT_URL", "https://api.hubapi.com", "HubSpot API base URL.", group="hubspot"),
+    Setting("LEADS_HUBSPOT_TOKEN", "", "Private app access token (scopes crm.objects.contacts.read and "
+            ".write).", secret=True, group="hubspot"),
+    Setting("LEADS_HUBSPOT_FIELD_MAP", "", "JSON object that changes or extends the contact property "
+            "mapping.", group="hubspot"),
+)
+
+DESTINATION_NAMES = ("email", "webhook", "dynamics", "salesforce", "marketo", "hubspot")
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    connection_string: str = ""
+    table_service_uri: str = ""
+    queue_service_uri: str = ""
+    client_id: str = ""
+
+    @property
+    def uses_identity(self) -> bool:
+        return not self.connection_string
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    to: tuple[str, ...] = ()
+    sender: str = ""
+    host: str = ""
+    port: int = 25
+    username: str = ""
+    password: str = field(default="", repr=False)
+    security: str = "starttls"
+    include_pii: bool = False
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str = ""
+    secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class DynamicsSettings:
+    url: str = ""
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    client_certificate: str = field(default="", repr=False)
+    authority_host: str = "https://login.microsoftonline.com"
+    field_map: str = ""
+
+
+@dataclass(frozen=True)
+class SalesforceSettings:
+    mode: str = "web-to-lead"
+    org_id: str = ""
+    web_to_lead_url: str = ""
+    url: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    api_version: str = "v62.0"
+    external_id_field: str = ""
+    field_map: str = ""
+
+
+@dataclass(frozen=True)
+class MarketoSettings:
+    url: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    field_map: str = ""
+
+
+@dataclass(frozen=True)
+class HubSpotSettings:
+    url: str = "https://api.hubapi.com"
+    token: str = field(default="", repr=False)
+    field_map: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings
+    table: str = "leads"
+    quarantine_table: str = "leadsquarantine"
+    queue: str = "leads-delivery"
+    destinations: tuple[str, ...] = ("email",)
+    forward_test_leads: bool = False
+    retry_delays: tuple[int, ...] = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
+    dedupe_hours: int = 24
+    spool_dir: str = ""
+    http_timeout: float = 20.0
+    email: EmailSettings = EmailSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    dynamics: DynamicsSettings = DynamicsSettings()
+    salesforce: SalesforceSettings = SalesforceSettings()
+    marketo: MarketoSettings = MarketoSettings()
+    hubspot: HubSpotSettings = HubSpotSettings()
+
+    @property
+    def poison_queue(self) -> str:
+        return f"{self.queue}-poison"
+
+
+def _flag(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}.")
+
+
+def _int(name: str, value: str, minimum: int = 0) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {value!r}.") from None
+    if number < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {number}.")
+    return number
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """Split on `;` or `,` (Partner Center's Contact email field uses `;`)."""
+    return tuple(part.strip() for part in value.replace(";", ",").split(",") if part.strip())
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_outbound_url(name: str, url: str) -> str:
+    """Outbound URLs must be HTTPS; plain HTTP is allowed only to a loopback address (local tests)."""
+    url = url.strip().rstrip("/")
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if not parts.hostname or parts.scheme not in ("https", "http"):
+        raise SettingsError(f"{name} must be a full URL such as https://example.com, not {url!r}.")
+    if parts.scheme != "https" and not is_loopback_url(url):
+        raise SettingsError(f"{name} must start with https:// (plain http is only allowed to localhost).")
+    return url
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+
+    def get(name: str) -> str:
+        value = env.get(name)
+        return (_DEFAULTS[name] if value is None or value.strip() == "" else value).strip()
+
+    storage = StorageSettings(
+        connection_string=get("AzureWebJobsStorage"),
+        table_service_uri=get("AzureWebJobsStorage__tableServiceUri"),
+        queue_service_uri=get("AzureWebJobsStorage__queueServiceUri"),
+        client_id=get("AzureWebJobsStorage__clientId"),
+    )
+    if storage.uses_identity and not (storage.table_service_uri and storage.queue_service_uri):
+        raise SettingsError(
+            "Storage is not configured: set AzureWebJobsStorage to a connection string "
+            "(UseDevelopmentStorage=true for Azurite), or set AzureWebJobsStorage__tableServiceUri and "
+            "AzureWebJobsStorage__queueServiceUri to use the app's managed identity."
+        )
+
+    destinations = tuple(d.lower() for d in split_list(get("LEADS_DESTINATIONS")))
+    unknown = [d for d in destinations if d not in DESTINATION_NAMES]
+    if unknown:
+        raise SettingsError(
+            f"LEADS_DESTINATIONS names {', '.join(unknown)}, which is not a destination: "
+            f"use any of {', '.join(DESTINATION_NAMES)}."
+        )
+    delays = tuple(_int("LEADS_RETRY_DELAYS", d, minimum=0) for d in split_list(get("LEADS_RETRY_DELAYS")))
+
+    security = get("LEADS_SMTP_SECURITY").lower()
+    if security not in ("none", "starttls", "ssl"):
+        raise SettingsError(f"LEADS_SMTP_SECURITY must be none, starttls or ssl, not {security!r}.")
+    default_port = {"none": "25", "starttls": "587", "ssl": "465"}[security]
+    email = EmailSettings(
+        to=split_list(get("LEADS_EMAIL_TO")),
+        sender=get("LEADS_EMAIL_FROM"),
+        host=get("LEADS_SMTP_HOST"),
+        port=_int("LEADS_SMTP_PORT", get("LEADS_SMTP_PORT") or default_port, minimum=1),
+        username=get("LEADS_SMTP_USERNAME"),
+        password=env.get("LEADS_SMTP_PASSWORD", ""),
+        security=security,
+        include_pii=_flag("LEADS_EMAIL_INCLUDE_PII", get("LEADS_EMAIL_INCLUDE_PII")),
+    )
+    return Settings(
+        storage=storage,
+        table=get("LEADS_TABLE"),
+        quarantine_table=get("LEADS_QUARANTINE_TABLE"),
+        queue=get("LEADS_QUEUE").lower(),
+        destinations=tuple(dict.fromkeys(destinations)),
+        forward_test_leads=_flag("LEADS_FORWARD_TEST_LEADS", get("LEADS_FORWARD_TEST_LEADS")),
+        retry_delays=delays,
+        dedupe_hours=_int("LEADS_DEDUPE_HOURS", get("LEADS_DEDUPE_HOURS")),
+        spool_dir=get("LEADS_SPOOL_DIR"),
+        http_timeout=float(_int("LEADS_HTTP_TIMEOUT", get("LEADS_HTTP_TIMEOUT"), minimum=1)),
+        email=email,
+        webhook=WebhookSettings(
+            url=check_outbound_url("LEADS_WEBHOOK_URL", get("LEADS_WEBHOOK_URL")),
+            secret=get("LEADS_WEBHOOK_SECRET"),
+        ),
+        dynamics=DynamicsSettings(
+            url=check_outbound_url("LEADS_DYNAMICS_URL", get("LEADS_DYNAMICS_URL")),
+            tenant_id=get("LEADS_DYNAMICS_TENANT_ID"),
+            client_id=get("LEADS_DYNAMICS_CLIENT_ID"),
+            client_secret=get("LEADS_DYNAMICS_CLIENT_SECRET"),
+            client_certificate=get("LEADS_DYNAMICS_CLIENT_CERTIFICATE"),
+            authority_host=check_outbound_url("LEADS_AUTHORITY_HOST", get("LEADS_AUTHORITY_HOST")),
+            field_map=get("LEADS_DYNAMICS_FIELD_MAP"),
+        ),
+        salesforce=SalesforceSettings(
+            mode=get("LEADS_SALESFORCE_MODE").lower(),
+            org_id=get("LEADS_SALESFORCE_ORG_ID"),
+            web_to_lead_url=check_outbound_url(
+                "LEADS_SALESFORCE_WEB_TO_LEAD_URL", get("LEADS_SALESFORCE_WEB_TO_LEAD_URL")
+            ),
+            url=check_outbound_url("LEADS_SALESFORCE_URL", get("LEADS_SALESFORCE_URL")),
+            client_id=get("LEADS_SALESFORCE_CLIENT_ID"),
+            client_secret=get("LEADS_SALESFORCE_CLIENT_SECRET"),
+            api_version=get("LEADS_SALESFORCE_API_VERSION"),
+            external_id_field=get("LEADS_SALESFORCE_EXTERNAL_ID_FIELD"),
+            field_map=get("LEADS_SALESFORCE_FIELD_MAP"),
+        ),
+        marketo=MarketoSettings(
+            url=check_outbound_url("LEADS_MARKETO_URL", get("LEADS_MARKETO_URL")),
+            client_id=get("LEADS_MARKETO_CLIENT_ID"),
+            client_secret=get("LEADS_MARKETO_CLIENT_SECRET"),
+            field_map=get("LEADS_MARKETO_FIELD_MAP"),
+        ),
+        hubspot=HubSpotSettings(
+            url=check_outbound_url("LEADS_HUBSPOT_URL", get("LEADS_HUBSPOT_URL")),
+            token=get("LEADS_HUBSPOT_TOKEN"),
+            field_map=get("LEADS_HUBSPOT_FIELD_MAP"),
+        ),
+    )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The settings of this process, read once (app settings change only with a restart)."""
+    return load_settings()
