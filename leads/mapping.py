@@ -18,10 +18,7 @@ def lead_value(stored: StoredLead, path: str) -> Any:
         return stored.received_at.isoformat()
     value: Any = stored.lead
     for part in path.split("."):
-        if isinstance(value, dict):
-            value = value.get(part, "")
-        else:
-            value = getattr(value, part, "")
+        value = value.get(part, "") if isinstance(value, dict) else getattr(value, part, "")
     return value
 
 

@@ -98,11 +98,15 @@ class FakeServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def on(self, method: str, path: str, answer: Reply | Handler) -> None:
-        self.routes[(method, path)] = answer if callable(answer) else (lambda _req, r=answer: r)
+        if isinstance(answer, Reply):
+            reply = answer
+            self.routes[(method, path)] = lambda _request: reply
+        else:
+            self.routes[(method, path)] = answer
 
     def sent(self, method: str, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path == path]
