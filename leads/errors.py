@@ -52,3 +52,7 @@ class ConfigurationError(DestinationError):
 
 class LeadRejectedError(DestinationError):
     """The destination refused this lead for a reason of its own (a validation rule, a missing field)."""
+
+
+class ConcurrentUpdateError(LeadsError):
+    """Someone else changed the lead since it was read (ETag mismatch): read it again and redo."""

@@ -125,6 +125,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 DESTINATION_NAMES = ("email", "webhook", "dynamics", "salesforce", "marketo", "hubspot")
+# CRMs do not get Partner Center's MSFT_TEST leads unless LEADS_FORWARD_TEST_LEADS=true.
+CRM_DESTINATIONS = frozenset({"dynamics", "salesforce", "marketo", "hubspot"})
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
 
 
@@ -219,6 +221,11 @@ class Settings:
     @property
     def poison_queue(self) -> str:
         return f"{self.queue}-poison"
+
+    @property
+    def crm_flags(self) -> dict[str, bool]:
+        """Each configured destination and whether it is a CRM (the test-lead policy)."""
+        return {name: name in CRM_DESTINATIONS for name in self.destinations}
 
 
 def _flag(name: str, value: str) -> bool:
@@ -315,7 +322,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         storage=storage,
         table=get("LEADS_TABLE"),
         quarantine_table=get("LEADS_QUARANTINE_TABLE"),
-        queue=get("LEADS_QUEUE").lower(),
+        queue=binding_queue_name(env),
         destinations=tuple(dict.fromkeys(destinations)),
         forward_test_leads=_flag("LEADS_FORWARD_TEST_LEADS", get("LEADS_FORWARD_TEST_LEADS")),
         retry_delays=delays,
@@ -361,6 +368,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             field_map=get("LEADS_HUBSPOT_FIELD_MAP"),
         ),
     )
+
+
+def binding_queue_name(env: Mapping[str, str] | None = None) -> str:
+    """The queue the trigger binds to, read when the app is indexed (same rule as LEADS_QUEUE)."""
+    env = os.environ if env is None else env
+    return (env.get("LEADS_QUEUE") or _DEFAULTS["LEADS_QUEUE"]).strip().lower()
 
 
 @functools.cache

@@ -1,0 +1,9 @@
+"""The Functions app: built here, its functions live in blueprints under leads/triggers/."""
+
+import azure.functions as func
+
+from leads.triggers import http, queue, timer
+
+app = func.FunctionApp()
+for blueprint in (http.bp, queue.bp, timer.bp):
+    app.register_functions(blueprint)

@@ -1,0 +1,86 @@
+"""Ingest: parse, store before answering, enqueue, answer. Every rejected request is kept."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from leads import policy
+from leads.errors import LeadValidationError, StorageUnavailableError
+from leads.keys import new_lead_id
+from leads.messages import DeliveryMessage
+from leads.model import StoredLead, utcnow
+from leads.parsing import parse_lead
+from leads.ports import LeadStore, RejectedRequest, WorkQueue
+from leads.settings import Settings
+from leads.spool import Spool
+
+log = logging.getLogger("leads.ingest")
+ENQUEUE_GRACE = timedelta(minutes=2)  # if no worker has claimed the lead by then, the sweeper enqueues it
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class IngestService:
+    def __init__(self, store: LeadStore, queue: WorkQueue, spool: Spool, settings: Settings,
+                 crm_flags: Mapping[str, bool], clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.queue = queue
+        self.spool = spool
+        self.settings = settings
+        self.crm_flags = dict(crm_flags)
+        self.clock = clock
+
+    def receive(self, method: str, body: bytes, content_type: str = "") -> Answer:
+        now = self.clock()
+        if method.upper() != "POST":
+            return self._reject(now, method, body, content_type, 405, "method_not_allowed",
+                                f"{method.upper()} is not allowed here: Partner Center sends leads with POST.",
+                                headers={"Allow": "POST"})
+        try:
+            lead = parse_lead(body)
+        except LeadValidationError as error:
+            extra = {"where": error.where} if error.where else {}
+            return self._reject(now, method, body, content_type, error.status, error.reason, error.explanation,
+                                extra=extra)
+        stored = StoredLead(new_lead_id(now), now, lead,
+                            policy.initial_deliveries(lead, self.crm_flags, self.settings.forward_test_leads))
+        try:
+            added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
+                                   outbox_due=now + ENQUEUE_GRACE)
+        except StorageUnavailableError as error:
+            kept = self.spool.keep(body, now)
+            log.error("storage unavailable, lead %s (%s)", "spooled" if kept else "NOT spooled", error.explanation)
+            return Answer(503, {"error": "storage_unavailable", "message": (
+                "The lead could not be stored because storage is unavailable. "
+                + ("It was kept on the app's disk and will be stored when storage returns; " if kept else "")
+                + "please retry later (a repeated lead is recognised, not duplicated).")},
+                headers={"Retry-After": "30"})
+        if not added.duplicate:
+            try:
+                self.queue.send(DeliveryMessage(stored.id, added.etag, stored))
+            except StorageUnavailableError:
+                # Stored with its outbox row: the sweeper enqueues it. The lead is safe, so say 202.
+                log.warning("lead %s stored but not enqueued; the sweeper will deliver it", stored.id)
+        log.info("lead %s %s%s", added.lead_id, "duplicate" if added.duplicate else "stored",
+                 " (test)" if lead.is_test else "")
+        return Answer(202, {"id": added.lead_id, "duplicate": added.duplicate, "test": lead.is_test})
+
+    def _reject(self, now: datetime, method: str, body: bytes, content_type: str, status: int, reason: str,
+                message: str, headers: dict[str, str] | None = None, extra: dict[str, str] | None = None) -> Answer:
+        rejected = RejectedRequest(now, reason, status, message, method.upper(), content_type, body)
+        try:
+            self.store.quarantine(rejected)
+        except StorageUnavailableError:
+            if body:
+                self.spool.keep(body, now)  # re-ingested later: rejected again and quarantined then
+        log.info("request rejected: %s (%s)", reason, status)
+        return Answer(status, {"error": reason, "message": message, **(extra or {})}, headers or {})

@@ -1,0 +1,53 @@
+"""Lead ids and table keys. One partition per table, so that a lead, its de-duplication marker and its
+outbox row can be written in one atomic transaction (Azure Tables transactions are per partition).
+
+Row keys sort the way they are read: leads newest first (inverted milliseconds), then markers by hash,
+then outbox rows. Listing leads is a range query on the `lead:` prefix; finding a duplicate is a point
+read; finding undelivered work is a range query on the small `outbox:` prefix. No scan."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+LEADS_PARTITION = "leads"
+QUARANTINE_PARTITION = "rejected"
+BREAKER_PARTITION = "breakers"
+_INVERT_FROM = 9_999_999_999_999  # 13 digits of milliseconds: good until the year 2286
+
+
+def new_lead_id(received_at: datetime) -> str:
+    """Readable and unique: `20261121T044355123Z-9f3a1c2e` (UTC time of arrival, 32 random bits)."""
+    moment = received_at.astimezone(UTC)
+    return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z-{secrets.token_hex(4)}"
+
+
+def _inverted_millis(moment: datetime) -> str:
+    return f"{_INVERT_FROM - int(moment.timestamp() * 1000):013d}"
+
+
+def received_at_of(lead_id: str) -> datetime:
+    """The arrival time encoded in a lead id. Raises ValueError if it is not one of ours."""
+    stamp = lead_id.split("-", 1)[0]
+    return datetime.strptime(stamp[:15], "%Y%m%dT%H%M%S").replace(
+        microsecond=int(stamp[15:18]) * 1000, tzinfo=UTC
+    )
+
+
+def lead_row_key(lead_id: str) -> str:
+    return f"lead:{_inverted_millis(received_at_of(lead_id))}:{lead_id}"
+
+
+def dedupe_row_key(fingerprint: str) -> str:
+    return f"marker:{fingerprint}"
+
+
+def outbox_row_key(lead_id: str) -> str:
+    return f"outbox:{lead_id}"
+
+
+def rejected_row_key(received_at: datetime) -> str:
+    return f"{_inverted_millis(received_at)}:{secrets.token_hex(4)}"
+
+
+PREFIX_END = chr(ord(":") + 1)  # "lead:" <= key < "lead;" selects one prefix

@@ -1,0 +1,38 @@
+"""Replay: failed destinations of a lead go back to pending and the lead is enqueued again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from leads import policy
+from leads.errors import ConcurrentUpdateError
+from leads.messages import DeliveryMessage
+from leads.model import utcnow
+from leads.runtime import Runtime
+
+_ATTEMPTS = 5
+
+
+def replay_leads(rt: Runtime, lead_ids: list[str], only_failed: bool = True) -> Iterator[str]:
+    for lead_id in dict.fromkeys(lead_ids):
+        yield f"{lead_id}: {_replay_one(rt, lead_id, only_failed)}"
+
+
+def _replay_one(rt: Runtime, lead_id: str, only_failed: bool) -> str:
+    for _ in range(_ATTEMPTS):
+        try:
+            current = rt.table.load(lead_id)
+        except ValueError:
+            return "not a lead id"
+        if current is None:
+            return "not found"
+        reset = policy.replay(current.stored, only_failed)
+        if reset == current.stored:
+            return "nothing to replay (" + current.stored.status + ")"
+        try:
+            rt.table.save(reset, current.etag, outbox_due=utcnow())
+        except ConcurrentUpdateError:
+            continue
+        rt.queue.send(DeliveryMessage(lead_id))
+        return "queued again"
+    return "kept changing; try again"

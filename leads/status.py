@@ -1,0 +1,30 @@
+"""What an operator needs at a glance, without personal data: open breakers, recent leads' states."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leads.model import iso, utcnow
+from leads.runtime import Runtime
+
+
+def status_report(rt: Runtime, recent: int = 20) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "destinations": list(rt.settings.destinations),
+        "open_breakers": [
+            {"destination": b.destination, "reason": b.reason, "open_until": iso(b.open_until)}
+            for b in rt.table.breakers() if b.open_until > now
+        ],
+        "recent_leads": [
+            {
+                "id": stored.id,
+                "received_at": iso(stored.received_at),
+                "status": stored.status,
+                "test": stored.lead.is_test,
+                "deliveries": {name: {"state": d.state, "attempts": d.attempts, "last_error": d.last_error}
+                               for name, d in stored.deliveries.items()},
+            }
+            for stored in rt.table.recent(recent)
+        ],
+    }

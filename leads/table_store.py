@@ -1,0 +1,270 @@
+"""The Azure Tables adapter: leads, their delivery state, de-duplication markers, the outbox, rejected
+requests and circuit breakers. Every Azure exception is translated here into this package's errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+
+from leads import keys
+from leads.breaker import Breaker
+from leads.errors import ConcurrentUpdateError, StorageUnavailableError
+from leads.model import DeliveryState, Lead, StoredLead, parse_iso
+from leads.ports import Added, RejectedRequest, Versioned
+
+T = TypeVar("T")
+_CHUNK = 30_000  # a string property holds 64 KiB of UTF-16 (32K characters): stay under it
+_SHOWN = 1_000  # display columns are truncated; the full lead is in the Lead column(s)
+_BINARY_CHUNK = 32 * 1024
+
+
+@contextmanager
+def _storage_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (ResourceExistsError, ResourceNotFoundError, ResourceModifiedError, TableTransactionError):
+        raise
+    except HttpResponseError as exc:
+        if exc.status_code in (409, 412):
+            raise
+        raise StorageUnavailableError(f"Table storage refused to {action} ({exc.status_code}).") from None
+    except AzureError:
+        raise StorageUnavailableError(f"Table storage did not answer when asked to {action}.") from None
+
+
+def _code(error: HttpResponseError) -> str:
+    return str(getattr(error, "error_code", "") or "")
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _joined(entity: dict[str, Any], name: str) -> str:
+    parts, index = [str(entity.get(name, ""))], 1
+    while f"{name}_{index}" in entity:
+        parts.append(str(entity[f"{name}_{index}"]))
+        index += 1
+    return "".join(parts)
+
+
+def lead_entity(stored: StoredLead) -> dict[str, Any]:
+    """Readable columns (as Partner Center's Azure Table destination has, CustomerInfo split out, #38995)
+    plus the whole lead as JSON."""
+    lead, customer = stored.lead, stored.lead.customer
+    entity: dict[str, Any] = {
+        "PartitionKey": keys.LEADS_PARTITION,
+        "RowKey": keys.lead_row_key(stored.id),
+        "Id": stored.id,
+        "ReceivedAt": stored.received_at,
+        "Status": stored.status,
+        "IsTest": lead.is_test,
+        "IsEdu": lead.is_edu,
+        "ActionCode": lead.action,
+        "OfferTitle": lead.offer_title[:_SHOWN],
+        "LeadSource": lead.lead_source.raw[:_SHOWN],
+        "FirstName": customer.first_name[:_SHOWN],
+        "LastName": customer.last_name[:_SHOWN],
+        "Email": customer.email[:_SHOWN],
+        "Phone": customer.phone[:_SHOWN],
+        "Country": customer.country[:_SHOWN],
+        "Company": customer.company[:_SHOWN],
+        "Title": customer.title[:_SHOWN],
+        "Deliveries": json.dumps({name: asdict(state) for name, state in stored.deliveries.items()}),
+    }
+    for index, chunk in enumerate(_chunks(json.dumps(lead.to_dict(), ensure_ascii=False), _CHUNK)):
+        entity["Lead" if index == 0 else f"Lead_{index}"] = chunk
+    return entity
+
+
+def stored_from_entity(entity: dict[str, Any]) -> StoredLead:
+    deliveries = json.loads(entity.get("Deliveries") or "{}")
+    received = entity["ReceivedAt"]
+    return StoredLead(
+        id=entity["Id"],
+        received_at=received if isinstance(received, datetime) else parse_iso(str(received)) or received,
+        lead=Lead.from_dict(json.loads(_joined(entity, "Lead"))),
+        deliveries={name: DeliveryState(**state) for name, state in deliveries.items()},
+    )
+
+
+def _delivery_columns(stored: StoredLead) -> dict[str, Any]:
+    return {
+        "PartitionKey": keys.LEADS_PARTITION,
+        "RowKey": keys.lead_row_key(stored.id),
+        "Status": stored.status,
+        "Deliveries": json.dumps({name: asdict(state) for name, state in stored.deliveries.items()}),
+    }
+
+
+def _outbox_entity(lead_id: str, due: datetime) -> dict[str, Any]:
+    return {"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.outbox_row_key(lead_id), "LeadId": lead_id,
+            "DueAt": due}
+
+
+class LeadTable:
+    """Leads table + quarantine table. Clients are created once per process and reused."""
+
+    def __init__(self, service: TableServiceClient, table: str, quarantine_table: str) -> None:
+        self._service = service
+        self.leads: TableClient = service.get_table_client(table)
+        self.quarantine_table: TableClient = service.get_table_client(quarantine_table)
+
+    def create_tables(self) -> None:
+        with _storage_errors("create the tables"):
+            for client in (self.leads, self.quarantine_table):
+                with suppress(ResourceExistsError):
+                    client.create_table()
+
+    def _call(self, action: str, operation: Callable[[], T]) -> T:
+        with _storage_errors(action):
+            return operation()
+
+    # --- ingest -----------------------------------------------------------------------------------
+    def add(self, stored: StoredLead, fingerprint: str, window: timedelta, outbox_due: datetime) -> Added:
+        """Store a new lead, its marker and its outbox row in one transaction; or, if the same payload
+        arrived within `window`, return that lead's id as a duplicate. Atomic: never half-stored."""
+        marker = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.dedupe_row_key(fingerprint),
+                  "LeadId": stored.id, "ReceivedAt": stored.received_at}
+        new_rows: list[Any] = [("create", lead_entity(stored)), ("create", _outbox_entity(stored.id, outbox_due))]
+        try:
+            result = self._call("store the lead", lambda: self.leads.submit_transaction(
+                [("create", marker), *new_rows]))
+            return Added(stored.id, duplicate=False, etag=result[1]["etag"])
+        except TableTransactionError as exc:
+            if _code(exc) != "EntityAlreadyExists":
+                raise StorageUnavailableError(f"Table storage refused the lead ({_code(exc)}).") from None
+        existing = self._call("read the de-duplication marker", lambda: self.leads.get_entity(
+            keys.LEADS_PARTITION, keys.dedupe_row_key(fingerprint)))
+        if stored.received_at - existing["ReceivedAt"] < window:
+            return Added(str(existing["LeadId"]), duplicate=True)
+        # Same payload, but long ago: a new lead. The marker moves to it, unless someone else moved it first.
+        marker_update = ("update", marker, {"mode": UpdateMode.REPLACE, "etag": existing.metadata["etag"],
+                                            "match_condition": MatchConditions.IfNotModified})
+        try:
+            result = self._call("store the lead", lambda: self.leads.submit_transaction([marker_update, *new_rows]))
+        except TableTransactionError:
+            return self.add(stored, fingerprint, window, outbox_due)
+        return Added(stored.id, duplicate=False, etag=result[1]["etag"])
+
+    # --- delivery ---------------------------------------------------------------------------------
+    def load(self, lead_id: str) -> Versioned | None:
+        try:
+            entity = self._call("read the lead", lambda: self.leads.get_entity(
+                keys.LEADS_PARTITION, keys.lead_row_key(lead_id)))
+        except ResourceNotFoundError:
+            return None
+        return Versioned(stored_from_entity(entity), str(entity.metadata["etag"]))
+
+    def save(self, stored: StoredLead, etag: str, outbox_due: datetime | None) -> str:
+        """Write the delivery state if nobody changed the lead since `etag`, and in the same transaction
+        set the outbox row's due time (or remove it once every destination is finished)."""
+        update = ("update", _delivery_columns(stored),
+                  {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": MatchConditions.IfNotModified})
+        outbox: Any = (("upsert", _outbox_entity(stored.id, outbox_due)) if outbox_due is not None
+                       else ("delete", {"PartitionKey": keys.LEADS_PARTITION,
+                                        "RowKey": keys.outbox_row_key(stored.id)}))
+        try:
+            result = self._call("record the delivery", lambda: self.leads.submit_transaction([update, outbox]))
+        except TableTransactionError as exc:
+            if _code(exc) == "UpdateConditionNotSatisfied":
+                raise ConcurrentUpdateError(f"Lead {stored.id} changed while it was being delivered.") from None
+            if _code(exc) == "ResourceNotFound" and outbox_due is None:
+                # The outbox row was already gone (a replay, a poison message): write the lead alone.
+                result = self._call("record the delivery", lambda: self.leads.submit_transaction([update]))
+            else:
+                raise StorageUnavailableError(f"Table storage refused the delivery record ({_code(exc)}).") \
+                    from None
+        return str(result[0]["etag"])
+
+    def due_work(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of leads whose outbox row is due: never enqueued, a retry whose message was lost, or a
+        delivery that crashed after claiming."""
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and DueAt le @now"
+        params = {"pk": keys.LEADS_PARTITION, "lo": "outbox:", "hi": "outbox" + keys.PREFIX_END, "now": now}
+
+        def run() -> list[str]:
+            rows = self.leads.query_entities(query, parameters=params, select=["LeadId"], results_per_page=limit)
+            return [str(row["LeadId"]) for _, row in zip(range(limit), rows, strict=False)]
+
+        return self._call("list undelivered leads", run)
+
+    def postpone(self, lead_id: str, due: datetime) -> None:
+        self._call("update the outbox", lambda: self.leads.upsert_entity(_outbox_entity(lead_id, due)))
+
+    def recent(self, limit: int = 50) -> list[StoredLead]:
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params = {"pk": keys.LEADS_PARTITION, "lo": "lead:", "hi": "lead" + keys.PREFIX_END}
+
+        def run() -> list[StoredLead]:
+            rows = self.leads.query_entities(query, parameters=params, results_per_page=limit)
+            return [stored_from_entity(row) for _, row in zip(range(limit), rows, strict=False)]
+
+        return self._call("list leads", run)
+
+    # --- rejected requests ------------------------------------------------------------------------
+    def quarantine(self, rejected: RejectedRequest) -> None:
+        body = rejected.body[: 2 * _BINARY_CHUNK]
+        entity: dict[str, Any] = {
+            "PartitionKey": keys.QUARANTINE_PARTITION,
+            "RowKey": keys.rejected_row_key(rejected.received_at),
+            "ReceivedAt": rejected.received_at,
+            "Reason": rejected.reason,
+            "Status": rejected.status,
+            "Message": rejected.message[:_SHOWN],
+            "Method": rejected.method[:20],
+            "ContentType": rejected.content_type[:200],
+            "BodyBytes": len(rejected.body),
+            "Truncated": len(rejected.body) > len(body),
+        }
+        for index in range(0, len(body), _BINARY_CHUNK):  # binary properties hold 64 KiB at most
+            entity[f"Body{index // _BINARY_CHUNK}"] = body[index : index + _BINARY_CHUNK]
+        self._call("keep the rejected request", lambda: self.quarantine_table.create_entity(entity))
+
+    def rejected(self, limit: int = 50) -> list[dict[str, Any]]:
+        def run() -> list[dict[str, Any]]:
+            rows = self.quarantine_table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": keys.QUARANTINE_PARTITION}, results_per_page=limit)
+            return [dict(row) for _, row in zip(range(limit), rows, strict=False)]
+
+        return self._call("list rejected requests", run)
+
+    # --- circuit breakers (visible in status) -------------------------------------------------------
+    def record_breaker(self, breaker: Breaker | None, destination: str) -> None:
+        row = {"PartitionKey": keys.BREAKER_PARTITION, "RowKey": destination}
+        if breaker is None:
+            with suppress(ResourceNotFoundError):
+                self._call("close the breaker", lambda: self.leads.delete_entity(row))
+            return
+        self._call("open the breaker", lambda: self.leads.upsert_entity(
+            {**row, "Reason": breaker.reason[:_SHOWN], "OpenUntil": breaker.open_until}))
+
+    def breakers(self) -> list[Breaker]:
+        def run() -> list[Breaker]:
+            rows = self.leads.query_entities("PartitionKey eq @pk", parameters={"pk": keys.BREAKER_PARTITION})
+            return [Breaker(str(r["RowKey"]), str(r["Reason"]), r["OpenUntil"]) for r in rows]
+
+        return self._call("read the breakers", run)
+
+    def ping(self) -> None:
+        """One cheap read that proves the table answers (health)."""
+        def run() -> None:
+            with suppress(ResourceNotFoundError):
+                self.leads.get_entity(keys.LEADS_PARTITION, "health")
+
+        self._call("answer a health check", run)
+

@@ -1,0 +1,37 @@
+"""Queue triggers: the delivery work queue and its poison queue."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from leads.settings import binding_queue_name
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger("leads.queue")
+QUEUE = binding_queue_name()
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=QUEUE, connection="AzureWebJobsStorage")
+def deliver_lead(msg: func.QueueMessage) -> None:
+    """Raises on storage errors so the host retries; a retry backoff of hours is the app's own."""
+    from leads.runtime import delivery, runtime
+    from leads.unreadable import decode_or_quarantine
+
+    message = decode_or_quarantine(msg.get_body(), runtime().table, QUEUE)
+    if message is not None:
+        delivery().handle(message)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=f"{QUEUE}-poison", connection="AzureWebJobsStorage")
+def fail_poisoned_lead(msg: func.QueueMessage) -> None:
+    """A message the host gave up on: its lead is marked failed (and stays replayable), never left here."""
+    from leads.runtime import delivery, runtime
+    from leads.unreadable import decode_or_quarantine
+
+    message = decode_or_quarantine(msg.get_body(), runtime().table, f"{QUEUE}-poison")
+    if message is not None:
+        delivery().give_up(message, (
+            f"Delivery kept crashing on this lead, so the queue moved it to {QUEUE}-poison; see the app's logs "
+            f"for the cause. Replay it with `python -m leads replay {message.lead_id}` once fixed."))
