@@ -1,0 +1,42 @@
+# Two commands: `make run` (the app on http://127.0.0.1:7071 with Azurite and a local mail catcher)
+# and `make test` (lint, type checks, unit, Azurite, end-to-end and infrastructure checks).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint typecheck pytest infra-check bench deps clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+deps: $(BIN)/.installed node_modules/.installed
+
+run: deps
+	$(BIN)/python -m devhost
+
+test: deps lint typecheck pytest infra-check
+
+lint: deps
+	$(BIN)/ruff check .
+
+typecheck: deps
+	$(BIN)/mypy
+
+pytest: deps
+	$(BIN)/python -m pytest
+
+infra-check:
+	bash infra/check.sh
+
+bench: deps
+	$(BIN)/python -m tests.bench
+
+clean:
+	rm -rf $(VENV) .venv-checkov node_modules .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,300 @@
+"""The spine on a real Azurite: store before answering, de-duplicate, deliver exactly once, retry, sweep."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from leads.destinations.base import Delivered
+from leads.errors import ConfigurationError, TransientDestinationError
+from leads.messages import DeliveryMessage
+from leads.model import BLOCKED, DELIVERED, FAILED, RETRYING, SKIPPED
+from leads.sweeper import Sweeper
+from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
+
+pytestmark = pytest.mark.azurite
+
+LEAD = {"UserDetails": {"FirstName": "Ana", "LastName": "Lopez", "Email": "Ana@Fabrikam.example",
+                        "Company": "Fabrikam", "Country": "ES"},
+        "LeadSource": "AzureMarketplace", "ActionCode": "INS", "OfferTitle": "Lead Router"}
+
+
+def body(**changes: object) -> bytes:
+    return json.dumps({**LEAD, **changes}).encode()
+
+
+def dead_connection_string(connection_string: str) -> str:
+    """The same account on a port where nothing listens: storage that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    parts = [p for p in connection_string.split(";") if p and "Endpoint=" not in p]
+    return ";".join([*parts, f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1",
+                      f"QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1"])
+
+
+@pytest.fixture
+def pipeline(azurite, tmp_path: Path) -> Pipeline:
+    return build_pipeline(azurite.connection_string, str(tmp_path / "spool"),
+                          {"email": RecordingDestination("email"), "hubspot": RecordingDestination("hubspot", True)})
+
+
+def test_lead_is_stored_before_the_answer_and_a_delivery_message_is_queued(pipeline: Pipeline) -> None:
+    answer = pipeline.ingest.receive("POST", body())
+    assert answer.status == 202
+    assert answer.body["duplicate"] is False and answer.body["test"] is False
+    stored = pipeline.table.load(answer.body["id"])
+    assert stored is not None
+    assert stored.stored.lead.customer.email == "ana@fabrikam.example"
+    assert set(stored.stored.deliveries) == {"email", "hubspot"}
+    [message] = pipeline.queued()
+    assert message.lead_id == answer.body["id"]
+    assert message.snapshot is not None and message.etag == stored.etag
+
+
+def test_same_payload_within_the_window_is_the_same_lead(pipeline: Pipeline) -> None:
+    first = pipeline.ingest.receive("POST", body())
+    camel = json.dumps({"userDetails": {"firstName": "Ana", "lastName": "Lopez", "email": "ana@fabrikam.example",
+                                        "company": "Fabrikam", "country": "ES"}, "leadSource": "AzureMarketplace",
+                        "actionCode": "INS", "offerTitle": "Lead Router"}).encode()
+    second = pipeline.ingest.receive("POST", camel)
+    assert second.status == 202
+    assert second.body == {"id": first.body["id"], "duplicate": True, "test": False}
+    assert len(pipeline.queued()) == 1
+
+
+def test_same_payload_after_the_window_is_a_new_lead(pipeline: Pipeline) -> None:
+    first = pipeline.ingest.receive("POST", body())
+    pipeline.clock.offset = 25 * 3600
+    later = pipeline.ingest.receive("POST", body())
+    assert later.body["duplicate"] is False
+    assert later.body["id"] != first.body["id"]
+    pipeline.clock.offset = 26 * 3600
+    assert pipeline.ingest.receive("POST", body()).body == {"id": later.body["id"], "duplicate": True, "test": False}
+
+
+def test_concurrent_identical_posts_store_one_lead(pipeline: Pipeline) -> None:
+    answers = []
+    barrier = threading.Barrier(6)
+
+    def post() -> None:
+        barrier.wait()
+        answers.append(pipeline.ingest.receive("POST", body(Description="race")))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {a.status for a in answers} == {202}
+    assert len({a.body["id"] for a in answers}) == 1
+    assert sum(not a.body["duplicate"] for a in answers) == 1
+    assert len(pipeline.queued()) == 1
+
+
+def test_every_rejected_request_is_kept_in_quarantine(pipeline: Pipeline) -> None:
+    printed = (Path(__file__).resolve().parents[2] / "shared/samples/faq-test-lead-as-printed.txt").read_bytes()
+    assert pipeline.ingest.receive("POST", printed).status == 400
+    assert pipeline.ingest.receive("POST", b"[1]").status == 400
+    assert pipeline.ingest.receive("POST", b"x" * (70 * 1024)).status == 413
+    assert pipeline.ingest.receive("PUT", b"{}").status == 405
+    rows = {row["Reason"]: row for row in pipeline.table.rejected()}
+    assert set(rows) == {"invalid_json", "not_an_object", "too_large", "method_not_allowed"}
+    assert rows["invalid_json"]["Body0"] + rows["invalid_json"].get("Body1", b"") == printed
+    assert "line 14, column 5" in rows["invalid_json"]["Message"]
+    too_large = rows["too_large"]
+    assert too_large["Truncated"] is True and too_large["BodyBytes"] == 70 * 1024
+    assert len(too_large["Body0"]) + len(too_large["Body1"]) == 64 * 1024
+    assert pipeline.queued() == []
+
+
+def test_storage_down_answers_503_keeps_the_lead_on_disk_and_the_sweeper_stores_it(azurite, tmp_path: Path) -> None:
+    spool = str(tmp_path / "spool")
+    down = build_pipeline(azurite.connection_string, spool, {"email": RecordingDestination("email")},
+                          table_connection=dead_connection_string(azurite.connection_string),
+                          queue_connection=dead_connection_string(azurite.connection_string))
+    answer = down.ingest.receive("POST", body())
+    assert answer.status == 503
+    assert answer.body["error"] == "storage_unavailable"
+    assert "retry" in answer.body["message"]
+    assert len(list(Path(spool).glob("*.json"))) == 1
+
+    up = build_pipeline(azurite.connection_string, spool, {"email": RecordingDestination("email")})
+    report = Sweeper(up.table, up.runtime.queue, up.ingest, up.runtime.spool).sweep()
+    assert report.respooled == 1
+    assert list(Path(spool).glob("*.json")) == []
+    [message] = up.queued()
+    loaded = up.table.load(message.lead_id)
+    assert loaded is not None and loaded.stored.lead.customer.first_name == "Ana"
+
+
+def test_stored_but_not_enqueued_is_delivered_through_the_sweeper(azurite, tmp_path: Path) -> None:
+    email = RecordingDestination("email")
+    broken_queue = build_pipeline(azurite.connection_string, str(tmp_path), {"email": email},
+                                  queue_connection=dead_connection_string(azurite.connection_string))
+    answer = broken_queue.ingest.receive("POST", body())
+    assert answer.status == 202  # the lead is safe in the table; the outbox row will bring it back
+    working = build_pipeline(azurite.connection_string, str(tmp_path), {"email": email})
+    sweeper = Sweeper(broken_queue.table, working.runtime.queue, working.ingest, working.runtime.spool,
+                      clock=lambda: broken_queue.clock() + timedelta(minutes=3))
+    assert sweeper.sweep().requeued == 1
+    assert sweeper.sweep().requeued == 0  # postponed: not enqueued again at every sweep
+    [message] = working.queued()
+    assert message.lead_id == answer.body["id"]
+
+
+def test_happy_path_takes_four_storage_calls_per_lead(pipeline: Pipeline) -> None:
+    pipeline.transport.reset()
+    answer = pipeline.ingest.receive("POST", body())
+    ingest_calls = dict(pipeline.transport.calls)
+    [message] = pipeline.queued()
+    pipeline.transport.reset()
+    pipeline.delivery.handle(message)
+    delivery_calls = dict(pipeline.transport.calls)
+    # ingest: one transaction (marker + lead + outbox) and one enqueue; delivery: claim and record
+    assert sum(ingest_calls.values()) == 2, ingest_calls
+    assert sum(delivery_calls.values()) == 2, delivery_calls
+    assert pipeline.table.load(answer.body["id"]).stored.status == DELIVERED  # type: ignore[union-attr]
+
+
+def test_a_message_delivered_twice_sends_once(pipeline: Pipeline) -> None:
+    answer = pipeline.ingest.receive("POST", body())
+    [message] = pipeline.queued()
+    pipeline.delivery.handle(message)
+    pipeline.delivery.handle(message)
+    pipeline.delivery.handle(DeliveryMessage(answer.body["id"]))
+    assert pipeline.destinations["email"].received == [answer.body["id"]]
+    assert pipeline.destinations["hubspot"].received == [answer.body["id"]]
+    state = pipeline.table.load(answer.body["id"]).stored.deliveries["email"]  # type: ignore[union-attr]
+    assert (state.state, state.attempts, state.record_id) == (DELIVERED, 1, "email-1")
+
+
+def test_the_same_message_handled_concurrently_sends_once(pipeline: Pipeline) -> None:
+    pipeline.ingest.receive("POST", body())
+    [message] = pipeline.queued()
+    gate = threading.Event()
+    pipeline.destinations["email"].gate = gate
+    threads = [threading.Thread(target=pipeline.delivery.handle, args=(message,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert len(pipeline.destinations["email"].received) == 1
+
+
+def test_transient_failure_is_retried_with_a_delayed_message_and_delivered_once(pipeline: Pipeline) -> None:
+    email = pipeline.destinations["email"]
+    email.script = [TransientDestinationError("SMTP down"), TransientDestinationError("SMTP down")]
+    answer = pipeline.ingest.receive("POST", body())
+    [message] = pipeline.queued()
+    pipeline.delivery.handle(message)
+    lead = pipeline.table.load(answer.body["id"]).stored  # type: ignore[union-attr]
+    assert lead.deliveries["email"].state == RETRYING
+    assert lead.deliveries["hubspot"].state == DELIVERED  # the others carry on
+    assert pipeline.queued() == []  # the retry message is invisible for its delay
+    for _ in range(2):
+        pipeline.clock.offset += 5
+        retry = wait_for_message(pipeline)
+        pipeline.delivery.handle(retry)
+    lead = pipeline.table.load(answer.body["id"]).stored  # type: ignore[union-attr]
+    assert lead.deliveries["email"].state == DELIVERED
+    assert lead.deliveries["email"].attempts == 3
+    assert len(email.received) == 3
+    assert pipeline.destinations["hubspot"].received == [answer.body["id"]]
+
+
+def wait_for_message(pipeline: Pipeline, timeout: float = 10) -> DeliveryMessage:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages = pipeline.queued()
+        if messages:
+            return messages[0]
+        time.sleep(0.2)
+    raise AssertionError("no retry message became visible")
+
+
+def test_retries_end_in_failed_with_the_reason(pipeline: Pipeline) -> None:
+    email = pipeline.destinations["email"]
+    email.script = [TransientDestinationError("SMTP down")] * 10
+    answer = pipeline.ingest.receive("POST", body())
+    message = pipeline.queued()[0]
+    for _ in range(4):  # the schedule (1,2,3 s) allows three retries after the first try
+        pipeline.delivery.handle(message)
+        pipeline.clock.offset += 10
+        message = DeliveryMessage(answer.body["id"])
+    state = pipeline.table.load(answer.body["id"]).stored.deliveries["email"]  # type: ignore[union-attr]
+    assert state.state == FAILED
+    assert "Gave up after 4 attempts" in state.last_error
+    assert f"python -m leads replay {answer.body['id']}" in state.last_error
+
+
+def test_configuration_error_trips_the_breaker_and_the_others_carry_on(pipeline: Pipeline) -> None:
+    hubspot = pipeline.destinations["hubspot"]
+    hubspot.script = [ConfigurationError("HubSpot refused the token: set LEADS_HUBSPOT_TOKEN.")]
+    first = pipeline.ingest.receive("POST", body())
+    pipeline.delivery.handle(pipeline.queued()[0])
+    second = pipeline.ingest.receive("POST", body(Description="second"))
+    pipeline.delivery.handle(pipeline.queued()[0])
+    assert hubspot.received == [first.body["id"]]  # not called again while the breaker is open
+    for lead_id in (first.body["id"], second.body["id"]):
+        lead = pipeline.table.load(lead_id).stored  # type: ignore[union-attr]
+        assert lead.deliveries["email"].state == DELIVERED
+        assert lead.deliveries["hubspot"].state == BLOCKED
+        assert "LEADS_HUBSPOT_TOKEN" in lead.deliveries["hubspot"].last_error
+
+
+def test_test_leads_are_notified_but_not_sent_to_crms(pipeline: Pipeline) -> None:
+    answer = pipeline.ingest.receive("POST", body(OfferTitle="MSFT_TEST_636573304831318844"))
+    assert answer.body["test"] is True
+    pipeline.delivery.handle(pipeline.queued()[0])
+    lead = pipeline.table.load(answer.body["id"]).stored  # type: ignore[union-attr]
+    assert lead.deliveries["email"].state == DELIVERED
+    assert lead.deliveries["hubspot"].state == SKIPPED
+    assert pipeline.destinations["hubspot"].received == []
+
+
+def test_a_poison_message_marks_the_lead_failed_and_replay_brings_it_back(pipeline: Pipeline) -> None:
+    from leads.replay import replay_leads
+
+    answer = pipeline.ingest.receive("POST", body())
+    pipeline.queued()
+    pipeline.delivery.give_up(DeliveryMessage(answer.body["id"]), "crashed five times")
+    lead = pipeline.table.load(answer.body["id"]).stored  # type: ignore[union-attr]
+    assert {d.state for d in lead.deliveries.values()} == {FAILED}
+    assert pipeline.table.due_work(pipeline.clock() + timedelta(days=1)) == []  # not left in the outbox
+    assert list(replay_leads(pipeline.runtime, [answer.body["id"]])) == [f"{answer.body['id']}: queued again"]
+    pipeline.delivery.handle(pipeline.queued()[0])
+    lead = pipeline.table.load(answer.body["id"]).stored  # type: ignore[union-attr]
+    assert {d.state for d in lead.deliveries.values()} == {DELIVERED}
+
+
+def test_a_worker_that_dies_after_claiming_is_recovered_after_its_lease(pipeline: Pipeline) -> None:
+    answer = pipeline.ingest.receive("POST", body())
+    [message] = pipeline.queued()
+    email = pipeline.destinations["email"]
+    email.script = [RuntimeError("worker killed")]
+    original = pipeline.delivery._record
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise SystemExit("the worker died between sending and recording")
+
+    pipeline.delivery._record = crash  # type: ignore[method-assign, assignment]
+    with pytest.raises(SystemExit):
+        pipeline.delivery.handle(message)
+    pipeline.delivery._record = original  # type: ignore[method-assign]
+    email.script = [Delivered("late")]
+    assert pipeline.table.due_work(pipeline.clock()) == []
+    pipeline.clock.offset = 13 * 60  # lease (10 min) + grace (2 min) have passed
+    assert pipeline.table.due_work(pipeline.clock()) == [answer.body["id"]]
+    pipeline.delivery.handle(DeliveryMessage(answer.body["id"]))
+    lead = pipeline.table.load(answer.body["id"]).stored  # type: ignore[union-attr]
+    assert lead.deliveries["email"].state == DELIVERED
+    assert lead.deliveries["email"].record_id == "late"
