@@ -9,7 +9,7 @@ from typing import Any
 from azure.core.pipeline.transport import RequestsTransport
 
 
-class CountingTransport(RequestsTransport):
+class CountingTransport(RequestsTransport):  # type: ignore[misc]
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.calls: Counter[str] = Counter()
