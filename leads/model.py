@@ -88,6 +88,26 @@ class Lead:
     def offer_name(self) -> str:
         return self.offer_title or self.lead_source.offer_id or "(offer not named)"
 
+    @property
+    def partner_center_source(self) -> str:
+        """`<source>-<action>|<offer>`, the LeadSource Partner Center's own CRM connectors write (the JSON
+        it POSTs often carries only `AzureMarketplace`, with the action in ActionCode)."""
+        text = self.lead_source.source or self.lead_source.raw.split("|", 1)[0].split("-", 1)[0]
+        if self.action:
+            text = f"{text}-{self.action}" if text else self.action
+        offer = self.lead_source.offer or self.offer_title
+        return f"{text}|{offer}" if offer else text
+
+    @property
+    def summary(self) -> str:
+        """A few lines for a CRM's free-text field: what happened, on which offer, and the lead's own text."""
+        lines = [f"Microsoft commercial marketplace lead: {self.action_meaning}.", f"Offer: {self.offer_name}."]
+        if self.lead_source.raw:
+            lines.append(f"Lead source: {self.lead_source.raw}.")
+        if self.description.strip():
+            lines.append(self.description.strip())
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -72,7 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
             group="email"),
     # Webhook
     Setting("LEADS_WEBHOOK_URL", "", "HTTPS URL that receives each lead as signed JSON.", group="webhook"),
-    Setting("LEADS_WEBHOOK_SECRET", "", "Key of the HMAC-SHA256 signature (32 random bytes or more).",
+    Setting("LEADS_WEBHOOK_SECRET", "", "Key of the HMAC-SHA256 signature (32 characters or more, random).",
             secret=True, group="webhook"),
     # Dynamics 365 / Azure AD
     Setting("LEADS_AUTHORITY_HOST", "https://login.microsoftonline.com", "Azure AD authority (sovereign "
@@ -93,8 +93,8 @@ SETTINGS: tuple[Setting, ...] = (
     # Salesforce
     Setting("LEADS_SALESFORCE_MODE", "web-to-lead", "`web-to-lead` (no credentials; errors are invisible) "
             "or `rest` (connected app; errors are reported).", group="salesforce"),
-    Setting("LEADS_SALESFORCE_ORG_ID", "", "Web-to-Lead: the 15-character Organization ID (`oid`).",
-            group="salesforce"),
+    Setting("LEADS_SALESFORCE_ORG_ID", "", "Web-to-Lead: the 15- or 18-character Organization ID "
+            "(`oid`, starts with 00D).", group="salesforce"),
     Setting("LEADS_SALESFORCE_WEB_TO_LEAD_URL",
             "https://webto.salesforce.com/servlet/servlet.WebToLead?encoding=UTF-8",
             "Web-to-Lead endpoint.", group="salesforce"),
@@ -109,7 +109,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LEADS_SALESFORCE_FIELD_MAP", "", "JSON object that changes or extends the Lead mapping.",
             group="salesforce"),
     # Marketo
-    Setting("LEADS_MARKETO_URL", "", "REST endpoint from Admin > Web Services, e.g. "
+    Setting("LEADS_MARKETO_URL", "", "REST endpoint from Admin > Integration > Web Services, e.g. "
             "`https://123-ABC-456.mktorest.com`.", group="marketo"),
     Setting("LEADS_MARKETO_CLIENT_ID", "", "Client ID of the LaunchPoint custom service.", group="marketo"),
     Setting("LEADS_MARKETO_CLIENT_SECRET", "", "Client Secret of the LaunchPoint custom service.",

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import azure.functions as func
 import pytest
@@ -23,8 +24,9 @@ SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 def call(function: object, method: str = "POST", body: bytes = b"", route: str = "leads") -> func.HttpResponse:
     request = func.HttpRequest(method=method, url=f"http://localhost/api/{route}", body=body,
                                headers={"content-type": "application/json"})
-    handler = getattr(function, "get_user_function", lambda: function)()
-    response: func.HttpResponse = handler(request)
+    handler: Any = getattr(function, "get_user_function", lambda: function)()
+    response = handler(request)
+    assert isinstance(response, func.HttpResponse)
     return response
 
 

@@ -24,7 +24,8 @@ def test_every_setting_is_documented_in_readme_and_the_sample(setting) -> None:
 
 def test_defaults() -> None:
     settings = load_settings(BASE)
-    assert (settings.table, settings.queue, settings.poison_queue) == ("leads", "leads-delivery", "leads-delivery-poison")
+    assert (settings.table, settings.queue) == ("leads", "leads-delivery")
+    assert settings.poison_queue == "leads-delivery-poison"
     assert settings.destinations == ("email",)
     assert settings.email.include_pii is False
     assert settings.dynamics.authority_host == "https://login.microsoftonline.com"

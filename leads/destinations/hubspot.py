@@ -1,0 +1,209 @@
+"""HubSpot (Partner Center has no HubSpot connector): a private app's access token and the CRM v3 contacts
+API. The contact is identified by e-mail: create it, and when HubSpot answers 409 (the e-mail is already a
+contact) update that contact by e-mail (`PATCH /crm/v3/objects/contacts/{email}?idProperty=email`), so a
+redelivered lead never creates a second contact. See docs/hubspot.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from leads.destinations.base import Check, Delivered, Destination, Skipped
+from leads.destinations.http import send
+from leads.destinations.vendor_common import (
+    USER_AGENT,
+    SettingsProblems,
+    check_step,
+    json_body,
+    no_email_skip,
+    replay_hint,
+)
+from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
+from leads.mapping import map_fields
+from leads.model import StoredLead
+from leads.settings import HubSpotSettings, Settings
+
+LABEL = "HubSpot"
+MAP_SETTING = "LEADS_HUBSPOT_FIELD_MAP"
+# Standard contact properties only, so the mapping works in any HubSpot account. `message` (a textarea
+# HubSpot's own forms fill) carries what happened, the offer and the lead's text; hs_lead_status is an
+# enumeration whose options each account edits, so it is left to LEADS_HUBSPOT_FIELD_MAP.
+DEFAULT_PROPERTIES = {
+    "firstname": "customer.first_name",
+    "lastname": "customer.last_name",
+    "email": "customer.email",
+    "phone": "customer.phone",
+    "company": "customer.company",
+    "jobtitle": "customer.title",
+    "country": "customer.country",
+    "message": "summary",
+}
+WRITE_SCOPE = "crm.objects.contacts.write"
+READ_SCOPE = "crm.objects.contacts.read"
+PRIVATE_APPS = "HubSpot Settings > Integrations > Private Apps (Development > Legacy apps in newer accounts)"
+
+
+def create(settings: Settings) -> Destination:
+    return HubSpot(settings.hubspot, settings.http_timeout)
+
+
+class HubSpot:
+    name = "hubspot"
+    is_crm = True
+
+    def __init__(self, settings: HubSpotSettings, timeout: float) -> None:
+        self.url = settings.url.rstrip("/")
+        self._token = settings.token
+        self.timeout = timeout
+        self.problems = SettingsProblems()
+        self.problems.require(self.url, "LEADS_HUBSPOT_URL is empty: use https://api.hubapi.com.")
+        self.problems.require(self._token, f"LEADS_HUBSPOT_TOKEN is not set: create a private app in {PRIVATE_APPS} "
+                                           f"with the scopes {READ_SCOPE} and {WRITE_SCOPE}, and copy its access "
+                                           "token.")
+        self.properties = self.problems.field_map(DEFAULT_PROPERTIES, settings.field_map, MAP_SETTING)
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    def deliver(self, stored: StoredLead) -> Delivered | Skipped:
+        self.problems.raise_first()
+        properties = map_fields(stored, self.properties)
+        email = properties.get("email")
+        if not email:
+            # E-mail is how HubSpot tells contacts apart; without it every redelivery would add a contact.
+            return no_email_skip(LABEL)
+        response = self._call("POST", "/crm/v3/objects/contacts", json={"properties": properties})
+        if response.status_code == 409:  # CONFLICT: "Contact already exists. Existing ID: ..."
+            # As documented: the e-mail in the path ("@" is legal there), idProperty=email.
+            response = self._call("PATCH", f"/crm/v3/objects/contacts/{quote(str(email), safe='@')}",
+                                  params={"idProperty": "email"}, json={"properties": properties})
+            if response.status_code == 404:
+                raise TransientDestinationError(
+                    "HubSpot said the contact exists, then did not find it by e-mail (merged or deleted "
+                    "meanwhile); will retry.")
+        if response.status_code in (200, 201):
+            body = json_body(response)
+            return Delivered(str(body.get("id", "")) if isinstance(body, dict) else "")
+        raise _refusal(response, stored.id)
+
+    def check(self) -> list[Check]:
+        checks = self.problems.checks(self.name)
+        if any(not c.ok for c in checks):
+            return checks
+        read = check_step(self.name, "read contacts", self._can_read)
+        checks.append(read)
+        if read.ok:
+            checks.append(check_step(self.name, "scopes", self._write_scope))
+            checks.append(check_step(self.name, "mapped properties", self._properties_exist))
+        return checks
+
+    def _can_read(self) -> str:
+        response = self._call("GET", "/crm/v3/objects/contacts", params={"limit": "1"})
+        if response.status_code != 200:
+            raise _refusal(response, "")
+        return "OK (the token is valid and can read contacts)"
+
+    def _write_scope(self) -> str:
+        # The only way to see the write scope without writing: HubSpot's private-app token info endpoint.
+        response = self._call("POST", "/oauth/v2/private-apps/get/access-token-info", json={"tokenKey": self._token})
+        body = json_body(response)
+        if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("scopes"), list):
+            return f"OK (could not list the token's scopes, HTTP {response.status_code}; the first lead will tell)"
+        if WRITE_SCOPE not in body["scopes"]:
+            raise ConfigurationError(
+                f"The private app lacks the scope {WRITE_SCOPE}: add it in {PRIVATE_APPS} > your app > Scopes and "
+                "commit the change (the token stays the same).")
+        return f"OK ({WRITE_SCOPE})"
+
+    def _properties_exist(self) -> str:
+        response = self._call("GET", "/crm/v3/properties/contacts")
+        body = json_body(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise _refusal(response, "")
+        read_only: dict[str, bool] = {}
+        for item in body.get("results") or []:
+            if isinstance(item, dict) and item.get("name"):
+                metadata = item.get("modificationMetadata")
+                read_only[str(item["name"])] = bool(isinstance(metadata, dict) and metadata.get("readOnlyValue"))
+        missing = [name for name in self.properties if name not in read_only]
+        locked = [name for name in self.properties if read_only.get(name)]
+        if missing or locked:
+            parts = []
+            if missing:
+                parts.append(f"HubSpot has no contact property {', '.join(missing)} (internal names; fix "
+                             f"{MAP_SETTING} or create the property in Settings > Properties)")
+            if locked:
+                parts.append(f"{', '.join(locked)} is read-only")
+            raise ConfigurationError("; ".join(parts) + ".")
+        return f"OK ({', '.join(self.properties)})"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return send(self.session, method, f"{self.url}{path}", label=LABEL, timeout=self.timeout,
+                    allow_redirects=False, headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+
+
+def _refusal(response: requests.Response, lead_id: str) -> DestinationError:
+    body = json_body(response)
+    body = body if isinstance(body, dict) else {}
+    category = str(body.get("category", ""))
+    status = response.status_code
+    replay = replay_hint(lead_id)
+    if status == 401:
+        return ConfigurationError(
+            f"HubSpot refused the access token ({category or 'HTTP 401'}): LEADS_HUBSPOT_TOKEN is wrong, or the "
+            f"token was rotated or the private app deleted. Copy the current token from {PRIVATE_APPS} > your app "
+            "> Auth > Show token (Rotate if it leaked) into LEADS_HUBSPOT_TOKEN.")
+    if status == 403:
+        scopes = _required_scopes(body) or [WRITE_SCOPE]
+        return ConfigurationError(
+            f"The HubSpot private app lacks the scope {', '.join(scopes)} ({category or 'HTTP 403'}): add it in "
+            f"{PRIVATE_APPS} > your app > Scopes ({READ_SCOPE} and {WRITE_SCOPE}) and commit the change.")
+    if status == 404:
+        return ConfigurationError(
+            f"HubSpot at {urlsplit(response.url).netloc} answered 404 for the contacts API: set LEADS_HUBSPOT_URL "
+            "to https://api.hubapi.com.")
+    if status == 400 and category == "VALIDATION_ERROR":
+        return _validation_refusal(str(body.get("message", "")), replay)
+    # The message can quote the lead's values: name the category only.
+    return LeadRejectedError(f"HubSpot refused this lead ({category or f'HTTP {status}'}): {replay}.")
+
+
+def _validation_refusal(message: str, replay: str) -> DestinationError:
+    """`Property values were not valid: [{"isValid":false,"error":"PROPERTY_DOESNT_EXIST","name":"foo",...}]`:
+    only the error codes and property names are used (the messages quote the values)."""
+    problems: list[tuple[str, str]] = []
+    if "[" in message:
+        try:
+            items = json.loads(message[message.index("["):])
+        except ValueError:
+            items = []
+        problems = [(str(i.get("error", "")), str(i.get("name", ""))) for i in items if isinstance(i, dict)]
+    unknown = [name for error, name in problems if error == "PROPERTY_DOESNT_EXIST"]
+    if unknown:
+        return ConfigurationError(
+            f"HubSpot has no contact property {', '.join(unknown)}: fix {MAP_SETTING} (use internal property "
+            "names) or create the property in HubSpot Settings > Properties.")
+    locked = [name for error, name in problems if error == "READ_ONLY_VALUE"]
+    if locked:
+        return ConfigurationError(f"HubSpot contact property {', '.join(locked)} is read-only: remove it from "
+                                  f"{MAP_SETTING}.")
+    if any(error == "INVALID_EMAIL" for error, _ in problems):
+        return LeadRejectedError("HubSpot says this lead's e-mail address is not valid (INVALID_EMAIL), so it cannot "
+                                 "become a contact: the lead stays in the lead table and the other destinations.")
+    named = ", ".join(f"{name} ({error})" for error, name in problems if name) or "VALIDATION_ERROR"
+    return LeadRejectedError(
+        f"HubSpot refused this lead's value for {named}: adjust the property's options in HubSpot Settings > "
+        f"Properties or {MAP_SETTING}, {replay}.")
+
+
+def _required_scopes(body: dict[str, Any]) -> list[str]:
+    scopes: list[str] = []
+    for error in body.get("errors") or []:
+        context = error.get("context") if isinstance(error, dict) else None
+        if isinstance(context, dict):
+            for key in ("requiredGranularScopes", "requiredScopes"):
+                scopes.extend(str(scope) for scope in context.get(key) or [])
+    return list(dict.fromkeys(scopes))

@@ -1,0 +1,171 @@
+"""Webhook: the normalized lead as signed JSON, POSTed to LEADS_WEBHOOK_URL (Power Automate's "When a HTTP
+request is received", a Zapier "Catch Hook", your own endpoint). Not a CRM: Partner Center's test leads
+go here too. The body is documented in docs/webhook.md; the signature in leads/webhook_signature.py.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from leads.destinations.base import Check, Delivered, Destination
+from leads.destinations.http import send
+from leads.destinations.vendor_common import (
+    USER_AGENT,
+    SettingsProblems,
+    json_body,
+    replay_hint,
+)
+from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
+from leads.model import StoredLead, iso
+from leads.settings import Settings, WebhookSettings, is_loopback_url
+from leads.webhook_signature import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+LABEL = "The webhook receiver"
+SCHEMA = "marketplace-lead/1"
+MIN_SECRET_LENGTH = 32
+KEY_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def create(settings: Settings) -> Destination:
+    return Webhook(settings.webhook, settings.http_timeout)
+
+
+def webhook_payload(stored: StoredLead) -> dict[str, Any]:
+    """The JSON a receiver gets (docs/webhook.md): every field always present, empty when unknown."""
+    lead = stored.lead
+    return {
+        "schema": SCHEMA,
+        "id": stored.id,
+        "received_at": iso(stored.received_at),
+        "is_test": lead.is_test,
+        "is_edu": lead.is_edu,
+        "action": {"code": lead.action, "meaning": lead.action_meaning},
+        "offer": {
+            "title": lead.offer_title,
+            "name": lead.offer_name,
+            "publisher_id": lead.lead_source.publisher_id,
+            "offer_id": lead.lead_source.offer_id,
+        },
+        "customer": asdict(lead.customer),
+        "campaign": dict(lead.campaign),
+        "lead_source": {
+            "raw": lead.lead_source.raw,
+            "source": lead.lead_source.source,
+            "action": lead.lead_source.action,
+            "offer": lead.lead_source.offer,
+            "partner_center": stored.lead.partner_center_source,
+        },
+        "description": lead.description,
+        "extra": dict(lead.extra),
+    }
+
+
+def webhook_body(stored: StoredLead) -> bytes:
+    # The signature covers these exact bytes: receivers must verify the raw body, not a re-serialization.
+    return json.dumps(webhook_payload(stored), ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+class Webhook:
+    name = "webhook"
+    is_crm = False
+
+    def __init__(self, settings: WebhookSettings, timeout: float, clock: Callable[[], float] = time.time) -> None:
+        self.url = settings.url
+        self._secret = settings.secret
+        self.timeout = timeout
+        self.clock = clock
+        self.problems = SettingsProblems()
+        self.problems.require(self.url, "LEADS_WEBHOOK_URL is not set: give the HTTPS URL that receives each lead "
+                                        "(e.g. a Power Automate 'When a HTTP request is received' URL).")
+        self.problems.require(self._secret, "LEADS_WEBHOOK_SECRET is not set: leads are only sent signed. Create "
+                                            f"one with {KEY_COMMAND} and give the receiver the same value.")
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    def deliver(self, stored: StoredLead) -> Delivered:
+        self.problems.raise_first()
+        body = webhook_body(stored)
+        timestamp = int(self.clock())
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(self._secret, timestamp, body),
+            ID_HEADER: stored.id,
+        }
+        # Redirects are not followed: requests would turn a 301/302 into a GET and drop the lead.
+        response = send(self.session, "POST", self.url, label=LABEL, timeout=self.timeout, data=body,
+                        headers=headers, allow_redirects=False)
+        if 200 <= response.status_code < 300:
+            return Delivered(_receipt(response))
+        raise self._refusal(response, stored.id)
+
+    def _refusal(self, response: requests.Response, lead_id: str) -> DestinationError:
+        status = response.status_code
+        host = urlsplit(self.url).netloc
+        if 300 <= status < 400:
+            target = urlsplit(response.headers.get("Location", "")).netloc or "another address"
+            return ConfigurationError(
+                f"{LABEL} at {host} answered HTTP {status}, a redirect to {target}: redirects are not followed "
+                "(the POST body would be lost). Set LEADS_WEBHOOK_URL to the final URL.")
+        if status in (401, 403):
+            return ConfigurationError(
+                f"{LABEL} at {host} refused the request (HTTP {status}): if it verifies the signature, "
+                "LEADS_WEBHOOK_SECRET differs from the receiver's secret (set both to the same value); if it needs "
+                "a key in the URL (Power Automate's sig=, a Functions code=), copy the full URL into "
+                "LEADS_WEBHOOK_URL again.")
+        if status in (404, 405, 410):
+            return ConfigurationError(
+                f"{LABEL} at {host} answered HTTP {status}: the URL is wrong, or the flow was deleted or turned off. "
+                "Copy the receiver's current URL into LEADS_WEBHOOK_URL.")
+        if status == 408:
+            return TransientDestinationError(f"{LABEL} at {host} timed out reading the lead (HTTP 408); will retry.")
+        if status in (400, 409, 413, 415, 422):
+            return LeadRejectedError(
+                f"{LABEL} at {host} refused this lead (HTTP {status}): its own logs say why. Fix the receiver "
+                f"(the body is described in docs/webhook.md), {replay_hint(lead_id)}.")
+        return ConfigurationError(
+            f"{LABEL} at {host} answered HTTP {status}: check LEADS_WEBHOOK_URL and the receiver.")
+
+    def check(self) -> list[Check]:
+        checks = self.problems.checks(self.name)
+        if any(not c.ok for c in checks):
+            return checks
+        checks.append(self._url_check())
+        long_enough = len(self._secret) >= MIN_SECRET_LENGTH
+        checks.append(Check(self.name, "secret", long_enough,
+                            "OK (32 characters or more)" if long_enough else
+                            f"LEADS_WEBHOOK_SECRET is shorter than {MIN_SECRET_LENGTH} characters: create a new one "
+                            f"with {KEY_COMMAND} and give the receiver the same value."))
+        # No request is sent: a made-up lead would start the receiver's flow (mails, CRM records).
+        checks.append(Check(self.name, "receiver", True,
+                            "Not contacted (a test request would look like a lead). Use Partner Center's Validate "
+                            "button, or replay a lead, to see the receiver answer."))
+        return checks
+
+    def _url_check(self) -> Check:
+        parts = urlsplit(self.url)
+        if parts.scheme != "https" and not is_loopback_url(self.url):
+            return Check(self.name, "url", False, "LEADS_WEBHOOK_URL must start with https://.")
+        try:
+            socket.getaddrinfo(parts.hostname or "", parts.port or 443)
+        except OSError:
+            return Check(self.name, "url", False,
+                         f"LEADS_WEBHOOK_URL's host {parts.hostname} does not resolve: check the URL for typos.")
+        return Check(self.name, "url", True, f"OK (HTTPS or loopback; {parts.hostname} resolves)")
+
+
+def _receipt(response: requests.Response) -> str:
+    """What the receiver calls this delivery, when it says: a JSON `id` (Zapier answers one), else Power
+    Automate's run id header."""
+    body = json_body(response)
+    if isinstance(body, dict) and isinstance(body.get("id"), str | int) and not isinstance(body.get("id"), bool):
+        return str(body["id"])
+    return response.headers.get("x-ms-workflow-run-id", "")

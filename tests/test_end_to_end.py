@@ -1,0 +1,148 @@
+"""End to end: the real function_app served by the local host on Azurite, mail to a real SMTP server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leads.model import DELIVERED, FAILED
+from leads.settings import load_settings
+from leads.table_store import LeadTable
+from tests.support.smtp import SmtpServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(120)]
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+ACCEPTED = ["partner-center-doc-sample.json", "camelcase-wire.json", "faq-test-lead.json",
+            "azure-table-destination-row.json"]
+
+
+def post(url: str, body: bytes, method: str = "POST") -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def app_env(smtp: SmtpServer, tmp_path: Path, **extra: str) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "LEADS_TABLE": f"e2e{suffix}", "LEADS_QUARANTINE_TABLE": f"e2eq{suffix}", "LEADS_QUEUE": f"e2e-{suffix}",
+        "LEADS_DESTINATIONS": "email", "LEADS_EMAIL_TO": "sales@contoso.example; ops@contoso.example",
+        "LEADS_EMAIL_FROM": "leads@contoso.example", "LEADS_SMTP_HOST": smtp.host, "LEADS_SMTP_PORT": str(smtp.port),
+        "LEADS_SMTP_SECURITY": "none", "LEADS_RETRY_DELAYS": "1,1,1,2,2,2", "LEADS_SPOOL_DIR": str(tmp_path),
+        "LEADS_HTTP_TIMEOUT": "5", **extra,
+    }
+
+
+def lead_table(env: dict[str, str], azurite: Any) -> LeadTable:
+    from leads.azure_clients import table_service
+
+    settings = load_settings({**env, "AzureWebJobsStorage": azurite.connection_string})
+    return LeadTable(table_service(settings.storage), settings.table, settings.quarantine_table)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_each_sample_is_stored_and_mailed_once_and_a_repeat_sends_nothing(
+        local_host_factory, smtp_server: SmtpServer, azurite, tmp_path: Path) -> None:
+    env = app_env(smtp_server, tmp_path)
+    host = local_host_factory(env)
+    ids = []
+    for count, name in enumerate(ACCEPTED, start=1):
+        status, answer = post(host.url("leads"), (SAMPLES / name).read_bytes())
+        assert status == 202, answer
+        assert answer["duplicate"] is False
+        ids.append(answer["id"])
+        messages = smtp_server.wait_for(count, timeout=15)
+        assert messages[-1]["X-Lead-Id"] == answer["id"]
+        assert ("[TEST]" in messages[-1]["Subject"]) is answer["test"]
+    for name, lead_id in zip(ACCEPTED, ids, strict=True):
+        status, answer = post(host.url("leads"), (SAMPLES / name).read_bytes())
+        assert (status, answer["id"], answer["duplicate"]) == (202, lead_id, True)
+    table = lead_table(env, azurite)
+    wait_until(lambda: all(table.load(i).stored.status == DELIVERED for i in ids))  # type: ignore[union-attr]
+    time.sleep(3)  # longer than the queue's polling interval: a second e-mail would have arrived
+    assert len(smtp_server.messages) == len(ACCEPTED)
+    assert sorted(m["X-Lead-Id"] for m in smtp_server.messages) == sorted(ids)
+    assert smtp_server.envelopes[0].rcpt_tos == ("sales@contoso.example", "ops@contoso.example")
+
+
+def test_the_faq_sample_as_printed_is_rejected_with_line_and_column(
+        local_host_factory, smtp_server: SmtpServer, azurite, tmp_path: Path) -> None:
+    env = app_env(smtp_server, tmp_path)
+    host = local_host_factory(env)
+    status, answer = post(host.url("leads"), (SAMPLES / "faq-test-lead-as-printed.txt").read_bytes())
+    assert status == 400
+    assert answer["where"] == "line 14, column 5"
+    assert [row["Reason"] for row in lead_table(env, azurite).rejected()] == ["invalid_json"]
+    status, answer = post(host.url("leads"), b"", method="GET")
+    assert status == 405
+
+
+def test_smtp_down_for_a_while_every_lead_still_arrives_exactly_once(
+        local_host_factory, smtp_server: SmtpServer, azurite, tmp_path: Path) -> None:
+    env = app_env(smtp_server, tmp_path)
+    host = local_host_factory(env)
+    smtp_server.stop()
+    ids = []
+    for n in range(5):
+        body = json.dumps({"UserDetails": {"Company": f"Company {n}", "Email": f"buyer{n}@c.example"},
+                           "LeadSource": "AzureMarketplace", "ActionCode": "INS", "OfferTitle": "Widget"}).encode()
+        status, answer = post(host.url("leads"), body)
+        assert status == 202
+        ids.append(answer["id"])
+    table = lead_table(env, azurite)
+
+    def all_retrying() -> bool:
+        return all(table.load(i).stored.deliveries["email"].attempts >= 1 for i in ids)  # type: ignore[union-attr]
+
+    wait_until(all_retrying)
+    assert smtp_server.messages == []
+    smtp_server.start()
+    smtp_server.wait_for(len(ids), timeout=30)
+    wait_until(lambda: all(table.load(i).stored.status == DELIVERED for i in ids))  # type: ignore[union-attr]
+    time.sleep(3)
+    assert sorted(m["X-Lead-Id"] for m in smtp_server.messages) == sorted(ids)  # each once, none twice
+
+
+def test_a_message_in_the_poison_queue_marks_its_lead_failed(
+        local_host_factory, smtp_server: SmtpServer, azurite, tmp_path: Path) -> None:
+    from azure.storage.queue import QueueClient
+
+    env = app_env(smtp_server, tmp_path, LEADS_DESTINATIONS="email")
+    smtp_server.stop()  # keep the lead unfinished
+    host = local_host_factory({**env, "LEADS_RETRY_DELAYS": "3600"})
+    status, answer = post(host.url("leads"), (SAMPLES / "camelcase-wire.json").read_bytes())
+    assert status == 202
+    poison = QueueClient.from_connection_string(azurite.connection_string, f"{env['LEADS_QUEUE']}-poison")
+    poison.send_message(base64.b64encode(json.dumps({"v": 1, "id": answer["id"]}).encode()).decode())
+    table = lead_table(env, azurite)
+    wait_until(lambda: table.load(answer["id"]).stored.deliveries["email"].state == FAILED)  # type: ignore[union-attr]
+    state = table.load(answer["id"]).stored.deliveries["email"]  # type: ignore[union-attr]
+    assert "python -m leads replay" in state.last_error
+    wait_until(lambda: not poison.peek_messages())  # consumed, not left sitting there
+
+
+def test_health_answers_through_the_host(local_host_factory, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    host = local_host_factory(app_env(smtp_server, tmp_path))
+    with urllib.request.urlopen(host.url("health"), timeout=10) as response:
+        assert response.status == 200
+        assert json.loads(response.read()) == {"status": "ok"}
