@@ -1,0 +1,104 @@
+"""`python -m devhost` (`make run`): the app on http://127.0.0.1:7071 with Azurite and a mail catcher.
+
+Settings: local.settings.json `Values` (else local.settings.sample.json), overridden by the environment,
+put into os.environ before the app is imported (the app reads its settings from the environment, as in
+Azure). AzureWebJobsStorage set in the environment: that storage, no Azurite. LEADS_SMTP_HOST set in the
+environment: that server, no mail catcher. PORT: the HTTP port. DEVHOST_APP: the app module
+(default function_app).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+import azure.functions as func
+
+from devhost.azurite import start_azurite
+from devhost.host import LocalHost
+from devhost.mailcatcher import MailCatcher, port_is_free
+
+log = logging.getLogger("devhost")
+MAIL_PORT = 1025
+
+
+def read_local_settings(root: Path) -> dict[str, str]:
+    for name in ("local.settings.json", "local.settings.sample.json"):
+        path = root / name
+        if path.exists():
+            values = json.loads(path.read_text(encoding="utf-8")).get("Values") or {}
+            return {str(k): str(v) for k, v in values.items()}
+    return {}
+
+
+def load_app(module_name: str) -> func.FunctionApp:
+    module = importlib.import_module(module_name)
+    apps = [v for v in vars(module).values() if isinstance(v, func.FunctionApp)]
+    if len(apps) != 1:
+        raise SystemExit(f"{module_name} must define exactly one func.FunctionApp (found {len(apps)}).")
+    return apps[0]
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("azure", "mail.log"):  # the SDKs' HTTP lines and aiosmtpd's per-connection lines
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    root = Path.cwd()
+    from_environment = dict(os.environ)
+    for name, value in read_local_settings(root).items():
+        os.environ.setdefault(name, value)
+    stopping = threading.Event()
+
+    def on_signal(_number: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with ExitStack() as cleanup:
+        if not from_environment.get("AzureWebJobsStorage"):
+            azurite = start_azurite(root, root / ".local" / "azurite")
+            cleanup.callback(azurite.stop)
+            os.environ.update({"AzureWebJobsStorage": azurite.connection_string})
+            storage = f"Azurite (data in {root / '.local' / 'azurite'})"
+        else:
+            storage = "AzureWebJobsStorage from the environment"
+        mail_folder = root / ".local" / "mail"
+        if not from_environment.get("LEADS_SMTP_HOST"):
+            catcher = MailCatcher(mail_folder, port=MAIL_PORT if port_is_free(MAIL_PORT) else 0)
+            catcher.start()
+            cleanup.callback(catcher.stop)
+            os.environ.update(LEADS_SMTP_HOST=catcher.host, LEADS_SMTP_PORT=str(catcher.port),
+                              LEADS_SMTP_SECURITY="none")
+            mail = f"{mail_folder}/ (one .eml file per message; SMTP on {catcher.host}:{catcher.port})"
+        else:
+            mail = f"SMTP server {os.environ['LEADS_SMTP_HOST']} (from the environment)"
+        host_json_path = root / "host.json"
+        host_json = json.loads(host_json_path.read_text(encoding="utf-8")) if host_json_path.exists() else {}
+        app = load_app(os.environ.get("DEVHOST_APP", "function_app"))
+        host = LocalHost(app, host_json, os.environ, port=int(os.environ.get("PORT", "7071")))
+        host.start()
+        cleanup.callback(host.stop)
+        print_banner(host, storage, mail)
+        stopping.wait()
+        log.info("devhost: stopping")
+
+
+def print_banner(host: LocalHost, storage: str, mail: str) -> None:
+    lines = ["", "devhost is running (a local stand-in for `func start`).", ""]
+    for route in host.routes:
+        methods = ", ".join(sorted(route.methods)) if route.methods else "any method"
+        lines.append(f"  {route.function.name}: {host.url(route.template)}  [{methods}]")
+    lines += ["", f"  Storage: {storage}", f"  E-mails: {mail}",
+              "  Function keys are not checked locally (like Core Tools).", "  Stop: Ctrl-C", ""]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()

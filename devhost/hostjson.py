@@ -1,0 +1,65 @@
+"""The host.json options the local host honours, with the Functions host's defaults.
+
+Defaults: Storage Queues extension 5.x `QueuesOptions` (batchSize 16, newBatchThreshold batchSize/2,
+maxDequeueCount 5, visibilityTimeout 0, maxPollingInterval 1 min, messageEncoding base64) and
+`extensions.http.routePrefix` "api" (learn.microsoft.com/azure/azure-functions/functions-host-json).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+def parse_timespan(value: str | int | float) -> float:
+    """Seconds in a .NET TimeSpan string such as "00:00:02" or "1.00:00:00" (days.hh:mm:ss)."""
+    if isinstance(value, int | float):
+        return float(value)
+    days = 0
+    text = value.strip()
+    if "." in text.split(":")[0]:
+        day_text, text = text.split(".", 1)
+        days = int(day_text)
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise ValueError(f"host.json: {value!r} is not a TimeSpan such as 00:00:02")
+    hours, minutes, seconds = int(parts[0]), int(parts[1]), float(parts[2])
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    batch_size: int = 16
+    new_batch_threshold: int = 8
+    max_dequeue_count: int = 5
+    visibility_timeout: float = 0.0
+    max_polling_interval: float = 60.0
+    message_encoding: str = "base64"
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    route_prefix: str = "api"
+    queues: QueueOptions = QueueOptions()
+
+
+def read_host_options(host_json: Mapping[str, Any]) -> HostOptions:
+    extensions = host_json.get("extensions") or {}
+    http = extensions.get("http") or {}
+    queues = extensions.get("queues") or {}
+    batch_size = int(queues.get("batchSize", 16))
+    encoding = str(queues.get("messageEncoding", "base64")).lower()
+    if encoding not in ("base64", "none"):
+        raise ValueError(f"host.json: extensions.queues.messageEncoding must be base64 or none, not {encoding!r}")
+    return HostOptions(
+        route_prefix=str(http.get("routePrefix", "api")).strip("/"),
+        queues=QueueOptions(
+            batch_size=batch_size,
+            new_batch_threshold=int(queues.get("newBatchThreshold", batch_size // 2)),
+            max_dequeue_count=int(queues.get("maxDequeueCount", 5)),
+            visibility_timeout=parse_timespan(queues.get("visibilityTimeout", 0)),
+            max_polling_interval=parse_timespan(queues.get("maxPollingInterval", 60)),
+            message_encoding=encoding,
+        ),
+    )

@@ -1,0 +1,155 @@
+"""The HTTP front end: a threading server that turns requests into `func.HttpRequest` and back.
+
+Copied host behaviour: routes under `/{routePrefix}` (routes.py); an unhandled exception is a 500 with an
+empty body (the stack trace goes to the console only); the request body is limited to 100 MB (413), the
+Functions HTTP limit; `GET /` answers like the host's home page. Keys (authLevel FUNCTION/ADMIN) are not
+checked, as with Core Tools (`func start`), which does not enforce them locally.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+from devhost.invoke import invoke
+from devhost.routes import Route, match_route
+
+log = logging.getLogger("devhost.http")
+MAX_BODY_BYTES = 100 * 1024 * 1024
+_HOME_PAGE = b"<html><body><h1>Your Functions app is up and running (devhost).</h1></body></html>"
+
+
+def encode_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body, with Content-Type chosen like the worker's HttpResponseConverter.encode
+    (azure-functions-python-library azure/functions/http.py): text/* gets `; charset=...`."""
+    if isinstance(result, str):
+        return 200, [("Content-Type", "text/plain; charset=utf-8")], result.encode("utf-8")
+    if not isinstance(result, func.HttpResponse):
+        raise TypeError(f"an HTTP function must return func.HttpResponse or str, not {type(result).__name__}")
+    headers = list(result.headers.items())
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        mimetype = result.mimetype
+        headers.append(("Content-Type", f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/")
+                        else mimetype))
+    return result.status_code, headers, result.get_body() or b""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Silenced: invoke() writes the one line per request (without the body)."""
+
+    def _read_body(self) -> bytes | None:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY_BYTES:
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _handle(self) -> None:
+        parts = urlsplit(self.path)
+        body = self._read_body()
+        if body is None:
+            self.close_connection = True
+            self._send(413, [], b"")
+            return
+        found = match_route(self.server.routes, self.command, parts.path)
+        if found is None:
+            if parts.path == "/" and self.command in ("GET", "HEAD"):
+                self._send(200, [("Content-Type", "text/html; charset=utf-8")], _HOME_PAGE)
+            else:
+                log.info("%s %s -> 404 (no function)", self.command, parts.path)
+                self._send(404, [], b"")
+            return
+        route, route_params = found
+        self._call(route, route_params, body)
+
+    def _call(self, route: Route, route_params: dict[str, str], body: bytes) -> None:
+        parts = urlsplit(self.path)
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        request = func.HttpRequest(
+            method=self.command,
+            url=f"http://{self.headers.get('Host') or self.server.authority}{self.path}",
+            headers=headers,
+            params=dict(parse_qsl(parts.query, keep_blank_values=True)),
+            route_params=route_params,
+            body=body,
+        )
+        outcome: dict[str, tuple[int, list[tuple[str, str]], bytes]] = {}
+
+        def describe(succeeded: bool, result: Any) -> str:
+            response: tuple[int, list[tuple[str, str]], bytes] = (500, [], b"")
+            if succeeded:
+                try:
+                    response = encode_response(result)
+                except TypeError as error:
+                    log.error("Function 'Functions.%s': %s", route.function.name, error)
+            outcome["response"] = response
+            return f"{self.command} {parts.path} -> {response[0]}"
+
+        invoke(route.function, request, describe)
+        self._send(*outcome["response"])
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = _handle
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    routes: list[Route]
+    authority: str
+
+
+class HttpFrontend:
+    """Serves the routes on `bind:port` (port 0: a free port, read back from `.port`)."""
+
+    def __init__(self, routes: list[Route], bind: str = "127.0.0.1", port: int = 7071) -> None:
+        self._server = _Server((bind, port), _Handler)
+        self._server.routes = routes
+        self.port: int = self._server.server_address[1]
+        self._server.authority = f"{bind}:{self.port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="devhost-http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()

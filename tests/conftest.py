@@ -1,0 +1,118 @@
+"""Shared fixtures: real Azurite, a real SMTP server, and the app served by the local host.
+
+- `azurite` (session): `.connection_string` of an in-memory Azurite on free ports.
+- `smtp_server`: a started plain SmtpServer (tests/support/smtp.py); `smtp_server_factory(**options)`
+  for AUTH / STARTTLS / SSL. Both are stopped after the test.
+- `local_host_factory(env=None, app_module="function_app", host_json=None) -> StartedHost`: sets `env`
+  (values of None unset a variable; AzureWebJobsStorage defaults to the `azurite` fixture), imports the app
+  module afresh, serves it on a free port; `.base_url`, `.url("leads")`, `.local_host`. Stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from devhost.azurite import Azurite
+from devhost.host import LocalHost
+from tests.support.azurite import PROJECT_ROOT, start_test_azurite
+from tests.support.smtp import SmtpServer
+
+# Modules whose import-time values depend on the environment (the trigger's queue name): imported afresh.
+FRESH_MODULE_PREFIXES: tuple[str, ...] = ("leads.triggers",)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    emulator = start_test_azurite(tmp_path_factory.mktemp("azurite"))
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def smtp_server_factory() -> Iterator[Callable[..., SmtpServer]]:
+    servers: list[SmtpServer] = []
+
+    def start(**options: Any) -> SmtpServer:
+        server = SmtpServer(**options).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server(smtp_server_factory: Callable[..., SmtpServer]) -> SmtpServer:
+    return smtp_server_factory()
+
+
+@dataclass(frozen=True)
+class StartedHost:
+    local_host: LocalHost
+
+    @property
+    def base_url(self) -> str:
+        return self.local_host.base_url
+
+    def url(self, route: str) -> str:
+        return self.local_host.url(route)
+
+
+def clear_cached_functions(package: str = "leads") -> None:
+    """Forget every functools.cache'd function in `package` (get_settings, runtime, ...): the env changed."""
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == package or name.startswith(f"{package}.")):
+            continue
+        for value in list(vars(module).values()):
+            if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", None) == name:
+                value.cache_clear()
+
+
+def import_app_afresh(app_module: str, fresh_prefixes: Sequence[str] = FRESH_MODULE_PREFIXES) -> func.FunctionApp:
+    for name in list(sys.modules):
+        if name == app_module or any(name == p or name.startswith(f"{p}.") for p in fresh_prefixes):
+            del sys.modules[name]
+    clear_cached_functions()
+    module = importlib.import_module(app_module)
+    apps = [value for value in vars(module).values() if isinstance(value, func.FunctionApp)]
+    assert len(apps) == 1, f"{app_module} must define exactly one func.FunctionApp"
+    return apps[0]
+
+
+@pytest.fixture
+def local_host_factory(request: pytest.FixtureRequest,
+                       monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., StartedHost]]:
+    started: list[LocalHost] = []
+
+    def start(env: Mapping[str, str | None] | None = None, app_module: str = "function_app",
+              host_json: Mapping[str, Any] | None = None) -> StartedHost:
+        values = dict(env or {})
+        if "AzureWebJobsStorage" not in values:
+            values["AzureWebJobsStorage"] = request.getfixturevalue("azurite").connection_string
+        for name, value in values.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        app = import_app_afresh(app_module)
+        if host_json is None:
+            host_json = json.loads((PROJECT_ROOT / "host.json").read_text(encoding="utf-8"))
+        host = LocalHost(app, host_json, os.environ, port=0)
+        host.start()
+        started.append(host)
+        return StartedHost(host)
+
+    yield start
+    for host in reversed(started):
+        host.stop()
+    clear_cached_functions()  # the app's caches hold this test's settings and clients

@@ -1,0 +1,45 @@
+"""`python -m devhost` as `make run` starts it: settings into the environment, the app served on PORT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from devhost.mailcatcher import free_port
+from tests.devhost.conftest import YEARLY
+from tests.devhost.http_client import call
+from tests.support.azurite import PROJECT_ROOT
+
+pytestmark = [pytest.mark.azurite, pytest.mark.timeout(60)]
+
+
+def test_python_m_devhost_serves_the_app_and_stops_on_sigterm(azurite, queue_name):
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "DEVHOST_APP": "tests.devhost.sample_app",
+           "AzureWebJobsStorage": azurite.connection_string, "LEADS_SMTP_HOST": "127.0.0.1",
+           "SAMPLE_QUEUE": queue_name, "SAMPLE_SCHEDULE": YEARLY}
+    process = subprocess.Popen([sys.executable, "-m", "devhost"], cwd=PROJECT_ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        answer = None
+        while answer is None:
+            try:
+                answer = call("GET", f"http://127.0.0.1:{port}/api/hello")
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"devhost did not answer:\n{process.communicate()[0]}") from None
+                time.sleep(0.1)
+        assert (answer.status, answer.body) == (200, b"hello")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert f"http://127.0.0.1:{port}/api/hello" in output  # the banner lists the routes
+    assert "Azurite (data in" not in output  # AzureWebJobsStorage was given: no Azurite of its own
+    assert "one .eml file per message" not in output  # LEADS_SMTP_HOST was given: no mail catcher
