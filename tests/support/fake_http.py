@@ -7,6 +7,7 @@ the vendor document it copies. The server records what the app sent, so tests as
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class Reply:
 
 
 Handler = Callable[[Recorded], Reply]
+PatternHandler = Callable[[Recorded, "re.Match[str]"], Reply]
 
 
 class FakeServer:
@@ -58,6 +60,7 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
+        self.patterns: list[tuple[str, re.Pattern[str], PatternHandler]] = []
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         fake = self
@@ -75,8 +78,7 @@ class FakeServer:
                 recorded = Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
                 with fake._lock:
                     fake.requests.append(recorded)
-                handler = fake.routes.get((self.command, parts.path))
-                reply = handler(recorded) if handler else Reply(404, {"error": f"no route {parts.path}"})
+                reply = fake.answer(recorded)
                 if reply.delay:
                     threading.Event().wait(reply.delay)
                 payload, headers = reply.encoded()
@@ -108,6 +110,20 @@ class FakeServer:
             self.routes[(method, path)] = lambda _request: reply
         else:
             self.routes[(method, path)] = answer
+
+    def on_pattern(self, method: str, pattern: str, answer: PatternHandler) -> None:
+        """A route whose path is a regular expression (paths that carry record ids); exact routes win."""
+        self.patterns.append((method, re.compile(pattern), answer))
+
+    def answer(self, request: Recorded) -> Reply:
+        handler = self.routes.get((request.method, request.path))
+        if handler:
+            return handler(request)
+        for method, pattern, pattern_handler in self.patterns:
+            match = pattern.fullmatch(request.path)
+            if method == request.method and match:
+                return pattern_handler(request, match)
+        return Reply(404, {"error": f"no route {request.path}"})
 
     def sent(self, method: str, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path == path]

@@ -1,0 +1,140 @@
+"""`python -m leads doctor`: check every configured destination live and print one line per check.
+
+    OK   dynamics  token: Azure AD issued a token for https://contoso.crm4.dynamics.com to ...
+    FAIL dynamics  instance: The application user has no security role in Dynamics 365 (...): assign ...
+
+Exit status 0 only if every check passed, 1 if one failed, 2 if the settings themselves are wrong. Reads
+the same settings as the app. No line ever holds a secret: destinations are written not to put one in a
+message, and every line is scrubbed of the secret settings' values anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import TextIO
+
+from leads.destinations.base import Check
+from leads.errors import LeadsError, SettingsError
+from leads.settings import SETTINGS, Settings, load_settings
+
+# Checks that are not a destination's: each gets the settings and returns its lines. They run after the
+# destinations, in order.
+ExtraCheck = Callable[[Settings], list[Check]]
+
+
+def storage_checks(settings: Settings) -> list[Check]:
+    """The app's own storage: the leads table and the delivery queue answer."""
+    from azure.core.exceptions import AzureError
+
+    from leads.azure_clients import queue_service, table_service
+    from leads.errors import StorageUnavailableError
+    from leads.table_store import LeadTable
+    from leads.work_queue import WorkQueue
+
+    where = ("AzureWebJobsStorage__tableServiceUri / __queueServiceUri and the identity's Storage Table and "
+             "Queue Data Contributor roles" if settings.storage.uses_identity else "AzureWebJobsStorage")
+    checks = []
+    try:
+        LeadTable(table_service(settings.storage), settings.table, settings.quarantine_table).ping()
+        checks.append(Check("storage", "table", True, f"table storage answers (table {settings.table})."))
+    except StorageUnavailableError as error:
+        checks.append(Check("storage", "table", False, f"{error.explanation} Check {where}."))
+    try:
+        WorkQueue(queue_service(settings.storage), settings.queue).queue.get_queue_properties()
+        checks.append(Check("storage", "queue", True, f"queue {settings.queue} exists."))
+    except AzureError as error:
+        status = getattr(error, "status_code", None)
+        reason = (f"queue {settings.queue} does not exist yet (the app creates it when it starts; the Bicep "
+                  "creates it in Azure)." if status == 404 else f"queue storage did not answer. Check {where}.")
+        checks.append(Check("storage", "queue", False, reason))
+    return checks
+
+
+EXTRA_CHECKS: list[ExtraCheck] = [storage_checks]
+
+_MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words
+
+
+def destination_checks(name: str, settings: Settings) -> list[Check]:
+    """Build one destination and run its checks; a failure to build is a failed check, not a crash."""
+    from leads.destinations import build_destination
+
+    try:
+        destination = build_destination(name, settings)
+    except ImportError:
+        return [Check(name, "available", False, "not available in this build (its module is missing).")]
+    except LeadsError as error:
+        return [Check(name, "settings", False, error.explanation)]
+    try:
+        return destination.check()
+    except LeadsError as error:
+        return [Check(name, "check", False, error.explanation)]
+    except Exception as error:  # noqa: BLE001 - one broken destination must not hide the others' results
+        return [Check(name, "check", False, f"the check itself failed ({type(error).__name__}); see the app's "
+                                            "logs with the same settings.")]
+
+
+def secret_values(env: Mapping[str, str]) -> list[str]:
+    values = [env.get(s.name, "").strip() for s in SETTINGS if s.secret]
+    # Longest first, so a secret that contains another is replaced whole.
+    return sorted((v for v in values if len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+        # A PEM certificate setting may be echoed line by line: blank each long line of it too.
+        for line in secret.splitlines():
+            if len(line.strip()) >= 16:
+                text = text.replace(line.strip(), "[redacted]")
+    return text
+
+
+def format_check(check: Check, width: int) -> str:
+    status = "OK" if check.ok else "FAIL"
+    return f"{status:<4} {check.destination:<{width}} {check.name}: {check.message}"
+
+
+def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None,
+         out: TextIO | None = None, extra_checks: list[ExtraCheck] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m leads doctor",
+                                     description="Check every configured destination live.")
+    parser.add_argument("--destination", action="append", default=[],
+                        help="check only this destination (repeatable)")
+    args = parser.parse_args(argv or [])
+    env = os.environ if env is None else env
+    out = out or sys.stdout
+    secrets = secret_values(env)
+
+    def emit(line: str) -> None:
+        print(scrub(line, secrets), file=out)
+
+    try:
+        settings = load_settings(env)
+    except SettingsError as error:
+        emit(f"FAIL settings: {error.explanation}")
+        return 2
+    names = [n for n in settings.destinations if not args.destination or n in args.destination]
+    checks: list[Check] = []
+    for name in names:
+        checks.extend(destination_checks(name, settings))
+    for extra in EXTRA_CHECKS if extra_checks is None else extra_checks:
+        try:
+            checks.extend(extra(settings))
+        except Exception as error:  # noqa: BLE001 - report it as a failed check like any other
+            checks.append(Check(getattr(extra, "__name__", "check"), "check", False,
+                                f"the check itself failed ({type(error).__name__})."))
+    if not checks:
+        emit("FAIL settings: no destination to check (LEADS_DESTINATIONS).")
+        return 1
+    width = max(len(c.destination) for c in checks) + 1
+    for check in checks:
+        emit(format_check(check, width))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
