@@ -1,0 +1,429 @@
+// The whole lead destination in one deployment:
+//   az deployment sub create --location <region> --template-file infra/main.bicep --parameters @infra/main.parameters.json
+// Subscription scope so that the resource group is created too (as in Azure-Samples/functions-quickstart-python-http-azd).
+// Every app setting the app reads (leads/settings.py SETTINGS) is a parameter below with the code's default; the
+// ones marked secret are secure parameters stored in Key Vault and referenced from the app settings.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(40)
+@description('Short name of this deployment (e.g. leads-prod): names the resource group and seeds unique resource names.')
+param environmentName string
+
+@description('Region of every resource; must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+param location string = deployment().location
+
+@description('Resource group to create or reuse.')
+param resourceGroupName string = 'rg-${environmentName}'
+
+@description('Instance memory in MB (512, 2048 or 4096).')
+param instanceMemoryMB int = 512
+
+@description('Most instances the app may scale out to.')
+param maximumInstanceCount int = 100
+
+@description('Put Microsoft Entra sign-in (App Service Authentication) in front of the operator pages. /api/leads and /api/health stay outside it.')
+param enableOperatorSignIn bool = false
+
+@description('With enableOperatorSignIn: application (client) id of the Entra app registration used for sign-in.')
+param operatorSignInClientId string = ''
+
+@description('With enableOperatorSignIn: tenant users sign in from (default: this subscription\'s tenant).')
+param operatorSignInTenantId string = tenant().tenantId
+
+// ----- App settings read by the app (leads/settings.py), each with the code's default -----
+
+// --- core ---
+@description('LEADS_TABLE: Table holding every lead, its delivery state and the de-duplication markers.')
+param leadsTable string = 'leads'
+
+@description('LEADS_QUARANTINE_TABLE: Table holding every rejected request (reason and the first 64 KiB of the body).')
+param leadsQuarantineTable string = 'leadsquarantine'
+
+@description('LEADS_QUEUE: Queue of delivery work; `<name>-poison` is watched too.')
+param leadsQueue string = 'leads-delivery'
+
+@description('LEADS_DESTINATIONS: Where each lead goes, comma-separated: `email`, `webhook`, `dynamics`, `salesforce`, `marketo`, `hubspot`.')
+param leadsDestinations string = 'email'
+
+@description('LEADS_FORWARD_TEST_LEADS: `true` sends Partner Center\'s MSFT_TEST leads to CRMs too (they always go to e-mail and webhook).')
+param leadsForwardTestLeads string = 'false'
+
+@description('LEADS_RETRY_DELAYS: Seconds to wait before each retry of a destination that failed transiently (default: 9 retries over about 28 hours).')
+param leadsRetryDelays string = '30,120,600,1800,3600,7200,14400,28800,43200'
+
+@description('LEADS_DEDUPE_HOURS: The same payload received again within this many hours is the same lead.')
+param leadsDedupeHours string = '24'
+
+@description('LEADS_SPOOL_DIR: Folder where a lead is kept when storage is down, re-ingested by the sweeper (default: a folder under the system temp directory).')
+param leadsSpoolDir string = ''
+
+@description('LEADS_HTTP_TIMEOUT: Seconds before a call to a CRM or webhook is abandoned (and retried later).')
+param leadsHttpTimeout string = '20'
+
+// --- email ---
+@description('LEADS_EMAIL_TO: Who is told of each lead: addresses separated by `;` or `,` (like Partner Center\'s Contact email field).')
+param leadsEmailTo string = ''
+
+@description('LEADS_EMAIL_FROM: Sender address of the notification e-mail.')
+param leadsEmailFrom string = ''
+
+@description('LEADS_SMTP_HOST: SMTP server.')
+param leadsSmtpHost string = ''
+
+@description('LEADS_SMTP_PORT: SMTP port (default 25, 587 with `starttls`, 465 with `ssl`).')
+param leadsSmtpPort string = ''
+
+@description('LEADS_SMTP_USERNAME: SMTP login (optional).')
+param leadsSmtpUsername string = ''
+
+@description('LEADS_SMTP_PASSWORD: SMTP password (optional).')
+@secure()
+param leadsSmtpPassword string = ''
+
+@description('LEADS_SMTP_SECURITY: `none`, `starttls` or `ssl`.')
+param leadsSmtpSecurity string = 'starttls'
+
+@description('LEADS_EMAIL_INCLUDE_PII: `true` puts the customer\'s name, e-mail and phone in the e-mail. Off by default: lead data should not travel by unsecured e-mail.')
+param leadsEmailIncludePii string = 'false'
+
+// --- webhook ---
+@description('LEADS_WEBHOOK_URL: HTTPS URL that receives each lead as signed JSON.')
+param leadsWebhookUrl string = ''
+
+@description('LEADS_WEBHOOK_SECRET: Key of the HMAC-SHA256 signature (32 random bytes or more).')
+@secure()
+param leadsWebhookSecret string = ''
+
+// --- dynamics ---
+@description('LEADS_AUTHORITY_HOST: Azure AD authority (sovereign clouds: e.g. `https://login.microsoftonline.us`).')
+param leadsAuthorityHost string = 'https://login.microsoftonline.com'
+
+@description('LEADS_DYNAMICS_URL: Dynamics 365 instance URL, e.g. `https://contoso.crm4.dynamics.com`.')
+param leadsDynamicsUrl string = ''
+
+@description('LEADS_DYNAMICS_TENANT_ID: Directory (tenant) ID of the app registration.')
+param leadsDynamicsTenantId string = ''
+
+@description('LEADS_DYNAMICS_CLIENT_ID: Application (client) ID of the app registration; with no secret and no certificate, the client id of the managed identity to use (empty: system-assigned).')
+param leadsDynamicsClientId string = ''
+
+@description('LEADS_DYNAMICS_CLIENT_SECRET: Client secret of the app registration.')
+@secure()
+param leadsDynamicsClientSecret string = ''
+
+@description('LEADS_DYNAMICS_CLIENT_CERTIFICATE: PEM (private key and certificate) used instead of a secret: the text itself or a file path.')
+@secure()
+param leadsDynamicsClientCertificate string = ''
+
+@description('LEADS_DYNAMICS_FIELD_MAP: JSON object that changes or extends the lead mapping, e.g. `{"jobtitle": null, "new_campaign": "campaign.mktcmpid"}`.')
+param leadsDynamicsFieldMap string = ''
+
+// --- salesforce ---
+@description('LEADS_SALESFORCE_MODE: `web-to-lead` (no credentials; errors are invisible) or `rest` (connected app; errors are reported).')
+param leadsSalesforceMode string = 'web-to-lead'
+
+@description('LEADS_SALESFORCE_ORG_ID: Web-to-Lead: the 15-character Organization ID (`oid`).')
+param leadsSalesforceOrgId string = ''
+
+@description('LEADS_SALESFORCE_WEB_TO_LEAD_URL: Web-to-Lead endpoint.')
+param leadsSalesforceWebToLeadUrl string = 'https://webto.salesforce.com/servlet/servlet.WebToLead?encoding=UTF-8'
+
+@description('LEADS_SALESFORCE_URL: REST: the org\'s My Domain URL, e.g. `https://contoso.my.salesforce.com`.')
+param leadsSalesforceUrl string = ''
+
+@description('LEADS_SALESFORCE_CLIENT_ID: REST: the connected app\'s consumer key.')
+param leadsSalesforceClientId string = ''
+
+@description('LEADS_SALESFORCE_CLIENT_SECRET: REST: the connected app\'s consumer secret.')
+@secure()
+param leadsSalesforceClientSecret string = ''
+
+@description('LEADS_SALESFORCE_API_VERSION: REST API version.')
+param leadsSalesforceApiVersion string = 'v62.0'
+
+@description('LEADS_SALESFORCE_EXTERNAL_ID_FIELD: REST: an External ID field on Lead (e.g. `Marketplace_Lead_Id__c`); when set, leads are upserted on it.')
+param leadsSalesforceExternalIdField string = ''
+
+@description('LEADS_SALESFORCE_FIELD_MAP: JSON object that changes or extends the Lead mapping.')
+param leadsSalesforceFieldMap string = ''
+
+// --- marketo ---
+@description('LEADS_MARKETO_URL: REST endpoint from Admin > Web Services, e.g. `https://123-ABC-456.mktorest.com`.')
+param leadsMarketoUrl string = ''
+
+@description('LEADS_MARKETO_CLIENT_ID: Client ID of the LaunchPoint custom service.')
+param leadsMarketoClientId string = ''
+
+@description('LEADS_MARKETO_CLIENT_SECRET: Client Secret of the LaunchPoint custom service.')
+@secure()
+param leadsMarketoClientSecret string = ''
+
+@description('LEADS_MARKETO_FIELD_MAP: JSON object that changes or extends the lead mapping.')
+param leadsMarketoFieldMap string = ''
+
+// --- hubspot ---
+@description('LEADS_HUBSPOT_URL: HubSpot API base URL.')
+param leadsHubspotUrl string = 'https://api.hubapi.com'
+
+@description('LEADS_HUBSPOT_TOKEN: Private app access token (scopes crm.objects.contacts.read and .write).')
+@secure()
+param leadsHubspotToken string = ''
+
+@description('LEADS_HUBSPOT_FIELD_MAP: JSON object that changes or extends the contact property mapping.')
+param leadsHubspotFieldMap string = ''
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'app': 'marketplace-leads'
+  'env': environmentName
+}
+var functionAppName = 'func-leads-${resourceToken}'
+var deploymentContainerName = 'app-package-${resourceToken}'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: resourceGroupName
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-leads-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    tableNames: [
+      leadsTable
+      leadsQuarantineTable
+    ]
+    // The host moves a message that failed maxDequeueCount times to <queue>-poison; the app listens there too.
+    queueNames: [
+      leadsQueue
+      '${leadsQueue}-poison'
+    ]
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-leads-${resourceToken}'
+    applicationInsightsName: 'appi-leads-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// Secrets: each secure parameter goes to its own Key Vault secret, named after the setting with dashes (Key
+// Vault names allow letters, digits and dashes). Written only when given, so a redeploy without the values
+// keeps secrets rotated in the vault with `az keyvault secret set`. An unwritten secret leaves its Key Vault
+// reference unresolved, which matters only if that destination is switched on (README: Secrets).
+module kvLeadsSmtpPassword 'modules/keyvault-secret.bicep' = if (!empty(leadsSmtpPassword)) {
+  name: 'secret-leads-smtp-password'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-SMTP-PASSWORD'
+    value: leadsSmtpPassword
+  }
+}
+
+module kvLeadsWebhookSecret 'modules/keyvault-secret.bicep' = if (!empty(leadsWebhookSecret)) {
+  name: 'secret-leads-webhook-secret'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-WEBHOOK-SECRET'
+    value: leadsWebhookSecret
+  }
+}
+
+module kvLeadsDynamicsClientSecret 'modules/keyvault-secret.bicep' = if (!empty(leadsDynamicsClientSecret)) {
+  name: 'secret-leads-dynamics-client-secret'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-DYNAMICS-CLIENT-SECRET'
+    value: leadsDynamicsClientSecret
+  }
+}
+
+module kvLeadsDynamicsClientCertificate 'modules/keyvault-secret.bicep' = if (!empty(leadsDynamicsClientCertificate)) {
+  name: 'secret-leads-dynamics-client-certificate'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-DYNAMICS-CLIENT-CERTIFICATE'
+    value: leadsDynamicsClientCertificate
+  }
+}
+
+module kvLeadsSalesforceClientSecret 'modules/keyvault-secret.bicep' = if (!empty(leadsSalesforceClientSecret)) {
+  name: 'secret-leads-salesforce-client-secret'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-SALESFORCE-CLIENT-SECRET'
+    value: leadsSalesforceClientSecret
+  }
+}
+
+module kvLeadsMarketoClientSecret 'modules/keyvault-secret.bicep' = if (!empty(leadsMarketoClientSecret)) {
+  name: 'secret-leads-marketo-client-secret'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-MARKETO-CLIENT-SECRET'
+    value: leadsMarketoClientSecret
+  }
+}
+
+module kvLeadsHubspotToken 'modules/keyvault-secret.bicep' = if (!empty(leadsHubspotToken)) {
+  name: 'secret-leads-hubspot-token'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-HUBSPOT-TOKEN'
+    value: leadsHubspotToken
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+var secretRefPrefix = '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.uri}secrets/'
+
+// Every app setting, in one place. No AzureWebJobsStorage connection string: the host and the app reach
+// storage with the managed identity (the __ settings). host.json's queue settings are not overridden here
+// (no AzureFunctionsJobHost__ settings), and FUNCTIONS_WORKER_RUNTIME/_EXTENSION_VERSION must not be set on Flex.
+var appSettings = {
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.outputs.clientId
+  AzureWebJobsStorage__blobServiceUri: storage.outputs.blobEndpoint
+  AzureWebJobsStorage__queueServiceUri: storage.outputs.queueEndpoint
+  AzureWebJobsStorage__tableServiceUri: storage.outputs.tableEndpoint
+  APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
+  // Local auth is off on Application Insights: the SDK authenticates as the user-assigned identity.
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  LEADS_TABLE: leadsTable
+  LEADS_QUARANTINE_TABLE: leadsQuarantineTable
+  LEADS_QUEUE: leadsQueue
+  LEADS_DESTINATIONS: leadsDestinations
+  LEADS_FORWARD_TEST_LEADS: leadsForwardTestLeads
+  LEADS_RETRY_DELAYS: leadsRetryDelays
+  LEADS_DEDUPE_HOURS: leadsDedupeHours
+  LEADS_SPOOL_DIR: leadsSpoolDir
+  LEADS_HTTP_TIMEOUT: leadsHttpTimeout
+  LEADS_EMAIL_TO: leadsEmailTo
+  LEADS_EMAIL_FROM: leadsEmailFrom
+  LEADS_SMTP_HOST: leadsSmtpHost
+  LEADS_SMTP_PORT: leadsSmtpPort
+  LEADS_SMTP_USERNAME: leadsSmtpUsername
+  LEADS_SMTP_PASSWORD: '${secretRefPrefix}LEADS-SMTP-PASSWORD/)'
+  LEADS_SMTP_SECURITY: leadsSmtpSecurity
+  LEADS_EMAIL_INCLUDE_PII: leadsEmailIncludePii
+  LEADS_WEBHOOK_URL: leadsWebhookUrl
+  LEADS_WEBHOOK_SECRET: '${secretRefPrefix}LEADS-WEBHOOK-SECRET/)'
+  LEADS_AUTHORITY_HOST: leadsAuthorityHost
+  LEADS_DYNAMICS_URL: leadsDynamicsUrl
+  LEADS_DYNAMICS_TENANT_ID: leadsDynamicsTenantId
+  LEADS_DYNAMICS_CLIENT_ID: leadsDynamicsClientId
+  LEADS_DYNAMICS_CLIENT_SECRET: '${secretRefPrefix}LEADS-DYNAMICS-CLIENT-SECRET/)'
+  LEADS_DYNAMICS_CLIENT_CERTIFICATE: '${secretRefPrefix}LEADS-DYNAMICS-CLIENT-CERTIFICATE/)'
+  LEADS_DYNAMICS_FIELD_MAP: leadsDynamicsFieldMap
+  LEADS_SALESFORCE_MODE: leadsSalesforceMode
+  LEADS_SALESFORCE_ORG_ID: leadsSalesforceOrgId
+  LEADS_SALESFORCE_WEB_TO_LEAD_URL: leadsSalesforceWebToLeadUrl
+  LEADS_SALESFORCE_URL: leadsSalesforceUrl
+  LEADS_SALESFORCE_CLIENT_ID: leadsSalesforceClientId
+  LEADS_SALESFORCE_CLIENT_SECRET: '${secretRefPrefix}LEADS-SALESFORCE-CLIENT-SECRET/)'
+  LEADS_SALESFORCE_API_VERSION: leadsSalesforceApiVersion
+  LEADS_SALESFORCE_EXTERNAL_ID_FIELD: leadsSalesforceExternalIdField
+  LEADS_SALESFORCE_FIELD_MAP: leadsSalesforceFieldMap
+  LEADS_MARKETO_URL: leadsMarketoUrl
+  LEADS_MARKETO_CLIENT_ID: leadsMarketoClientId
+  LEADS_MARKETO_CLIENT_SECRET: '${secretRefPrefix}LEADS-MARKETO-CLIENT-SECRET/)'
+  LEADS_MARKETO_FIELD_MAP: leadsMarketoFieldMap
+  LEADS_HUBSPOT_URL: leadsHubspotUrl
+  LEADS_HUBSPOT_TOKEN: '${secretRefPrefix}LEADS-HUBSPOT-TOKEN/)'
+  LEADS_HUBSPOT_FIELD_MAP: leadsHubspotFieldMap
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  // Roles and secrets exist before the app first starts, so storage and Key Vault references work at once.
+  dependsOn: [
+    kvLeadsSmtpPassword
+    kvLeadsWebhookSecret
+    kvLeadsDynamicsClientSecret
+    kvLeadsDynamicsClientCertificate
+    kvLeadsSalesforceClientSecret
+    kvLeadsMarketoClientSecret
+    kvLeadsHubspotToken
+    rbac
+  ]
+  params: {
+    name: functionAppName
+    planName: 'plan-leads-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    deploymentBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    appSettings: appSettings
+  }
+}
+
+module operatorSignIn 'modules/operator-signin.bicep' = if (enableOperatorSignIn) {
+  name: 'operator-signin'
+  scope: rg
+  params: {
+    functionAppName: functionApp.outputs.name
+    clientId: operatorSignInClientId
+    tenantId: operatorSignInTenantId
+  }
+}
+
+output resourceGroupName string = rg.name
+output functionAppName string = functionApp.outputs.name
+@description('Paste into Partner Center (offer > Customer leads > HTTPS endpoint) after adding ?code=<function key>.')
+output ingestUrl string = 'https://${functionApp.outputs.defaultHostName}/api/leads'
+output healthUrl string = 'https://${functionApp.outputs.defaultHostName}/api/health'
+output keyVaultName string = keyVault.outputs.name
+output storageAccountName string = storage.outputs.name
+output identityClientId string = identity.outputs.clientId
