@@ -21,7 +21,8 @@ deps: $(BIN)/.installed node_modules/.installed
 run: deps
 	$(BIN)/python -m devhost
 
-test: deps lint typecheck pytest infra-check
+# infra-check first: it builds .venv-checkov, which tests/infra/test_checkov_gate.py uses.
+test: deps lint typecheck infra-check pytest
 
 lint: deps
 	$(BIN)/ruff check .

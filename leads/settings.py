@@ -55,8 +55,8 @@ SETTINGS: tuple[Setting, ...] = (
             "same lead."),
     Setting("LEADS_SPOOL_DIR", "", "Folder where a lead is kept when storage is down, re-ingested by the "
             "sweeper (default: a folder under the system temp directory)."),
-    Setting("LEADS_HTTP_TIMEOUT", "20", "Seconds before a call to a CRM or webhook is abandoned "
-            "(and retried later)."),
+    Setting("LEADS_HTTP_TIMEOUT", "20", "Seconds before a call to a CRM, webhook or SMTP server is "
+            "abandoned (and retried later)."),
     # E-mail
     Setting("LEADS_EMAIL_TO", "", "Who is told of each lead: addresses separated by `;` or `,` (like "
             "Partner Center's Contact email field).", group="email"),
@@ -66,7 +66,8 @@ SETTINGS: tuple[Setting, ...] = (
             group="email"),
     Setting("LEADS_SMTP_USERNAME", "", "SMTP login (optional).", group="email"),
     Setting("LEADS_SMTP_PASSWORD", "", "SMTP password (optional).", secret=True, group="email"),
-    Setting("LEADS_SMTP_SECURITY", "starttls", "`none`, `starttls` or `ssl`.", group="email"),
+    Setting("LEADS_SMTP_SECURITY", "starttls", "`none`, `starttls` or `ssl`. Certificates are always verified; "
+            "for a private CA set the standard `SSL_CERT_FILE` variable to a PEM bundle holding it.", group="email"),
     Setting("LEADS_EMAIL_INCLUDE_PII", "false", "`true` puts the customer's name, e-mail and phone in "
             "the e-mail. Off by default: lead data should not travel by unsecured e-mail.",
             group="email"),
@@ -275,12 +276,19 @@ def check_outbound_url(name: str, url: str) -> str:
     return url
 
 
+def _unresolved_reference(value: str) -> bool:
+    """App Service passes a Key Vault reference it cannot resolve through as its literal text."""
+    return value.strip().startswith("@Microsoft.KeyVault(")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
 
     def get(name: str) -> str:
         value = env.get(name)
-        return (_DEFAULTS[name] if value is None or value.strip() == "" else value).strip()
+        if value is None or value.strip() == "" or _unresolved_reference(value):
+            return _DEFAULTS[name]
+        return value.strip()
 
     storage = StorageSettings(
         connection_string=get("AzureWebJobsStorage"),
@@ -314,7 +322,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         host=get("LEADS_SMTP_HOST"),
         port=_int("LEADS_SMTP_PORT", get("LEADS_SMTP_PORT") or default_port, minimum=1),
         username=get("LEADS_SMTP_USERNAME"),
-        password=env.get("LEADS_SMTP_PASSWORD", ""),
+        password=get("LEADS_SMTP_PASSWORD"),
         security=security,
         include_pii=_flag("LEADS_EMAIL_INCLUDE_PII", get("LEADS_EMAIL_INCLUDE_PII")),
     )
@@ -337,7 +345,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dynamics=DynamicsSettings(
             url=check_outbound_url("LEADS_DYNAMICS_URL", get("LEADS_DYNAMICS_URL")),
             tenant_id=get("LEADS_DYNAMICS_TENANT_ID"),
-            client_id=get("LEADS_DYNAMICS_CLIENT_ID"),
+            # With no secret and no certificate the app's own identity signs in: by default the one that
+            # already reaches storage (the Bicep creates a user-assigned identity).
+            client_id=get("LEADS_DYNAMICS_CLIENT_ID") or (
+                "" if get("LEADS_DYNAMICS_CLIENT_SECRET") or get("LEADS_DYNAMICS_CLIENT_CERTIFICATE")
+                else storage.client_id),
             client_secret=get("LEADS_DYNAMICS_CLIENT_SECRET"),
             client_certificate=get("LEADS_DYNAMICS_CLIENT_CERTIFICATE"),
             authority_host=check_outbound_url("LEADS_AUTHORITY_HOST", get("LEADS_AUTHORITY_HOST")),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from azure.core.exceptions import AzureError, ResourceExistsError
-from azure.storage.queue import QueueClient, QueueServiceClient
+from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from leads.errors import StorageUnavailableError
 from leads.messages import DeliveryMessage
@@ -13,8 +13,11 @@ MAX_VISIBILITY_SECONDS = 7 * 24 * 3600  # the service's limit on a message's ini
 
 class WorkQueue:
     def __init__(self, service: QueueServiceClient, queue: str) -> None:
-        self.queue: QueueClient = service.get_queue_client(queue)
-        self.poison: QueueClient = service.get_queue_client(f"{queue}-poison")
+        # The Functions host decodes base64 (host.json messageEncoding): encode the same way. The policies
+        # must be given here: get_queue_client() does not inherit them from the service client.
+        codec = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
+        self.queue: QueueClient = service.get_queue_client(queue, **codec)
+        self.poison: QueueClient = service.get_queue_client(f"{queue}-poison", **codec)
 
     def create_queues(self) -> None:
         for client in (self.queue, self.poison):

@@ -126,3 +126,18 @@ def test_no_input_yields_a_500_or_a_trace(app_env: Path, method: str, body: byte
     text = response.get_body().decode()
     assert "Traceback" not in text
     assert isinstance(json.loads(text)["id" if response.status_code == 202 else "message"], str)
+
+
+@pytest.mark.azurite
+def test_queue_down_still_answers_202_because_the_lead_is_stored(app_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  azurite) -> None:
+    dead = dead_connection_string(azurite.connection_string)
+    dead_queue = dead.split("QueueEndpoint=")[1]
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string.replace(
+        azurite.connection_string.split("QueueEndpoint=")[1].split(";")[0], dead_queue))
+    get_settings.cache_clear()
+    runtime_module.runtime.cache_clear()
+    response = call(http.ingest_lead, body=(SAMPLES / "camelcase-wire.json").read_bytes())
+    assert response.status_code == 202
+    lead_id = json.loads(response.get_body())["id"]
+    assert runtime_module.runtime().table.load(lead_id) is not None  # stored, with its outbox row

@@ -75,3 +75,18 @@ def test_secrets_do_not_appear_in_the_settings_repr() -> None:
                               "LEADS_DYNAMICS_CLIENT_SECRET": "dyn-secret-value"})
     text = repr(settings)
     assert "hunter2-secret" not in text and "pat-na1-xyz" not in text and "dyn-secret-value" not in text
+
+
+def test_an_unresolved_key_vault_reference_counts_as_unset() -> None:
+    # App Service hands the app the reference text itself when it cannot resolve it.
+    settings = load_settings({**BASE, "LEADS_DYNAMICS_CLIENT_SECRET": "@Microsoft.KeyVault(SecretUri=https://v/s/x)",
+                              "LEADS_SMTP_PASSWORD": "@Microsoft.KeyVault(VaultName=v;SecretName=smtp)"})
+    assert settings.dynamics.client_secret == ""
+    assert settings.email.password == ""
+
+
+def test_dynamics_managed_identity_defaults_to_the_storage_identity() -> None:
+    identity = {**BASE, "AzureWebJobsStorage__clientId": "5a1b-identity"}
+    assert load_settings(identity).dynamics.client_id == "5a1b-identity"
+    with_secret = {**identity, "LEADS_DYNAMICS_CLIENT_ID": "", "LEADS_DYNAMICS_CLIENT_SECRET": "s"}
+    assert load_settings(with_secret).dynamics.client_id == ""  # a secret belongs to an app registration
