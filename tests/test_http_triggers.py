@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,22 @@ def test_queue_down_still_answers_202_because_the_lead_is_stored(app_env: Path, 
     assert response.status_code == 202
     lead_id = json.loads(response.get_body())["id"]
     assert runtime_module.runtime().table.load(lead_id) is not None  # stored, with its outbox row
+
+
+@pytest.mark.azurite
+def test_status_lists_recent_leads_and_open_breakers_without_personal_data(app_env: Path) -> None:
+    from leads.breaker import Breaker
+    from leads.model import utcnow
+
+    lead_id = json.loads(call(http.ingest_lead, body=(SAMPLES / "camelcase-wire.json").read_bytes()).get_body())["id"]
+    runtime_module.runtime().table.record_breaker(
+        Breaker("hubspot", "HubSpot refused the token: set LEADS_HUBSPOT_TOKEN.", utcnow() + timedelta(minutes=5)),
+        "hubspot")
+    response = call(http.status, method="GET", route="status")
+    assert response.status_code == 200
+    report = json.loads(response.get_body())
+    assert [lead["id"] for lead in report["recent_leads"]] == [lead_id]
+    assert report["recent_leads"][0]["deliveries"]["email"]["state"] == "pending"
+    assert report["open_breakers"][0]["destination"] == "hubspot"
+    text = response.get_body().decode()
+    assert "Ana" not in text and "ana.lopez" not in text and "600 000" not in text
