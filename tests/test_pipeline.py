@@ -188,25 +188,27 @@ def test_the_same_message_handled_concurrently_sends_once(pipeline: Pipeline) ->
     assert len(pipeline.destinations["email"].received) == 1
 
 
-def test_transient_failure_is_retried_with_a_delayed_message_and_delivered_once(pipeline: Pipeline) -> None:
-    email = pipeline.destinations["email"]
-    email.script = [TransientDestinationError("SMTP down"), TransientDestinationError("SMTP down")]
+def test_three_destinations_one_failing_transiently_each_gets_the_lead_exactly_once(azurite, tmp_path: Path) -> None:
+    destinations = {"email": RecordingDestination("email"), "hubspot": RecordingDestination("hubspot", True),
+                    "webhook": RecordingDestination("webhook")}
+    pipeline = build_pipeline(azurite.connection_string, str(tmp_path), destinations)
+    hubspot = destinations["hubspot"]
+    hubspot.script = [TransientDestinationError("HubSpot 503"), TransientDestinationError("HubSpot 503")]
     answer = pipeline.ingest.receive("POST", body())
     [message] = pipeline.queued()
     pipeline.delivery.handle(message)
     lead = pipeline.table.load(answer.body["id"]).stored  # type: ignore[union-attr]
-    assert lead.deliveries["email"].state == RETRYING
-    assert lead.deliveries["hubspot"].state == DELIVERED  # the others carry on
+    assert lead.deliveries["hubspot"].state == RETRYING
+    assert lead.deliveries["email"].state == lead.deliveries["webhook"].state == DELIVERED  # the others carry on
     assert pipeline.queued() == []  # the retry message is invisible for its delay
     for _ in range(2):
         pipeline.clock.offset += 5
-        retry = wait_for_message(pipeline)
-        pipeline.delivery.handle(retry)
+        pipeline.delivery.handle(wait_for_message(pipeline))
     lead = pipeline.table.load(answer.body["id"]).stored  # type: ignore[union-attr]
-    assert lead.deliveries["email"].state == DELIVERED
-    assert lead.deliveries["email"].attempts == 3
-    assert len(email.received) == 3
-    assert pipeline.destinations["hubspot"].received == [answer.body["id"]]
+    assert {name: d.state for name, d in lead.deliveries.items()} == dict.fromkeys(destinations, DELIVERED)
+    assert lead.deliveries["hubspot"].attempts == 3
+    assert len(hubspot.received) == 3  # two failed tries, one success
+    assert destinations["email"].received == destinations["webhook"].received == [answer.body["id"]]
 
 
 def wait_for_message(pipeline: Pipeline, timeout: float = 10) -> DeliveryMessage:
