@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from leads.errors import SettingsError
@@ -46,11 +47,13 @@ def field_map(default: dict[str, str], override_json: str, setting: str) -> dict
     return merged
 
 
-def map_fields(stored: StoredLead, mapping: dict[str, str]) -> dict[str, Any]:
-    """The destination's fields, leaving out empty values (a CRM would store an empty string)."""
+def map_fields(stored: StoredLead, mapping: dict[str, str],
+               resolve: Callable[[StoredLead, str], Any] = lead_value) -> dict[str, Any]:
+    """The destination's fields, leaving out empty values (a CRM would store an empty string). `resolve`
+    turns a mapping's value into the field's value: `lead_value` unless the destination has paths of its own."""
     out: dict[str, Any] = {}
     for name, path in mapping.items():
-        value = lead_value(stored, path)
+        value = resolve(stored, path)
         if value not in ("", None):
             out[name] = value
     return out

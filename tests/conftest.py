@@ -26,6 +26,9 @@ from devhost.host import LocalHost
 from tests.support.azurite import PROJECT_ROOT, start_test_azurite
 from tests.support.smtp import SmtpServer
 
+# The fake Azure AD's `tls` and `world` fixtures (tests/destinations/test_dynamics.py, tests/test_doctor.py).
+pytest_plugins = ("tests.support.azure_ad",)
+
 # Modules whose import-time values depend on the environment (the trigger's queue name): imported afresh.
 FRESH_MODULE_PREFIXES: tuple[str, ...] = ("leads.triggers",)
 

@@ -7,7 +7,7 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,23 +23,11 @@ from tests.support.azure_ad import (
     AzureWorld,
     TlsFiles,
     make_client_certificate,
-    make_self_signed,
-    open_world,
 )
 from tests.support.fake_http import Reply
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OTHER_TENANT = "11111111-2222-3333-4444-555555555555"
-
-
-@pytest.fixture(scope="session")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_self_signed(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def world(tls: TlsFiles, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureWorld]:
-    yield from open_world(tls, monkeypatch)
 
 
 def run_doctor(env: dict[str, str], *argv: str, extra: list[doctor.ExtraCheck] | None = None) -> tuple[int, str]:

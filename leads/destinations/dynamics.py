@@ -29,7 +29,7 @@ from leads.errors import (
     LeadRejectedError,
     TransientDestinationError,
 )
-from leads.mapping import field_map, lead_value
+from leads.mapping import field_map, lead_value, map_fields
 from leads.model import StoredLead
 from leads.settings import Settings
 
@@ -105,16 +105,6 @@ def resolve(stored: StoredLead, path: str) -> Any:
     return lead_value(stored, path)
 
 
-def lead_body(stored: StoredLead, mapping: dict[str, str]) -> dict[str, Any]:
-    """The lead record's columns, leaving out empty values (Dataverse would store an empty string)."""
-    body: dict[str, Any] = {}
-    for column, path in mapping.items():
-        value = resolve(stored, path)
-        if value not in ("", None):
-            body[column] = value
-    return body
-
-
 def _dns_error_number(exc: BaseException | None) -> int | None:
     """The getaddrinfo error behind a requests ConnectionError, if that is what it was."""
     pending: list[BaseException | None] = [exc]
@@ -150,7 +140,7 @@ class DynamicsDestination:
     # --- delivery -------------------------------------------------------------------------------------
 
     def deliver(self, stored: StoredLead) -> Delivered | Skipped:
-        body = lead_body(stored, self.mapping)
+        body = map_fields(stored, self.mapping, resolve)  # empty values left out
         record_id = record_id_for(stored.id)
         response = self._call("PATCH", f"/leads({record_id})", json=body, headers={"If-None-Match": "*"})
         if response.status_code == 412:
@@ -244,7 +234,8 @@ class DynamicsDestination:
                     "LEADS_DYNAMICS_FIELD_MAP (column logical names are lower case, e.g. new_campaign), or set "
                     "that column to null to drop it."
                 )
-            columns = sorted(c for c in lead_body(stored, self.mapping) if re.search(rf"\b{re.escape(c)}\b", message))
+            sent = map_fields(stored, self.mapping, resolve)
+            columns = sorted(c for c in sent if re.search(rf"\b{re.escape(c)}\b", message))
             about = f" about {', '.join(columns)}" if columns else ""
             if not stored.lead.customer.has_personal_data:
                 return Skipped(

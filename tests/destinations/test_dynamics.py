@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,24 +24,11 @@ from tests.support.azure_ad import (
     CLIENT_SECRET,
     AzureWorld,
     FakeManagedIdentity,
-    TlsFiles,
     make_client_certificate,
-    make_self_signed,
-    open_world,
 )
 from tests.support.fake_http import FakeServer, Reply
 
 LEAD_ID = "20251121T044355123Z-9f3a1c2e"
-
-
-@pytest.fixture(scope="session")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_self_signed(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def world(tls: TlsFiles, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureWorld]:
-    yield from open_world(tls, monkeypatch)
 
 
 def stored_lead(lead_id: str = LEAD_ID, **changes: object) -> StoredLead:

@@ -8,28 +8,23 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from devhost.mailcatcher import free_port
 from leads.destinations import build_destination
 from leads.destinations.base import Check, Delivered
 from leads.destinations.email import EmailDestination, create
 from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
 from leads.model import Customer, Lead, LeadSource, StoredLead
 from leads.settings import Settings, load_settings
-from tests.support.smtp_tls import (
-    HOST,
-    Behaviour,
-    Certificate,
-    SilentServer,
-    SMTPTestServer,
-    free_port,
-    self_signed_certificate,
-)
+from tests.support.certificates import CertificateFiles, self_signed
+from tests.support.smtp import Security, SilentServer, SmtpServer
 
+HOST = "127.0.0.1"  # where SmtpServer listens
 LEAD_ID = "20261121T120000000Z-0a1b2c3d"
 FIRST_NAME = "Philippa"
 USER, PASSWORD = "leads-bot", "correct horse battery staple"
@@ -75,21 +70,15 @@ def fails_with(destination: EmailDestination, kind: type[DestinationError]) -> D
 
 
 @pytest.fixture
-def certificate(tmp_path: Path) -> Certificate:
-    return self_signed_certificate(tmp_path / "tls")
+def certificate(tmp_path: Path) -> CertificateFiles:
+    return self_signed(tmp_path / "tls")
 
 
 @pytest.fixture
-def trusted(certificate: Certificate, monkeypatch: pytest.MonkeyPatch) -> Certificate:
+def trusted(certificate: CertificateFiles, monkeypatch: pytest.MonkeyPatch) -> CertificateFiles:
     """The test server's certificate trusted the way an operator would: the standard SSL_CERT_FILE."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(certificate.cert_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate.certificate))
     return certificate
-
-
-@pytest.fixture
-def plain_server() -> Iterator[SMTPTestServer]:
-    with SMTPTestServer() as server:
-        yield server
 
 
 # -- delivery ---------------------------------------------------------------------------------------------
@@ -102,62 +91,61 @@ def test_create_builds_a_notification_destination() -> None:
     assert destination.timeout == 7
 
 
-def test_delivers_over_plain_smtp_to_every_recipient(plain_server: SMTPTestServer) -> None:
-    outcome = email_destination(plain_server.port).deliver(stored_lead())
-    [received] = plain_server.received
-    message = received.message()
+def test_delivers_over_plain_smtp_to_every_recipient(smtp_server: SmtpServer) -> None:
+    outcome = email_destination(smtp_server.port).deliver(stored_lead())
+    [envelope], [message], [raw] = smtp_server.envelopes, smtp_server.messages, smtp_server.raw_messages
     assert outcome == Delivered(record_id=f"<{LEAD_ID}@contoso.example>")
     assert message["Message-ID"] == outcome.record_id
     assert message["X-Lead-Id"] == LEAD_ID
-    assert received.mail_from == "leads@contoso.example"
-    assert received.rcpt_tos == list(TO)
+    assert envelope.mail_from == "leads@contoso.example"
+    assert envelope.rcpt_tos == TO
     assert message["To"] == ", ".join(TO)
     assert str(message["Subject"]) == "New marketplace lead: Contoso Analytics — Install — Fabrikam"
-    assert not received.tls
-    assert FIRST_NAME.encode() not in received.data  # and no personal data by default
+    assert not envelope.encrypted
+    assert FIRST_NAME.encode() not in raw  # and no personal data by default
 
 
-def test_a_second_send_of_the_same_lead_has_the_same_message_id(plain_server: SMTPTestServer) -> None:
-    destination = email_destination(plain_server.port)
+def test_a_second_send_of_the_same_lead_has_the_same_message_id(smtp_server: SmtpServer) -> None:
+    destination = email_destination(smtp_server.port)
     first, second = destination.deliver(stored_lead()), destination.deliver(stored_lead())
-    ids = [received.message()["Message-ID"] for received in plain_server.received]
+    ids = [message["Message-ID"] for message in smtp_server.messages]
     assert first == second and ids == [first.record_id] * 2
 
 
-def test_delivers_over_starttls_trusting_the_certificate_through_ssl_cert_file(trusted: Certificate) -> None:
-    with SMTPTestServer(tls="starttls", certificate=trusted) as server:
+def test_delivers_over_starttls_trusting_the_certificate_through_ssl_cert_file(trusted: CertificateFiles) -> None:
+    with SmtpServer(security="starttls", certificate=trusted) as server:
         email_destination(server.port, LEADS_SMTP_SECURITY="starttls").deliver(stored_lead())
-        [received] = server.received
-    assert received.tls
+        [envelope] = server.envelopes
+    assert envelope.encrypted
 
 
-def test_delivers_over_ssl(trusted: Certificate) -> None:
-    with SMTPTestServer(tls="ssl", certificate=trusted) as server:
+def test_delivers_over_ssl(trusted: CertificateFiles) -> None:
+    with SmtpServer(security="ssl", certificate=trusted) as server:
         email_destination(server.port, LEADS_SMTP_SECURITY="ssl").deliver(stored_lead())
-        [received] = server.received
-    assert received.tls
+        [envelope] = server.envelopes
+    assert envelope.encrypted
 
 
-def test_logs_in_when_a_username_is_set(trusted: Certificate) -> None:
-    with SMTPTestServer(tls="starttls", certificate=trusted, login=(USER, PASSWORD)) as server:
+def test_logs_in_when_a_username_is_set(trusted: CertificateFiles) -> None:
+    with SmtpServer(security="starttls", certificate=trusted, auth=(USER, PASSWORD)) as server:
         email_destination(server.port, LEADS_SMTP_SECURITY="starttls", LEADS_SMTP_USERNAME=USER,
                           LEADS_SMTP_PASSWORD=PASSWORD).deliver(stored_lead())
-        [received] = server.received
-    assert received.login == USER
+        [envelope] = server.envelopes
+    assert envelope.login == USER
 
 
 def test_a_connection_lost_after_the_message_was_accepted_is_still_delivered() -> None:
     # The server has the message once it answers 250 to DATA: failing now would send it again on retry.
-    with SMTPTestServer(behaviour=Behaviour(drop_on_quit=True)) as server:
+    with SmtpServer(drop_on_quit=True) as server:
         outcome = email_destination(server.port).deliver(stored_lead())
-        assert len(server.received) == 1
+        assert len(server.messages) == 1
     assert isinstance(outcome, Delivered)
 
 
-def test_includes_personal_data_only_when_asked(plain_server: SMTPTestServer) -> None:
-    email_destination(plain_server.port, LEADS_EMAIL_INCLUDE_PII="true").deliver(stored_lead())
-    [received] = plain_server.received
-    plain = received.message().get_body(("plain",))
+def test_includes_personal_data_only_when_asked(smtp_server: SmtpServer) -> None:
+    email_destination(smtp_server.port, LEADS_EMAIL_INCLUDE_PII="true").deliver(stored_lead())
+    [message] = smtp_server.messages
+    plain = message.get_body(("plain",))
     assert plain is not None and FIRST_NAME in plain.get_content()
 
 
@@ -165,97 +153,93 @@ def test_includes_personal_data_only_when_asked(plain_server: SMTPTestServer) ->
 
 
 def test_wrong_password_is_a_configuration_error_that_never_shows_the_password(
-    trusted: Certificate, caplog: pytest.LogCaptureFixture
+    trusted: CertificateFiles, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with SMTPTestServer(tls="starttls", certificate=trusted, login=(USER, PASSWORD)) as server:
+    with SmtpServer(security="starttls", certificate=trusted, auth=(USER, PASSWORD)) as server:
         destination = email_destination(server.port, LEADS_SMTP_SECURITY="starttls", LEADS_SMTP_USERNAME=USER,
                                         LEADS_SMTP_PASSWORD=WRONG_PASSWORD)
         error = fails_with(destination, ConfigurationError)
-        assert not server.received
+        assert not server.messages
     assert "535" in error.explanation
     assert "LEADS_SMTP_USERNAME" in error.explanation and "LEADS_SMTP_PASSWORD" in error.explanation
     for shown in (error.explanation, str(error), repr(error), caplog.text, repr(destination.settings)):
         assert WRONG_PASSWORD not in shown
 
 
-def test_a_server_that_requires_a_login_says_which_settings_to_set(trusted: Certificate) -> None:
-    with SMTPTestServer(tls="starttls", certificate=trusted, login=(USER, PASSWORD)) as server:
+def test_a_server_that_requires_a_login_says_which_settings_to_set(trusted: CertificateFiles) -> None:
+    with SmtpServer(security="starttls", certificate=trusted, auth=(USER, PASSWORD)) as server:
         error = fails_with(email_destination(server.port, LEADS_SMTP_SECURITY="starttls"), ConfigurationError)
     assert "530" in error.explanation and "LEADS_SMTP_USERNAME" in error.explanation
 
 
-def test_starttls_not_offered_is_a_configuration_error(plain_server: SMTPTestServer) -> None:
-    error = fails_with(email_destination(plain_server.port, LEADS_SMTP_SECURITY="starttls"), ConfigurationError)
+def test_starttls_not_offered_is_a_configuration_error(smtp_server: SmtpServer) -> None:
+    error = fails_with(email_destination(smtp_server.port, LEADS_SMTP_SECURITY="starttls"), ConfigurationError)
     assert "does not offer STARTTLS" in error.explanation and "LEADS_SMTP_SECURITY" in error.explanation
-    assert not plain_server.received  # nothing went out unencrypted
+    assert not smtp_server.messages  # nothing went out unencrypted
 
 
-def test_ssl_against_a_plain_server_is_a_configuration_error(plain_server: SMTPTestServer) -> None:
-    error = fails_with(email_destination(plain_server.port, LEADS_SMTP_SECURITY="ssl"), ConfigurationError)
+def test_ssl_against_a_plain_server_is_a_configuration_error(smtp_server: SmtpServer) -> None:
+    error = fails_with(email_destination(smtp_server.port, LEADS_SMTP_SECURITY="ssl"), ConfigurationError)
     assert "TLS handshake" in error.explanation
     assert "LEADS_SMTP_SECURITY" in error.explanation and "LEADS_SMTP_PORT" in error.explanation
 
 
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
 def test_an_untrusted_certificate_is_a_configuration_error(
-    certificate: Certificate, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, security: str
+    certificate: CertificateFiles, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, security: Security
 ) -> None:
-    other = self_signed_certificate(tmp_path / "other")  # SSL_CERT_FILE trusts a different certificate
-    monkeypatch.setenv("SSL_CERT_FILE", str(other.cert_file))
-    with SMTPTestServer(tls=security, certificate=certificate) as server:
+    other = self_signed(tmp_path / "other")  # SSL_CERT_FILE trusts a different certificate
+    monkeypatch.setenv("SSL_CERT_FILE", str(other.certificate))
+    with SmtpServer(security=security, certificate=certificate) as server:
         error = fails_with(email_destination(server.port, LEADS_SMTP_SECURITY=security), ConfigurationError)
-        assert not server.received
+        assert not server.messages
     assert "could not be verified" in error.explanation and "SSL_CERT_FILE" in error.explanation
 
 
-def test_a_certificate_for_another_host_name_is_a_configuration_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    elsewhere = self_signed_certificate(tmp_path / "tls", names=("mail.contoso.example",), addresses=())
-    monkeypatch.setenv("SSL_CERT_FILE", str(elsewhere.cert_file))
-    with SMTPTestServer(tls="starttls", certificate=elsewhere) as server:
+def test_a_certificate_for_another_host_name_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with SmtpServer(security="starttls", names=("mail.contoso.example",), addresses=()) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))  # trusted, but for another name
         error = fails_with(email_destination(server.port, LEADS_SMTP_SECURITY="starttls"), ConfigurationError)
     assert "LEADS_SMTP_HOST" in error.explanation
 
 
 def test_every_recipient_refused_is_a_configuration_error() -> None:
     refusal = "550 5.1.1 No such user here"
-    with SMTPTestServer(behaviour=Behaviour(rcpt_replies=dict.fromkeys(TO, refusal))) as server:
+    with SmtpServer(refuse_recipients=dict.fromkeys(TO, refusal)) as server:
         error = fails_with(email_destination(server.port), ConfigurationError)
-        assert not server.received
+        assert not server.messages
     assert "LEADS_EMAIL_TO" in error.explanation and "550 5.1.1 No such user here" in error.explanation
 
 
 def test_one_recipient_refused_still_delivers_to_the_others_and_warns(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with SMTPTestServer(behaviour=Behaviour(rcpt_replies={TO[0]: "550 5.1.1 No such user"})) as server:
+    with SmtpServer(refuse_recipients={TO[0]: "550 5.1.1 No such user"}) as server:
         outcome = email_destination(server.port).deliver(stored_lead())
-        [received] = server.received
+        [envelope] = server.envelopes
     # A retry would send it twice to the recipient who got it: delivered, with a warning to fix the setting.
     assert isinstance(outcome, Delivered)
-    assert received.rcpt_tos == [TO[1]]
+    assert envelope.rcpt_tos == (TO[1],)
     assert "LEADS_EMAIL_TO" in caplog.text and TO[0] in caplog.text and LEAD_ID in caplog.text
     assert FIRST_NAME not in caplog.text
 
 
 def test_a_refused_sender_is_a_configuration_error() -> None:
-    behaviour = Behaviour(mail_reply="550 5.7.60 SMTP; Client does not have permissions to send as this sender")
-    with SMTPTestServer(behaviour=behaviour) as server:
+    refusal = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
+    with SmtpServer(refuse_sender=refusal) as server:
         error = fails_with(email_destination(server.port), ConfigurationError)
     assert "LEADS_EMAIL_FROM" in error.explanation and "5.7.60" in error.explanation
 
 
 def test_a_policy_refusal_of_the_message_is_a_configuration_error() -> None:
-    behaviour = Behaviour(data_reply="554 5.7.1 Message rejected: sender domain not authorised")
-    with SMTPTestServer(behaviour=behaviour) as server:
+    with SmtpServer(reject_with="554 5.7.1 Message rejected: sender domain not authorised") as server:
         error = fails_with(email_destination(server.port), ConfigurationError)
     assert "LEADS_EMAIL_FROM" in error.explanation
 
 
 def test_a_refusal_of_this_message_only_is_a_rejected_lead() -> None:
-    with SMTPTestServer(behaviour=Behaviour(data_reply="552 5.3.4 Message size exceeds fixed limit")) as server:
+    with SmtpServer(reject_with="552 5.3.4 Message size exceeds fixed limit") as server:
         error = fails_with(email_destination(server.port), LeadRejectedError)
     assert "552" in error.explanation
 
@@ -268,16 +252,16 @@ def test_a_refusal_of_this_message_only_is_a_rejected_lead() -> None:
         ("LEADS_EMAIL_FROM", {"LEADS_EMAIL_FROM": ""}),
     ],
 )
-def test_a_missing_setting_is_named(plain_server: SMTPTestServer, missing: str, env: dict[str, str]) -> None:
-    error = fails_with(email_destination(plain_server.port, **env), ConfigurationError)
+def test_a_missing_setting_is_named(smtp_server: SmtpServer, missing: str, env: dict[str, str]) -> None:
+    error = fails_with(email_destination(smtp_server.port, **env), ConfigurationError)
     assert f"set {missing}" in error.explanation
     others = {"LEADS_SMTP_HOST", "LEADS_EMAIL_TO", "LEADS_EMAIL_FROM"} - {missing}
     assert not any(name in error.explanation for name in others)
-    assert plain_server.handler.transactions == 0
+    assert smtp_server.transactions == 0
 
 
-def test_a_malformed_address_is_named(plain_server: SMTPTestServer) -> None:
-    error = fails_with(email_destination(plain_server.port, LEADS_EMAIL_TO="sales at contoso"), ConfigurationError)
+def test_a_malformed_address_is_named(smtp_server: SmtpServer) -> None:
+    error = fails_with(email_destination(smtp_server.port, LEADS_EMAIL_TO="sales at contoso"), ConfigurationError)
     assert "LEADS_EMAIL_TO" in error.explanation and "sales at contoso" in error.explanation
 
 
@@ -291,12 +275,12 @@ def test_server_down_is_transient() -> None:
 
 
 def test_server_down_then_back_delivers() -> None:
-    server = SMTPTestServer()
+    server = SmtpServer()
     destination = email_destination(server.port)
     fails_with(destination, TransientDestinationError)
     with server:
         assert isinstance(destination.deliver(stored_lead()), Delivered)
-        assert len(server.received) == 1
+        assert len(server.messages) == 1
 
 
 def test_a_server_that_never_answers_is_transient() -> None:
@@ -317,20 +301,20 @@ def test_an_unknown_host_name_is_a_configuration_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "behaviour",
+    "replies",
     [
-        Behaviour(data_reply="421 4.3.2 Service shutting down, closing transmission channel"),
-        Behaviour(data_reply="451 4.3.0 Temporary local problem, try again later"),
-        Behaviour(rcpt_replies=dict.fromkeys(TO, "451 4.7.1 Greylisted, please try again later")),
-        Behaviour(rcpt_replies=dict.fromkeys(TO, "421 4.7.0 Too many connections")),
-        Behaviour(mail_reply="452 4.3.1 Insufficient system storage"),
+        {"reject_with": "421 4.3.2 Service shutting down, closing transmission channel"},
+        {"reject_with": "451 4.3.0 Temporary local problem, try again later"},
+        {"refuse_recipients": dict.fromkeys(TO, "451 4.7.1 Greylisted, please try again later")},
+        {"refuse_recipients": dict.fromkeys(TO, "421 4.7.0 Too many connections")},
+        {"refuse_sender": "452 4.3.1 Insufficient system storage"},
     ],
     ids=["421-data", "451-data", "451-rcpt", "421-rcpt", "452-mail"],
 )
-def test_a_temporary_reply_is_transient(behaviour: Behaviour) -> None:
-    with SMTPTestServer(behaviour=behaviour) as server:
+def test_a_temporary_reply_is_transient(replies: dict[str, Any]) -> None:
+    with SmtpServer(**replies) as server:
         error = fails_with(email_destination(server.port), TransientDestinationError)
-        assert not server.received
+        assert not server.messages
     assert "will retry" in error.explanation
 
 
@@ -342,18 +326,18 @@ def lines(checks: list[Check]) -> list[tuple[str, bool]]:
     return [(check.name, check.ok) for check in checks]
 
 
-def test_check_passes_every_step_and_sends_nothing(trusted: Certificate) -> None:
-    with SMTPTestServer(tls="starttls", certificate=trusted, login=(USER, PASSWORD)) as server:
+def test_check_passes_every_step_and_sends_nothing(trusted: CertificateFiles) -> None:
+    with SmtpServer(security="starttls", certificate=trusted, auth=(USER, PASSWORD)) as server:
         checks = email_destination(server.port, LEADS_SMTP_SECURITY="starttls", LEADS_SMTP_USERNAME=USER,
                                    LEADS_SMTP_PASSWORD=PASSWORD).check()
-        assert not server.received
-        assert server.handler.transactions == 1  # MAIL FROM / RCPT TO were tried, then RSET
+        assert not server.messages
+        assert server.transactions == 1  # MAIL FROM / RCPT TO were tried, then RSET
     assert lines(checks) == [("connect", True), ("starttls", True), ("login", True), ("addresses", True)]
     assert all(PASSWORD not in check.message for check in checks)
 
 
-def test_check_reports_a_wrong_password_on_the_login_line(trusted: Certificate) -> None:
-    with SMTPTestServer(tls="starttls", certificate=trusted, login=(USER, PASSWORD)) as server:
+def test_check_reports_a_wrong_password_on_the_login_line(trusted: CertificateFiles) -> None:
+    with SmtpServer(security="starttls", certificate=trusted, auth=(USER, PASSWORD)) as server:
         checks = email_destination(server.port, LEADS_SMTP_SECURITY="starttls", LEADS_SMTP_USERNAME=USER,
                                    LEADS_SMTP_PASSWORD=WRONG_PASSWORD).check()
     assert lines(checks) == [("connect", True), ("starttls", True), ("login", False)]
@@ -361,7 +345,7 @@ def test_check_reports_a_wrong_password_on_the_login_line(trusted: Certificate) 
 
 
 def test_check_reports_refused_recipients() -> None:
-    with SMTPTestServer(behaviour=Behaviour(rcpt_replies=dict.fromkeys(TO, "550 5.1.1 No such user"))) as server:
+    with SmtpServer(refuse_recipients=dict.fromkeys(TO, "550 5.1.1 No such user")) as server:
         checks = email_destination(server.port).check()
     assert lines(checks) == [("connect", True), ("addresses", False)]
     assert "LEADS_EMAIL_TO" in checks[-1].message

@@ -1,7 +1,7 @@
 """Fake Azure AD (Microsoft Entra) and fake Dataverse, real servers on loopback sockets.
 
 Real msal talks to `FakeAzureAD`: msal only accepts an https authority, so it is served over TLS with a
-self-signed certificate made here, trusted through REQUESTS_CA_BUNDLE (the `azure_tls` fixture sets it).
+self-signed certificate made here, trusted through REQUESTS_CA_BUNDLE (the `world` fixture sets it).
 msal asks for `{authority}/v2.0/.well-known/openid-configuration` when the app is built (the tenant
 errors come from there) and then POSTs the client-credentials form to the `token_endpoint` it was given.
 
@@ -12,12 +12,9 @@ ones in shared/reference/marketplace-leads.md §4.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
-import ipaddress
 import json
 import re
-import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.certificates import CertificateFiles, build, key_pem, self_signed
 from tests.support.fake_http import FakeServer, Recorded, Reply
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -43,41 +41,13 @@ CORRELATION_ID = "aaaa0000-bb11-2222-33cc-444444dddddd"
 
 # --- TLS --------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class TlsFiles:
-    certificate: Path  # PEM certificate (also the CA bundle clients trust)
-    key: Path
+TlsFiles = CertificateFiles  # .certificate (PEM, also the CA bundle clients trust), .key
 
 
-def make_self_signed(directory: Path, common_name: str = "127.0.0.1") -> TlsFiles:
-    """A certificate for 127.0.0.1 and localhost, valid one day."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = directory / "fake-aad.pem", directory / "fake-aad.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return TlsFiles(cert_path, key_path)
+def make_self_signed(directory: Path) -> TlsFiles:
+    """A certificate for 127.0.0.1 and localhost, valid one day. A TLS server certificate only: EC is fine
+    (RSA is needed for the client certificate below, whose key msal uses to sign RS256 assertions)."""
+    return self_signed(directory, names=("localhost",), addresses=("127.0.0.1",), stem="fake-aad")
 
 
 class TlsFakeServer(FakeServer):
@@ -85,9 +55,7 @@ class TlsFakeServer(FakeServer):
 
     def __init__(self, tls: TlsFiles) -> None:
         super().__init__()
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(tls.certificate, tls.key)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._server.socket = tls.server_context().wrap_socket(self._server.socket, server_side=True)
 
     @property
     def url(self) -> str:
@@ -104,20 +72,10 @@ class ClientCertificate:
 
 
 def make_client_certificate() -> ClientCertificate:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import serialization
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "marketplace-leads")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-                   .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode() + certificate.public_bytes(
-        serialization.Encoding.PEM).decode()
+    certificate, key = build(names=(), addresses=(), key_type="rsa", common_name="marketplace-leads", days=30)
+    pem = key_pem(key).decode() + certificate.public_bytes(serialization.Encoding.PEM).decode()
     thumbprint = hashlib.sha1(certificate.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
     return ClientCertificate(pem, thumbprint, key.public_key())
 
@@ -515,7 +473,7 @@ def running_world(tls: TlsFiles) -> Iterator[AzureWorld]:
 
 
 def open_world(tls: TlsFiles, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureWorld]:
-    """Body of a test module's `world` fixture: `yield from open_world(tls, monkeypatch)`."""
+    """Body of the `world` fixture: `yield from open_world(tls, monkeypatch)`."""
     # msal uses requests, which trusts REQUESTS_CA_BUNDLE: the fake Azure AD's self-signed certificate.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.certificate))
     # Not on App Service here: no managed identity unless a test provides one.
@@ -523,3 +481,17 @@ def open_world(tls: TlsFiles, monkeypatch: pytest.MonkeyPatch) -> Iterator[Azure
         monkeypatch.delenv(name, raising=False)
     with running_world(tls) as running:
         yield running
+
+
+# --- fixtures (registered for every test by tests/conftest.py's pytest_plugins) ----------------------
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """The fake Azure AD's certificate, made once per session."""
+    return make_self_signed(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def world(tls: TlsFiles, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureWorld]:
+    """Fake Azure AD and Dataverse running, the certificate trusted through REQUESTS_CA_BUNDLE."""
+    yield from open_world(tls, monkeypatch)

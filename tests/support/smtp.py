@@ -5,24 +5,32 @@
     [message] = server.wait_for(1)          # email.message.EmailMessage, parsed with policy.default
     server.stop(); ...; server.start()      # down for a while, then back on the same port
     server.reject_with = "451 4.3.0 Try again later"   # answer DATA with this until set back to None
+    with SmtpServer(refuse_recipients={"a@contoso.example": "550 5.1.1 No such user"}) as server: ...
 
-security: "none", "starttls" (STARTTLS required before MAIL) or "ssl" (TLS from the first byte), with a
-self-signed certificate for localhost/127.0.0.1 made at start (`.ca_file` is its PEM, for the client's
-trust store, e.g. ssl.create_default_context(cafile=...) or the SSL_CERT_FILE environment variable).
-With `auth`, mail is refused until AUTH succeeds; a wrong password answers 535 (AuthResult(success=False,
-handled=False): any other answer makes smtplib hang, stack.md).
+security: "none", "starttls" (STARTTLS required before MAIL) or "ssl" (TLS from the first byte), with
+`certificate` (tests/support/certificates.py) or else a self-signed one for `names` / `addresses` made here
+(`.ca_file` is its PEM, for the client's trust store, e.g. ssl.create_default_context(cafile=...) or the
+SSL_CERT_FILE environment variable). With `auth`, mail is refused until AUTH succeeds; a wrong password
+answers 535 (AuthResult(success=False, handled=False): any other answer makes smtplib hang, stack.md).
+
+Replies, each settable at construction or later as an attribute (None, or no entry: the normal answer):
+`refuse_sender` answers MAIL FROM, `refuse_recipients` maps an address to the answer to its RCPT TO,
+`reject_with` answers DATA; `drop_on_quit` cuts the connection instead of answering QUIT. `transactions`
+counts the MAIL FROM commands seen, accepted or not.
+
+`SilentServer` accepts connections and never answers: a hung SMTP server.
 """
 
 from __future__ import annotations
 
-import datetime
 import email
 import email.policy
-import ipaddress
+import socket
 import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -32,6 +40,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from devhost.mailcatcher import free_port
+from tests.support.certificates import CertificateFiles, self_signed
 
 Security = Literal["none", "starttls", "ssl"]
 
@@ -41,39 +50,15 @@ class Envelope:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     login: str | None  # the AUTH user name, None without AUTH
-    encrypted: bool  # the session was under TLS (STARTTLS or implicit TLS) when the message came
-
-
-def make_self_signed_certificate(folder: Path) -> tuple[Path, Path]:
-    """(certificate PEM, private key PEM) for CN=localhost with SANs localhost and 127.0.0.1."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+    encrypted: bool  # the session was under TLS (STARTTLS or TLS from the first byte) when the message came
 
 
 class SmtpServer:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, auth: tuple[str, str] | None = None,
-                 security: Security = "none") -> None:
+                 security: Security = "none", certificate: CertificateFiles | None = None,
+                 names: tuple[str, ...] = ("localhost",), addresses: tuple[str, ...] = ("127.0.0.1",),
+                 refuse_sender: str | None = None, refuse_recipients: Mapping[str, str] | None = None,
+                 reject_with: str | None = None, drop_on_quit: bool = False) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.auth = auth
@@ -82,17 +67,21 @@ class SmtpServer:
         self.raw_messages: list[bytes] = []
         self.envelopes: list[Envelope] = []
         self.failed_logins = 0
-        self.reject_with: str | None = None
+        self.transactions = 0
+        self.refuse_sender = refuse_sender
+        self.refuse_recipients: dict[str, str] = dict(refuse_recipients or {})
+        self.reject_with = reject_with
+        self.drop_on_quit = drop_on_quit
         self.ca_file: Path | None = None
         self._tls_context: ssl.SSLContext | None = None
-        self._folder = Path(tempfile.mkdtemp(prefix="smtp-test-"))
         self._received = threading.Condition()
         self._controller: Controller | None = None
         if security != "none":
-            cert, key = make_self_signed_certificate(self._folder)
-            self.ca_file = cert
-            self._tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            self._tls_context.load_cert_chain(cert, key)
+            if certificate is None:
+                certificate = self_signed(Path(tempfile.mkdtemp(prefix="smtp-test-")), names=names,
+                                          addresses=addresses, stem="smtp")
+            self.ca_file = certificate.certificate
+            self._tls_context = certificate.server_context()
 
     @property
     def is_running(self) -> bool:
@@ -131,6 +120,12 @@ class SmtpServer:
             self._controller.stop()
             self._controller = None
 
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def wait_for(self, count: int, timeout: float = 10) -> list[EmailMessage]:
         """Every message so far, once there are at least `count`; AssertionError after `timeout` seconds."""
         with self._received:
@@ -147,6 +142,22 @@ class SmtpServer:
         self.failed_logins += 1
         return AuthResult(success=False, handled=False)
 
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        self.transactions += 1
+        if self.refuse_sender is not None:
+            return self.refuse_sender
+        envelope.mail_from = address  # a handler that answers MAIL records the sender itself
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        refusal = self.refuse_recipients.get(address)
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.reject_with is not None:
             return self.reject_with
@@ -154,10 +165,33 @@ class SmtpServer:
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
+        # session.ssl is set by STARTTLS; TLS from the first byte shows on the transport.
+        encrypted = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
         with self._received:
             self.raw_messages.append(raw)
-            self.envelopes.append(Envelope(envelope.mail_from, tuple(envelope.rcpt_tos), login,
-                                           encrypted=server.transport.get_extra_info("ssl_object") is not None))
+            self.envelopes.append(Envelope(envelope.mail_from, tuple(envelope.rcpt_tos), login, encrypted))
             self.messages.append(parsed)
             self._received.notify_all()
         return "250 Message accepted for delivery"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.drop_on_quit:
+            server.transport.abort()
+        return "221 Bye"
+
+
+class SilentServer:
+    """Accepts TCP connections (through the listen backlog) and never says a word: a hung SMTP server."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.bind((host, 0))
+        self.socket.listen(8)
+        self.port: int = self.socket.getsockname()[1]
+
+    def __enter__(self) -> SilentServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.socket.close()
