@@ -8,6 +8,7 @@ claiming leaves a lease that runs out; the outbox row brings the lead back then.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -97,8 +98,10 @@ class DeliveryService:
             outcome: policy.Outcome = self.destinations[name].deliver(stored)
         except DestinationError as error:
             outcome = error
-        except Exception as error:  # a bug in one destination must not stop the others
-            log.exception("lead %s: %s failed unexpectedly (%s)", stored.id, name, type(error).__name__)
+        except Exception as error:  # noqa: BLE001 - a bug in one destination must not stop the others
+            # The frames only: an exception's message can quote lead values (personal data).
+            log.error("lead %s: %s failed unexpectedly (%s) at\n%s", stored.id, name, type(error).__name__,
+                      "".join(traceback.format_tb(error.__traceback__)))
             outcome = TransientDestinationError(
                 f"{name} failed unexpectedly ({type(error).__name__}); will retry. See the app's logs.")
         if isinstance(outcome, ConfigurationError):

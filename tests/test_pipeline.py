@@ -300,3 +300,14 @@ def test_a_worker_that_dies_after_claiming_is_recovered_after_its_lease(pipeline
     lead = pipeline.table.load(answer.body["id"]).stored  # type: ignore[union-attr]
     assert lead.deliveries["email"].state == DELIVERED
     assert lead.deliveries["email"].record_id == "late"
+
+
+def test_an_unexpected_error_is_retried_and_logged_without_its_message(pipeline: Pipeline,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    pipeline.destinations["email"].script = [KeyError("ana@fabrikam.example")]
+    answer = pipeline.ingest.receive("POST", body())
+    pipeline.delivery.handle(pipeline.queued()[0])
+    state = pipeline.table.load(answer.body["id"]).stored.deliveries["email"]  # type: ignore[union-attr]
+    assert state.state == RETRYING
+    assert "KeyError" in state.last_error and "ana@" not in state.last_error
+    assert "KeyError" in caplog.text and "ana@fabrikam" not in caplog.text
