@@ -207,12 +207,20 @@ class LeadTable:
         self._call("update the outbox", lambda: self.leads.upsert_entity(_outbox_entity(lead_id, due)))
 
     def recent(self, limit: int = 50) -> list[StoredLead]:
+        return self.page(limit)[0]
+
+    def page(self, limit: int = 50, continuation: str | None = None) -> tuple[list[StoredLead], str | None]:
+        """Leads newest first, one page at a time: a range query on the `lead:` prefix (no scan). The token
+        it returns fetches the next page."""
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         params = {"pk": keys.LEADS_PARTITION, "lo": "lead:", "hi": "lead" + keys.PREFIX_END}
 
-        def run() -> list[StoredLead]:
-            rows = self.leads.query_entities(query, parameters=params, results_per_page=limit)
-            return [stored_from_entity(row) for _, row in zip(range(limit), rows, strict=False)]
+        def run() -> tuple[list[StoredLead], str | None]:
+            pages = self.leads.query_entities(query, parameters=params, results_per_page=limit).by_page(
+                continuation_token=json.loads(continuation) if continuation else None)
+            rows: list[Any] = list(next(pages, []))
+            token = pages.continuation_token  # type: ignore[attr-defined]
+            return [stored_from_entity(row) for row in rows], json.dumps(token) if token else None
 
         return self._call("list leads", run)
 

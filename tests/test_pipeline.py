@@ -311,3 +311,15 @@ def test_an_unexpected_error_is_retried_and_logged_without_its_message(pipeline:
     assert state.state == RETRYING
     assert "KeyError" in state.last_error and "ana@" not in state.last_error
     assert "KeyError" in caplog.text and "ana@fabrikam" not in caplog.text
+
+
+def test_leads_are_listed_newest_first_page_by_page(pipeline: Pipeline) -> None:
+    ids = []
+    for n in range(5):
+        pipeline.clock.offset = n  # one second apart
+        ids.append(pipeline.ingest.receive("POST", body(Description=f"lead {n}")).body["id"])
+    first, token = pipeline.table.page(limit=2)
+    second, token2 = pipeline.table.page(limit=2, continuation=token)
+    third, token3 = pipeline.table.page(limit=2, continuation=token2)
+    assert [s.id for s in first + second + third] == list(reversed(ids))
+    assert token3 is None
