@@ -22,7 +22,7 @@ import requests
 
 from leads.destinations.base import Check, Delivered, Skipped
 from leads.destinations.dynamics_auth import INSTANCE, TokenSource, token_source
-from leads.destinations.http import send
+from leads.destinations.http import new_session, send
 from leads.errors import (
     ConfigurationError,
     DestinationError,
@@ -131,7 +131,7 @@ class DynamicsDestination:
         self.instance = self.settings.url.rstrip("/")
         self.mapping = field_map(DEFAULT_FIELD_MAP, self.settings.field_map, "LEADS_DYNAMICS_FIELD_MAP")
         self.tokens = tokens or token_source(self.settings, settings.http_timeout)
-        self.session = requests.Session()
+        self.session = new_session()
 
     @property
     def host(self) -> str:
@@ -172,7 +172,7 @@ class DynamicsDestination:
         }
         try:
             return send(self.session, method, f"{self.instance}{API_PATH}{path}", label=LABEL, timeout=self.timeout,
-                        headers=all_headers, allow_redirects=False, **kwargs)
+                        headers=all_headers, **kwargs)
         except TransientDestinationError as error:
             raise self._unreachable(error) from None
 

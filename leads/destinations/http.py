@@ -26,16 +26,27 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+USER_AGENT = "marketplace-leads/0.1 (the publisher's Microsoft commercial marketplace lead destination)"
+
+
+def new_session() -> requests.Session:
+    """One session per destination object (connection reuse), identifying the app to the vendor."""
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
 def send(
     session: requests.Session, method: str, url: str, *, label: str, timeout: float, **kwargs: Any
 ) -> requests.Response:
     """Send a request; raise TransientDestinationError for what is worth retrying, return the rest.
 
     `label` names the service in the sentence ("Dynamics 365", "HubSpot"); the URL's host is named, never
-    its query string (which can hold a key)."""
+    its query string (which can hold a key). Redirects are never followed: requests would turn a redirected
+    POST into a GET and drop the lead; each destination explains a 3xx instead."""
     host = urlsplit(url).netloc
     try:
-        response = session.request(method, url, timeout=timeout, **kwargs)
+        response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.Timeout:
         raise TransientDestinationError(
             f"{label} at {host} did not answer within {timeout:g} seconds; will retry. If this persists, "

@@ -13,9 +13,8 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from leads.destinations.base import Check, Delivered, Destination, Skipped
-from leads.destinations.http import send
+from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import (
-    USER_AGENT,
     SettingsProblems,
     check_step,
     json_body,
@@ -65,8 +64,7 @@ class HubSpot:
                                            f"with the scopes {READ_SCOPE} and {WRITE_SCOPE}, and copy its access "
                                            "token.")
         self.properties = self.problems.field_map(DEFAULT_PROPERTIES, settings.field_map, MAP_SETTING)
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
+        self.session = new_session()
 
     def deliver(self, stored: StoredLead) -> Delivered | Skipped:
         self.problems.raise_first()
@@ -142,7 +140,7 @@ class HubSpot:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return send(self.session, method, f"{self.url}{path}", label=LABEL, timeout=self.timeout,
-                    allow_redirects=False, headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+                    headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
 
 
 def _refusal(response: requests.Response, lead_id: str) -> DestinationError:

@@ -11,12 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from leads.destinations.base import Check, Delivered, Destination, Skipped
-from leads.destinations.http import send
+from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import (
-    USER_AGENT,
     AccessToken,
     SettingsProblems,
     TokenCache,
@@ -26,6 +23,7 @@ from leads.destinations.vendor_common import (
     oauth_error,
     quoted_names,
     replay_hint,
+    token_body,
 )
 from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
 from leads.mapping import map_fields
@@ -88,8 +86,7 @@ class Marketo:
                                                    "Admin > Integration > LaunchPoint > your custom service > "
                                                    "View Details.")
         self.fields = self.problems.field_map(DEFAULT_FIELDS, settings.field_map, MAP_SETTING)
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
+        self.session = new_session()
         self.tokens = TokenCache(self._fetch_token)
 
     def deliver(self, stored: StoredLead) -> Delivered | Skipped:
@@ -150,7 +147,7 @@ class Marketo:
 
     def _rest(self, token: AccessToken, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = send(self.session, method, f"{self.url}{path}", label=LABEL, timeout=self.timeout,
-                        allow_redirects=False, headers={"Authorization": f"Bearer {token.value}"}, **kwargs)
+                        headers={"Authorization": f"Bearer {token.value}"}, **kwargs)
         body = json_body(response)
         if response.status_code != 200 or not isinstance(body, dict):
             raise ConfigurationError(
@@ -163,11 +160,11 @@ class Marketo:
         # The documented Identity call: GET with the credentials in the query string (over HTTPS; the
         # transport errors name the host only, never the URL).
         response = send(self.session, "GET", f"{self.url}/identity/oauth/token", label=LABEL,
-                        timeout=self.timeout, allow_redirects=False,
+                        timeout=self.timeout,
                         params={"grant_type": "client_credentials", "client_id": self.client_id,
                                 "client_secret": self._client_secret})
-        body = json_body(response)
-        if response.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
+        body = token_body(response)
+        if body is not None:
             lifetime = float(body.get("expires_in") or 0)
             # expires_in is what is left of a token Marketo may already have handed out (it returns the same
             # token until it expires); the cache renews it a minute early.

@@ -19,9 +19,8 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from leads.destinations.base import Check, Delivered, Destination, Skipped
-from leads.destinations.http import send
+from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import (
-    USER_AGENT,
     AccessToken,
     SettingsProblems,
     TokenCache,
@@ -30,6 +29,7 @@ from leads.destinations.vendor_common import (
     oauth_error,
     quoted_names,
     replay_hint,
+    token_body,
 )
 from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
 from leads.mapping import map_fields
@@ -96,12 +96,6 @@ def _has_someone_to_follow_up(stored: StoredLead) -> bool:
     return customer.has_personal_data or bool(customer.company)
 
 
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    session.headers["User-Agent"] = USER_AGENT
-    return session
-
-
 class SalesforceWebToLead:
     name = "salesforce"
     is_crm = True
@@ -124,15 +118,14 @@ class SalesforceWebToLead:
         self.problems.require(self.url, "LEADS_SALESFORCE_WEB_TO_LEAD_URL is empty: use "
                                         "https://webto.salesforce.com/servlet/servlet.WebToLead?encoding=UTF-8.")
         self.fields = self.problems.field_map(WEB_TO_LEAD_FIELDS, settings.field_map, MAP_SETTING)
-        self.session = _new_session()
+        self.session = new_session()
 
     def deliver(self, stored: StoredLead) -> Delivered | Skipped:
         self.problems.raise_first()
         if not _has_someone_to_follow_up(stored):
             return NOTHING_TO_FOLLOW_UP
         form = {"oid": self.org_id, "encoding": "UTF-8", **map_fields(stored, self.fields)}
-        response = send(self.session, "POST", self.url, label=LABEL, timeout=self.timeout, data=form,
-                        allow_redirects=False)
+        response = send(self.session, "POST", self.url, label=LABEL, timeout=self.timeout, data=form)
         if not 200 <= response.status_code < 300:
             raise ConfigurationError(
                 f"Salesforce Web-to-Lead at {urlsplit(self.url).netloc} answered HTTP {response.status_code}: "
@@ -151,7 +144,7 @@ class SalesforceWebToLead:
 
     def _endpoint_answers(self) -> str:
         # A GET without oid creates nothing; it only shows that the URL is a live Web-to-Lead servlet.
-        response = send(self.session, "GET", self.url, label=LABEL, timeout=self.timeout, allow_redirects=False)
+        response = send(self.session, "GET", self.url, label=LABEL, timeout=self.timeout)
         if response.status_code >= 400:
             raise ConfigurationError(
                 f"LEADS_SALESFORCE_WEB_TO_LEAD_URL answered HTTP {response.status_code}: use "
@@ -183,7 +176,7 @@ class SalesforceRest:
             self.problems.sentences.append(
                 f"LEADS_SALESFORCE_API_VERSION must look like v62.0, not {self.api_version!r}.")
         self.fields = self.problems.field_map(REST_FIELDS, settings.field_map, MAP_SETTING)
-        self.session = _new_session()
+        self.session = new_session()
         self.tokens = TokenCache(self._fetch_token)
 
     # --- delivery -------------------------------------------------------------------------------------
@@ -348,16 +341,16 @@ class SalesforceRest:
 
     def _api(self, token: AccessToken, method: str, path: str, **kwargs: Any) -> requests.Response:
         return send(self.session, method, f"{token.instance_url}/services/data/{self.api_version}/{path}",
-                    label=LABEL, timeout=self.timeout, allow_redirects=False,
+                    label=LABEL, timeout=self.timeout,
                     headers={"Authorization": f"Bearer {token.value}"}, **kwargs)
 
     def _fetch_token(self) -> AccessToken:
         response = send(self.session, "POST", f"{self.url}/services/oauth2/token", label=LABEL,
-                        timeout=self.timeout, allow_redirects=False,
+                        timeout=self.timeout,
                         data={"grant_type": "client_credentials", "client_id": self.client_id,
                               "client_secret": self._client_secret})
-        body = json_body(response)
-        if response.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
+        body = token_body(response)
+        if body is not None:
             instance_url = str(body.get("instance_url") or self.url).rstrip("/")
             return AccessToken(str(body["access_token"]), None, instance_url)
         raise _token_refusal(response)

@@ -22,7 +22,6 @@ from leads.mapping import field_map
 
 Result = TypeVar("Result")
 
-USER_AGENT = "marketplace-leads/0.1 (the publisher's Microsoft commercial marketplace lead destination)"
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,14 @@ def json_body(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def token_body(response: requests.Response) -> dict[str, Any] | None:
+    """The JSON of a successful OAuth token answer (200 with an access_token), else None."""
+    body = json_body(response)
+    if response.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
+        return body
+    return None
 
 
 def oauth_error(response: requests.Response) -> tuple[str, str]:

@@ -16,9 +16,8 @@ from urllib.parse import urlsplit
 import requests
 
 from leads.destinations.base import Check, Delivered, Destination
-from leads.destinations.http import send
+from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import (
-    USER_AGENT,
     SettingsProblems,
     json_body,
     replay_hint,
@@ -87,8 +86,7 @@ class Webhook:
                                         "(e.g. a Power Automate 'When a HTTP request is received' URL).")
         self.problems.require(self._secret, "LEADS_WEBHOOK_SECRET is not set: leads are only sent signed. Create "
                                             f"one with {KEY_COMMAND} and give the receiver the same value.")
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
+        self.session = new_session()
 
     def deliver(self, stored: StoredLead) -> Delivered:
         self.problems.raise_first()
@@ -102,7 +100,7 @@ class Webhook:
         }
         # Redirects are not followed: requests would turn a 301/302 into a GET and drop the lead.
         response = send(self.session, "POST", self.url, label=LABEL, timeout=self.timeout, data=body,
-                        headers=headers, allow_redirects=False)
+                        headers=headers)
         if 200 <= response.status_code < 300:
             return Delivered(_receipt(response))
         raise self._refusal(response, stored.id)
