@@ -24,18 +24,10 @@ import azure.functions as func
 from devhost.azurite import start_azurite
 from devhost.host import LocalHost
 from devhost.mailcatcher import MailCatcher, port_is_free
+from leads.local_settings import apply_local_settings
 
 log = logging.getLogger("devhost")
 MAIL_PORT = 1025
-
-
-def read_local_settings(root: Path) -> dict[str, str]:
-    for name in ("local.settings.json", "local.settings.sample.json"):
-        path = root / name
-        if path.exists():
-            values = json.loads(path.read_text(encoding="utf-8")).get("Values") or {}
-            return {str(k): str(v) for k, v in values.items()}
-    return {}
 
 
 def load_app(module_name: str) -> func.FunctionApp:
@@ -52,8 +44,7 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     root = Path.cwd()
     from_environment = dict(os.environ)
-    for name, value in read_local_settings(root).items():
-        os.environ.setdefault(name, value)
+    apply_local_settings(root)
     stopping = threading.Event()
 
     def on_signal(_number: int, _frame: FrameType | None) -> None:

@@ -1,6 +1,6 @@
 """Azurite, the Azure Storage emulator, as a child process (pinned in package.json; `npm ci` installs it).
 
-Flags from stack.md: `--skipApiVersionCheck` (the current SDKs send an API version Azurite rejects),
+Flags from docs/stack.md: `--skipApiVersionCheck` (the current SDKs send an API version Azurite rejects),
 `--loose`, `--disableTelemetry`. Ports 0 pick free ports, read back from Azurite's
 "... service is successfully listening at http://127.0.0.1:NNNNN" lines.
 """

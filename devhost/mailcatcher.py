@@ -1,6 +1,6 @@
 """A local SMTP server that keeps every message as an .eml file the user can open (`make run`).
 
-aiosmtpd's Controller cannot take port 0 (stack.md): `free_port()` binds a socket to port 0 first.
+aiosmtpd's Controller cannot take port 0 (docs/stack.md): `free_port()` binds a socket to port 0 first.
 Files are named `<UTC time>-<counter>.eml` so they sort in arrival order.
 """
 

@@ -1,22 +1,15 @@
 """`python -m leads doctor | replay <id>... | replay --failed | status`: operator commands, reading the
-same settings as the app (environment, or local.settings.json when run from the project folder)."""
+same settings as `make run`: the environment, then local.settings.json, else local.settings.sample.json
+(run from the project folder)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-
-def _load_local_settings() -> None:
-    """Like `func start`: local.settings.json Values fill in what the environment does not set."""
-    path = Path("local.settings.json")
-    if path.is_file():
-        values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
-        for name, value in values.items():
-            os.environ.setdefault(name, str(value))
+from leads.local_settings import apply_local_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-send to every destination not yet delivered, not only failed ones")
     commands.add_parser("status", help="open circuit breakers and recent leads (no personal data)")
     args, rest = parser.parse_known_args(argv)
-    _load_local_settings()
+    apply_local_settings(Path.cwd())  # exactly as `make run` reads them
 
     from leads.errors import LeadsError
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-# Partner Center's action codes (marketplace-leads.md §2). The list is not confirmed complete:
+# Partner Center's action codes (docs/marketplace-leads.md §2). The list is not confirmed complete:
 # unknown codes are kept with a neutral meaning, never rejected.
 ACTION_MEANINGS: dict[str, str] = {
     "INS": "Install: the customer acquired the offer on Azure Marketplace or AppSource",

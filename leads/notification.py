@@ -4,7 +4,7 @@ What it carries and why:
 - At a glance: offer, action and what it means, company, country, test and .edu flags, when it arrived, lead
   id, LeadSource as sent, campaign parameters. Company and country describe an organisation, not a person.
 - No personal data unless LEADS_EMAIL_INCLUDE_PII=true: name, e-mail address, phone, job title and the
-  Description. The FAQ's rule is that lead data does not travel by unsecured e-mail (marketplace-leads.md
+  Description. The FAQ's rule is that lead data does not travel by unsecured e-mail (docs/marketplace-leads.md
   §2), and SMTP between mail servers is not reliably encrypted. The Description is withheld too because on
   "Contact me" leads it holds the customer's own notes, which routinely contain a name, a phone number or an
   address. Campaign parameters parsed out of it (mktcmpid, partnerid) are marketing attribution and are

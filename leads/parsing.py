@@ -1,6 +1,6 @@
 """Partner Center's lead payload -> `Lead`. Tolerant of casing and shape, precise about what is wrong.
 
-Accepted shapes (marketplace-leads.md §1-3): the documented PascalCase body, the camelCase body sent in
+Accepted shapes (docs/marketplace-leads.md §1-3): the documented PascalCase body, the camelCase body sent in
 practice, and a row as Partner Center writes it to an "Azure Table" destination (CustomerInfo as a JSON
 string). Keys are matched case-insensitively; unknown fields are kept in `Lead.extra`.
 """
@@ -153,7 +153,7 @@ def _customer(fields: dict[str, tuple[str, Any]]) -> tuple[Customer, dict[str, A
     elif "customerinfo" in fields:
         key, details = fields["customerinfo"]
         if isinstance(details, str) and details.strip():
-            # The Azure Table destination stores CustomerInfo as a JSON string (marketplace-leads.md §3).
+            # The Azure Table destination stores CustomerInfo as a JSON string (docs/marketplace-leads.md §3).
             try:
                 details = json.loads(details)
             except (ValueError, RecursionError):

@@ -17,10 +17,10 @@ import pytest
 from leads.model import DELIVERED, FAILED
 from leads.settings import load_settings
 from leads.table_store import LeadTable
+from tests.support.samples import SAMPLES
 from tests.support.smtp import SmtpServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(120)]
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 ACCEPTED = ["partner-center-doc-sample.json", "camelcase-wire.json", "faq-test-lead.json",
             "azure-table-destination-row.json"]
 

@@ -17,9 +17,8 @@ from hypothesis import strategies as st
 from leads import runtime as runtime_module
 from leads.settings import get_settings
 from leads.triggers import http
+from tests.support.samples import SAMPLES
 from tests.test_pipeline import dead_connection_string
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 
 
 def call(function: object, method: str = "POST", body: bytes = b"", route: str = "leads") -> func.HttpResponse:

@@ -16,6 +16,7 @@ from leads.messages import DeliveryMessage
 from leads.model import BLOCKED, DELIVERED, FAILED, RETRYING, SKIPPED
 from leads.sweeper import Sweeper
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
+from tests.support.samples import sample_bytes
 
 pytestmark = pytest.mark.azurite
 
@@ -98,7 +99,7 @@ def test_concurrent_identical_posts_store_one_lead(pipeline: Pipeline) -> None:
 
 
 def test_every_rejected_request_is_kept_in_quarantine(pipeline: Pipeline) -> None:
-    printed = (Path(__file__).resolve().parents[2] / "shared/samples/faq-test-lead-as-printed.txt").read_bytes()
+    printed = sample_bytes("faq-test-lead-as-printed.txt")
     assert pipeline.ingest.receive("POST", printed).status == 400
     assert pipeline.ingest.receive("POST", b"[1]").status == 400
     assert pipeline.ingest.receive("POST", b"x" * (70 * 1024)).status == 413

@@ -36,7 +36,7 @@ def aad_explanation(code: int, *, client_id: str = "", tenant_id: str = "", inst
 
     Codes and their meaning: "Microsoft Entra authentication and authorization error codes"
     (https://learn.microsoft.com/entra/identity-platform/reference-error-codes) and the FAQ table in
-    shared/reference/marketplace-leads.md §4."""
+    docs/marketplace-leads.md §4."""
     app = f" {client_id}" if client_id else ""
     tenant = f" {tenant_id!r}" if tenant_id else ""
     sentences: dict[int, str] = {

@@ -39,7 +39,7 @@ from leads.settings import SalesforceSettings, Settings
 LABEL = "Salesforce"
 MAP_SETTING = "LEADS_SALESFORCE_FIELD_MAP"
 
-# The fields Partner Center's own Salesforce connector posts (marketplace-leads.md §5).
+# The fields Partner Center's own Salesforce connector posts (docs/marketplace-leads.md §5).
 WEB_TO_LEAD_FIELDS = {
     "first_name": "customer.first_name",
     "last_name": "customer.last_name",

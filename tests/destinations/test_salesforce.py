@@ -12,7 +12,7 @@ Canned answers copy these documents:
   https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_flow_errors.htm ; the descriptions
   "client identifier invalid", "invalid client credentials" and "no client credentials user enabled" as
   seen in public integrations' troubleshooting notes (e.g. Sumo Logic's Salesforce source docs).
-- [W2L] marketplace-leads.md §5 (Partner Center's Web-to-Lead fields) and Salesforce knowledge article
+- [W2L] docs/marketplace-leads.md §5 (Partner Center's Web-to-Lead fields) and Salesforce knowledge article
   000171026 ("[not provided]" placeholders), https://help.salesforce.com/apex/HTViewSolution?id=000171026
 """
 

@@ -6,7 +6,7 @@ msal asks for `{authority}/v2.0/.well-known/openid-configuration` when the app i
 errors come from there) and then POSTs the client-credentials form to the `token_endpoint` it was given.
 
 Every canned answer copies a documented shape and names its document beside it. Error bodies are the
-ones in shared/reference/marketplace-leads.md §4.
+ones in docs/marketplace-leads.md §4.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def aad_error(code: int, error: str, description: str) -> dict[str, Any]:
     """An Azure AD error body. Shape: "Microsoft Entra authentication and authorization error codes",
     section "Handling error codes in your application"
     (https://learn.microsoft.com/entra/identity-platform/reference-error-codes), and
-    marketplace-leads.md §4."""
+    docs/marketplace-leads.md §4."""
     stamp = "2025-11-21 04:43:55Z"
     return {
         "error": error,
@@ -146,7 +146,7 @@ def expired_secret(client_id: str) -> Reply:
 
 
 def bad_password() -> Reply:
-    # What the older "Microsoft 365" user/password option gets (marketplace-leads.md §4, invalid_grant).
+    # What the older "Microsoft 365" user/password option gets (docs/marketplace-leads.md §4, invalid_grant).
     return Reply(400, aad_error(50126, "invalid_grant",
                                 "Error validating credentials due to invalid username or password."))
 
@@ -305,20 +305,20 @@ def dataverse_error(status: int, code: str, message: str, headers: dict[str, str
 
 
 def missing_create_lead() -> Reply:
-    # marketplace-leads.md §4: "Principal user (Id=..., type=8) is missing prvCreateLead privilege (Id=...)".
+    # docs/marketplace-leads.md §4: "Principal user (Id=..., type=8) is missing prvCreateLead privilege (Id=...)".
     return dataverse_error(403, "0x80040220", f"Principal user (Id={APP_USER_ID}, type=8) is missing "
                                               f"prvCreateLead privilege (Id={PRV_CREATE_LEAD_ID})")
 
 
 def secured_leadsourcecode() -> Reply:
     # The FAQ's "no create permission for the attribute leadsourcecode in entity lead", with the code
-    # marketplace-leads.md §4 gives it. [GUESS on the exact wording.]
+    # docs/marketplace-leads.md §4 gives it. [GUESS on the exact wording.]
     return dataverse_error(403, "0x80040220", "The user does not have create permissions for attribute "
                                               "leadsourcecode in entity lead.")
 
 
 def no_roles() -> Reply:
-    # 0x80042F09 is the "no roles" code (marketplace-leads.md §4); the message as the FAQ quotes it, with the
+    # 0x80042F09 is the "no roles" code (docs/marketplace-leads.md §4); the message as the FAQ quotes it, with the
     # hr that is the same code as a signed integer.
     return dataverse_error(403, "0x80042F09", "SecLib::RetrievePrivilegeForUser failed - no roles are assigned "
                                               f"to user. Returned hr = -2147209463, User: {APP_USER_ID}")

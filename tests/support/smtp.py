@@ -11,7 +11,7 @@ security: "none", "starttls" (STARTTLS required before MAIL) or "ssl" (TLS from 
 `certificate` (tests/support/certificates.py) or else a self-signed one for `names` / `addresses` made here
 (`.ca_file` is its PEM, for the client's trust store, e.g. ssl.create_default_context(cafile=...) or the
 SSL_CERT_FILE environment variable). With `auth`, mail is refused until AUTH succeeds; a wrong password
-answers 535 (AuthResult(success=False, handled=False): any other answer makes smtplib hang, stack.md).
+answers 535 (AuthResult(success=False, handled=False): any other answer makes smtplib hang, docs/stack.md).
 
 Replies, each settable at construction or later as an attribute (None, or no entry: the normal answer):
 `refuse_sender` answers MAIL FROM, `refuse_recipients` maps an address to the answer to its RCPT TO,
