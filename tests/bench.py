@@ -3,7 +3,11 @@
 - import time of function_app (fresh interpreter, median of 5) beside the storage SDKs alone;
 - storage calls per lead on the happy path (HTTP requests counted at the SDK transport);
 - POST-to-inbox time through the local host on Azurite with a real SMTP server (median, p95);
-- leads per second through the local host (concurrent POSTs until every e-mail has arrived).
+- leads per second through the local host (concurrent POSTs until every e-mail has arrived), and the
+  storage floor: the same table transactions and queue sends issued directly from one process;
+- storage calls per lead counted honestly: every request of every storage client in the process (the
+  app, and the local host's dequeues, deletes, polling and sweeper), for e-mail only and for e-mail +
+  one CRM (HubSpot, against a fake answering as HubSpot documents), and the idle calls per hour.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devhost.azurite import Azurite
+    from devhost.host import LocalHost
+    from tests.support.smtp import SmtpServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +61,92 @@ def post(url: str, body: bytes) -> str:
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return str(json.loads(response.read())["id"])
+
+
+def _new_host(azurite_connection: str, work: Path, env: dict[str, str]) -> tuple[LocalHost, str]:
+    from devhost.host import LocalHost
+    from tests.conftest import import_app_afresh
+
+    suffix = uuid.uuid4().hex[:8]
+    os.environ.update({
+        "AzureWebJobsStorage": azurite_connection, "LEADS_TABLE": f"bench{suffix}",
+        "LEADS_QUARANTINE_TABLE": f"benchq{suffix}", "LEADS_QUEUE": f"bench-{suffix}",
+        "LEADS_SPOOL_DIR": str(work / "spool"), **env})
+    host = LocalHost(import_app_afresh("function_app"), json.loads((ROOT / "host.json").read_text()),
+                     os.environ, port=0)
+    host.start()
+    return host, host.url("leads")
+
+
+def honest_storage_calls(azurite: Azurite, smtp: SmtpServer, work: Path, label: str, env: dict[str, str],
+                         count: int = 40) -> None:
+    """Every storage request in the process while `count` leads go from POST to every destination."""
+    from tests.support.counting import count_every_storage_call
+
+    endpoints = azurite.endpoints
+    host, url = _new_host(azurite.connection_string, work, env)
+    try:
+        time.sleep(3)  # let the listeners settle into idle polling
+        with count_every_storage_call(endpoints["queue"]) as seen:
+            idle_started = time.perf_counter()
+            time.sleep(65)  # at least one sweep (every minute) besides the polling
+            idle = seen.snapshot()
+            idle_seconds = time.perf_counter() - idle_started
+            before = len(smtp.messages)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(lambda n: post(url, json.dumps({"OfferTitle": f"calls {n}", "UserDetails": {
+                    "Email": f"lead{n}@contoso.example", "Company": "C"}}).encode()), range(count)))
+            smtp.wait_for(before + count, timeout=120)
+            time.sleep(3)  # the last deletes and records
+            busy_seconds = time.perf_counter() - started
+            busy = seen.snapshot() - idle
+        idle_per_second = sum(idle.values()) / idle_seconds
+        polling_during_busy = idle_per_second * busy_seconds
+        per_lead = (sum(busy.values()) - polling_during_busy) / count
+        print(f"storage calls per lead, {label}: {per_lead:.1f} (all clients in the process, {count} leads; "
+              f"idle polling of {polling_during_busy:.0f} calls over {busy_seconds:.0f} s subtracted)")
+        for operation, calls in sorted(busy.items()):
+            print(f"    {operation:<28} {calls:5d}  ({calls / count:.2f} per lead, idle polling included)")
+        print(f"    idle: {idle_per_second * 3600:.0f} calls per hour (queue polling of both queues at "
+              f"maxPollingInterval, and the sweeper): {dict(idle)} in {idle_seconds:.0f} s")
+    finally:
+        host.stop()
+
+
+def storage_floor(connection_string: str, count: int, clients: int) -> float:
+    """Leads/s for the ingest's own storage work alone: one transaction (lead + marker + outbox) and one
+    enqueue per lead, issued directly from this process with the same concurrency as the HTTP clients."""
+    from leads.azure_clients import queue_service, table_service
+    from leads.ingest import ENQUEUE_GRACE
+    from leads.keys import new_lead_id
+    from leads.messages import DeliveryMessage
+    from leads.model import StoredLead, utcnow
+    from leads.parsing import parse_lead
+    from leads.settings import load_settings
+    from leads.table_store import LeadTable
+    from leads.work_queue import WorkQueue
+
+    suffix = uuid.uuid4().hex[:8]
+    settings = load_settings({"AzureWebJobsStorage": connection_string, "LEADS_TABLE": f"floor{suffix}",
+                              "LEADS_QUEUE": f"floor-{suffix}"})
+    table = LeadTable(table_service(settings.storage), settings.table, settings.quarantine_table)
+    queue = WorkQueue(queue_service(settings.storage), settings.queue)
+    table.create_tables()
+    queue.create_queues()
+    now = utcnow()
+    leads = [StoredLead(new_lead_id(now), now, parse_lead(json.dumps({"OfferTitle": f"load {n}"}).encode()))
+             for n in range(count)]
+
+    def store(stored: StoredLead) -> None:
+        added = table.add(stored, stored.lead.fingerprint(), timedelta(hours=24),
+                          outbox_due=now + ENQUEUE_GRACE)
+        queue.send(DeliveryMessage(stored.id, added.etag, stored))
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(store, leads))
+    return count / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -104,8 +201,22 @@ def main() -> None:
             finished = time.perf_counter() - started
             print(f"throughput ({count} leads, 8 clients):     {count / accepted:.0f} leads/s accepted (202), "
                   f"{count / finished:.0f} leads/s all the way to the inbox")
+            floor = storage_floor(azurite.connection_string, count, clients=8)
+            print(f"storage floor (same transactions + sends, one process, 8 threads): {floor:.0f} leads/s; "
+                  f"ingest through the local host = {count / accepted / floor:.2f} of the floor")
         finally:
             host.stop()
+        honest_storage_calls(azurite, smtp, work, "e-mail only", {"LEADS_DESTINATIONS": "email"})
+        from tests.support.fake_http import FakeServer, Reply
+
+        with FakeServer() as hubspot:
+            # HubSpot's create-contact answer (developers.hubspot.com, CRM API | Contacts, "Create contacts").
+            hubspot.on("POST", "/crm/v3/objects/contacts", Reply(201, {
+                "id": "512", "properties": {}, "createdAt": "2026-11-21T12:00:00Z",
+                "updatedAt": "2026-11-21T12:00:00Z", "archived": False}))
+            honest_storage_calls(azurite, smtp, work, "e-mail + HubSpot", {
+                "LEADS_DESTINATIONS": "email,hubspot", "LEADS_HUBSPOT_URL": hubspot.url,
+                "LEADS_HUBSPOT_TOKEN": "pat-na1-bench"})
     finally:
         smtp.stop()
         azurite.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from azure.core.pipeline.transport import RequestsTransport
@@ -28,3 +30,45 @@ class CountingTransport(RequestsTransport):  # type: ignore[misc]
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
+
+
+class _Everything:
+    """Every storage request this process sends, by service and operation (`count_every_storage_call`)."""
+
+    def __init__(self, queue_endpoint: str) -> None:
+        self.queue_endpoint = queue_endpoint.rstrip("/")
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, request: Any) -> None:
+        url = request.url.split("?")[0]
+        last = url.rsplit("/", 1)[-1].split("(")[0]
+        if url.startswith(self.queue_endpoint):
+            operation = "queue " + {"GET": "receive", "POST": "send", "DELETE": "delete"}.get(request.method,
+                                                                                               request.method)
+        else:
+            operation = "table " + ("transaction" if last == "$batch" else f"{request.method} {last}")
+        with self._lock:
+            self.calls[operation] += 1
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.calls)
+
+
+@contextmanager
+def count_every_storage_call(queue_endpoint: str) -> Iterator[_Everything]:
+    """Counts every request of every storage client in this process (the app's and the local host's:
+    dequeues, deletes, polling, the sweeper), by patching the transport class they all use."""
+    seen = _Everything(queue_endpoint)
+    original = RequestsTransport.send
+
+    def send(self: RequestsTransport, request: Any, **kwargs: Any) -> Any:
+        seen.add(request)
+        return original(self, request, **kwargs)
+
+    RequestsTransport.send = send
+    try:
+        yield seen
+    finally:
+        RequestsTransport.send = original
