@@ -12,6 +12,10 @@ from leads.errors import LeadsError
 from leads.settings import Settings
 
 log = logging.getLogger("leads.destinations")
+# urllib3 writes each request line (path and query) at DEBUG. Ours can carry a key (a Power Automate webhook
+# URL's sig=) or personal data (HubSpot updates a contact by e-mail in the path): never below INFO, even when
+# the host's log level is turned down to Debug.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 _MODULES = {
     "email": "leads.destinations.email",
     "webhook": "leads.destinations.webhook",
