@@ -16,6 +16,7 @@ import functools
 import ipaddress
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -317,7 +318,8 @@ def _delays(value: str) -> tuple[int, ...]:
 def _destination_names(value: str) -> tuple[str, ...]:
     """Every name listed, known or not: an unknown one (a typo) stays, so each lead shows it `blocked` with
     the sentence naming it, instead of the app refusing leads or dropping the destination silently."""
-    names = tuple(dict.fromkeys(d.lower() for d in split_list(value)))
+    # Lower-case, and only characters a table key and a log line take safely (the name keys a breaker row).
+    names = tuple(dict.fromkeys(re.sub(r"[^a-z0-9_.-]+", "-", d.lower())[:40] for d in split_list(value)))
     found = _found.get()
     for name in names:
         if name in DESTINATION_NAMES:
