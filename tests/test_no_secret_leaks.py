@@ -135,6 +135,9 @@ def test_no_secret_and_no_personal_data_in_logs_sentences_or_urls(
         assert canary.lower() not in status_page.lower(), f"{canary} is on the status page"
     for secret in [*SECRETS.values(), WEBHOOK_SIG, MARKETO_ACCESS_TOKEN]:
         assert secret not in sentences
+    # The storage account key cannot be a canary (Azurite only takes its own), but it must not show either.
+    account_key = dict(part.split("=", 1) for part in azurite.connection_string.split(";") if "=" in part)["AccountKey"]
+    assert account_key not in logs and account_key not in status_page
     # No credential in any URL the CRMs were sent (the fakes refuse one in a query string, and record it).
     for name in ("marketo", "hubspot", "salesforce"):
         assert vendors[name].credentials_in_query == []
