@@ -3,7 +3,8 @@
     OK   dynamics  token: Azure AD issued a token for https://contoso.crm4.dynamics.com to ...
     FAIL dynamics  instance: The application user has no security role in Dynamics 365 (...): assign ...
 
-Exit status 0 only if every check passed, 1 if one failed, 2 if the settings themselves are wrong. Reads
+Exit status 0 only if every check passed, 1 if one failed (a bad setting included: each is a FAIL line
+naming it), 2 if storage is not configured (then the app takes no lead at all). Reads
 the same settings as the app. No line ever holds a secret: destinations are written not to put one in a
 message, and every line is scrubbed of the secret settings' values anyway.
 """
@@ -58,16 +59,16 @@ EXTRA_CHECKS: list[ExtraCheck] = [storage_checks]
 _MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words
 
 
+def setting_checks(settings: Settings) -> list[Check]:
+    """Each global setting that is malformed (the app uses its default meanwhile), by name."""
+    return [Check("settings", name, False, sentence) for name, sentence in settings.warnings.items()]
+
+
 def destination_checks(name: str, settings: Settings) -> list[Check]:
     """Build one destination and run its checks; a failure to build is a failed check, not a crash."""
-    from leads.destinations import build_destination
+    from leads.destinations import usable_destination
 
-    try:
-        destination = build_destination(name, settings)
-    except ImportError:
-        return [Check(name, "available", False, "not available in this build (its module is missing).")]
-    except LeadsError as error:
-        return [Check(name, "settings", False, error.explanation)]
+    destination = usable_destination(name, settings)  # a bad setting: one failed "settings" line
     try:
         return destination.check()
     except LeadsError as error:
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None,
         emit(f"FAIL settings: {error.explanation}")
         return 2
     names = [n for n in settings.destinations if not args.destination or n in args.destination]
-    checks: list[Check] = []
+    checks: list[Check] = setting_checks(settings)
     for name in names:
         checks.extend(destination_checks(name, settings))
     for extra in EXTRA_CHECKS if extra_checks is None else extra_checks:

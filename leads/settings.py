@@ -2,16 +2,24 @@
 
 `SETTINGS` is the single list of names the app reads: README, `local.settings.sample.json` and the
 Bicep test are checked against it. `load_settings()` reads them from the environment (which is how
-the Functions host exposes app settings) and fails with a `SettingsError` sentence, never later.
+the Functions host exposes app settings). Only missing storage settings raise a `SettingsError`: intake
+needs storage and nothing else. Any other bad setting is kept as a sentence naming it: a destination's
+blocks that destination alone (`Settings.problems`, shown on each lead as `blocked`); a global one falls
+back to its default (`Settings.warnings`, shown by the doctor and the status page, logged once).
 """
 
 from __future__ import annotations
 
+import contextvars
+import difflib
 import functools
 import ipaddress
+import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from leads.errors import SettingsError
@@ -129,11 +137,13 @@ DESTINATION_NAMES = ("email", "webhook", "dynamics", "salesforce", "marketo", "h
 # CRMs do not get Partner Center's MSFT_TEST leads unless LEADS_FORWARD_TEST_LEADS=true.
 CRM_DESTINATIONS = frozenset({"dynamics", "salesforce", "marketo", "hubspot"})
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
+_GROUPS = {s.name: s.group for s in SETTINGS}
+log = logging.getLogger("leads.settings")
 
 
 @dataclass(frozen=True)
 class StorageSettings:
-    connection_string: str = ""
+    connection_string: str = field(default="", repr=False)  # holds the account key
     table_service_uri: str = ""
     queue_service_uri: str = ""
     client_id: str = ""
@@ -157,7 +167,7 @@ class EmailSettings:
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    url: str = ""
+    url: str = field(default="", repr=False)  # a Power Automate or Zapier URL carries its own key (`sig=`)
     secret: str = field(default="", repr=False)
 
 
@@ -207,6 +217,10 @@ class Settings:
     quarantine_table: str = "leadsquarantine"
     queue: str = "leads-delivery"
     destinations: tuple[str, ...] = ("email",)
+    # Destination -> the sentence naming the setting that keeps it from working (it is `blocked`).
+    problems: dict[str, str] = field(default_factory=dict, hash=False)
+    # Global setting -> the sentence saying it is malformed and its default is used instead.
+    warnings: dict[str, str] = field(default_factory=dict, hash=False)
     forward_test_leads: bool = False
     retry_delays: tuple[int, ...] = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
     dedupe_hours: int = 24
@@ -229,23 +243,94 @@ class Settings:
         return {name: name in CRM_DESTINATIONS for name in self.destinations}
 
 
+@dataclass
+class _Found:
+    problems: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)
+
+
+_found: contextvars.ContextVar[_Found | None] = contextvars.ContextVar("settings_found", default=None)
+
+
+@contextmanager
+def _collecting() -> Iterator[_Found]:
+    found = _Found()
+    token = _found.set(found)
+    try:
+        yield found
+    finally:
+        _found.reset(token)
+
+
+def _report(name: str, sentence: str) -> None:
+    """A bad value. While settings load it is kept against what it concerns (by its group): a destination's
+    setting blocks that destination, any other falls back to its default; storage (and a call outside
+    `load_settings`) raises. The sentence must never quote a value that could be a secret or a keyed URL."""
+    found = _found.get()
+    group = _GROUPS.get(name, "core")
+    if found is None or group == "storage":
+        raise SettingsError(sentence)
+    if group in DESTINATION_NAMES:
+        found.problems.setdefault(group, sentence)
+    else:
+        default = _DEFAULTS.get(name) or "empty"
+        found.warnings.setdefault(name, f"{sentence} Its default ({default}) is used until it is fixed.")
+
+
 def _flag(name: str, value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("true", "1", "yes", "on"):
         return True
     if lowered in ("false", "0", "no", "off", ""):
         return False
-    raise SettingsError(f"{name} must be true or false, not {value!r}.")
+    _report(name, f"{name} must be true or false, not {value!r}.")
+    return _flag(name, _DEFAULTS[name])
 
 
-def _int(name: str, value: str, minimum: int = 0) -> int:
+def _int(name: str, value: str, minimum: int = 0, maximum: int | None = None) -> int:
     try:
         number = int(value.strip())
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {value!r}.") from None
+        return _int_default(name, f"{name} must be a whole number, not {value!r}.", minimum)
     if number < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, not {number}.")
+        return _int_default(name, f"{name} must be at least {minimum}, not {number}.", minimum)
+    if maximum is not None and number > maximum:
+        return _int_default(name, f"{name} must be at most {maximum}, not {number}.", minimum)
     return number
+
+
+def _int_default(name: str, sentence: str, minimum: int) -> int:
+    _report(name, sentence)
+    default = _DEFAULTS.get(name, "").strip()
+    return int(default) if default.isascii() and default.isdigit() else minimum
+
+
+def _delays(value: str) -> tuple[int, ...]:
+    parts = split_list(value)
+    bad = [part for part in parts if not (part.isascii() and part.isdigit())]
+    if bad:
+        _report("LEADS_RETRY_DELAYS", "LEADS_RETRY_DELAYS must be whole numbers of seconds (0 or more) separated "
+                                      f"by commas, not {bad[0]!r}.")
+        parts = split_list(_DEFAULTS["LEADS_RETRY_DELAYS"])
+    return tuple(int(part) for part in parts)
+
+
+def _destination_names(value: str) -> tuple[str, ...]:
+    """Every name listed, known or not: an unknown one (a typo) stays, so each lead shows it `blocked` with
+    the sentence naming it, instead of the app refusing leads or dropping the destination silently."""
+    # Lower-case, and only characters a table key and a log line take safely (the name keys a breaker row).
+    names = tuple(dict.fromkeys(re.sub(r"[^a-z0-9_.-]+", "-", d.lower())[:40] for d in split_list(value)))
+    found = _found.get()
+    for name in names:
+        if name in DESTINATION_NAMES:
+            continue
+        close = difflib.get_close_matches(name, DESTINATION_NAMES, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"use any of {', '.join(DESTINATION_NAMES)}."
+        sentence = f"LEADS_DESTINATIONS names {name}, which is not a destination: {hint}"
+        if found is None:
+            raise SettingsError(sentence)
+        found.problems.setdefault(name, sentence)
+    return names
 
 
 def split_list(value: str) -> tuple[str, ...]:
@@ -254,7 +339,10 @@ def split_list(value: str) -> tuple[str, ...]:
 
 
 def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
     if host == "localhost":
         return True
     try:
@@ -268,11 +356,18 @@ def check_outbound_url(name: str, url: str) -> str:
     url = url.strip().rstrip("/")
     if not url:
         return url
-    parts = urlsplit(url)
-    if not parts.hostname or parts.scheme not in ("https", "http"):
-        raise SettingsError(f"{name} must be a full URL such as https://example.com, not {url!r}.")
+    # The value is not quoted: a webhook URL carries its own key.
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unclosed [ or a port that is not a number
+        hostname = None
+    if not hostname or parts.scheme not in ("https", "http"):
+        _report(name, f"{name} must be a full URL such as https://example.com.")
+        return ""
     if parts.scheme != "https" and not is_loopback_url(url):
-        raise SettingsError(f"{name} must start with https:// (plain http is only allowed to localhost).")
+        _report(name, f"{name} must start with https:// (plain http is only allowed to localhost).")
+        return ""
     return url
 
 
@@ -282,7 +377,13 @@ def _unresolved_reference(value: str) -> bool:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if env is None else env
+    """Raises SettingsError only when storage is not configured; see the module's docstring."""
+    with _collecting() as found:
+        settings = _read(os.environ if env is None else env)
+    return replace(settings, problems=found.problems, warnings=found.warnings)
+
+
+def _read(env: Mapping[str, str]) -> Settings:
 
     def get(name: str) -> str:
         value = env.get(name)
@@ -303,24 +404,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "AzureWebJobsStorage__queueServiceUri to use the app's managed identity."
         )
 
-    destinations = tuple(d.lower() for d in split_list(get("LEADS_DESTINATIONS")))
-    unknown = [d for d in destinations if d not in DESTINATION_NAMES]
-    if unknown:
-        raise SettingsError(
-            f"LEADS_DESTINATIONS names {', '.join(unknown)}, which is not a destination: "
-            f"use any of {', '.join(DESTINATION_NAMES)}."
-        )
-    delays = tuple(_int("LEADS_RETRY_DELAYS", d, minimum=0) for d in split_list(get("LEADS_RETRY_DELAYS")))
+    destinations = _destination_names(get("LEADS_DESTINATIONS"))
+    delays = _delays(get("LEADS_RETRY_DELAYS"))
 
     security = get("LEADS_SMTP_SECURITY").lower()
     if security not in ("none", "starttls", "ssl"):
-        raise SettingsError(f"LEADS_SMTP_SECURITY must be none, starttls or ssl, not {security!r}.")
+        _report("LEADS_SMTP_SECURITY", f"LEADS_SMTP_SECURITY must be none, starttls or ssl, not {security!r}.")
+        security = _DEFAULTS["LEADS_SMTP_SECURITY"]
     default_port = {"none": "25", "starttls": "587", "ssl": "465"}[security]
     email = EmailSettings(
         to=split_list(get("LEADS_EMAIL_TO")),
         sender=get("LEADS_EMAIL_FROM"),
         host=get("LEADS_SMTP_HOST"),
-        port=_int("LEADS_SMTP_PORT", get("LEADS_SMTP_PORT") or default_port, minimum=1),
+        port=_int("LEADS_SMTP_PORT", get("LEADS_SMTP_PORT") or default_port, minimum=1, maximum=65535),
         username=get("LEADS_SMTP_USERNAME"),
         password=get("LEADS_SMTP_PASSWORD"),
         security=security,
@@ -331,7 +427,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         table=get("LEADS_TABLE"),
         quarantine_table=get("LEADS_QUARANTINE_TABLE"),
         queue=binding_queue_name(env),
-        destinations=tuple(dict.fromkeys(destinations)),
+        destinations=destinations,
         forward_test_leads=_flag("LEADS_FORWARD_TEST_LEADS", get("LEADS_FORWARD_TEST_LEADS")),
         retry_delays=delays,
         dedupe_hours=_int("LEADS_DEDUPE_HOURS", get("LEADS_DEDUPE_HOURS")),
@@ -390,5 +486,9 @@ def binding_queue_name(env: Mapping[str, str] | None = None) -> str:
 
 @functools.cache
 def get_settings() -> Settings:
-    """The settings of this process, read once (app settings change only with a restart)."""
-    return load_settings()
+    """The settings of this process, read once (app settings change only with a restart). Each setting that
+    fell back to its default is logged here, once; a destination's problem is logged when it is built."""
+    settings = load_settings()
+    for sentence in settings.warnings.values():
+        log.warning("setting ignored: %s", sentence)
+    return settings

@@ -12,6 +12,10 @@ def status_report(rt: Runtime, recent: int = 20) -> dict[str, Any]:
     now = utcnow()
     return {
         "destinations": list(rt.settings.destinations),
+        # Sentences naming each bad setting: a destination blocked by one, a global one replaced by its default.
+        "blocked_by_settings": {name: sentence for name, sentence in rt.settings.problems.items()
+                                if name in rt.settings.destinations},
+        "settings_ignored": dict(rt.settings.warnings),
         "open_breakers": [
             {"destination": b.destination, "reason": b.reason, "open_until": iso(b.open_until)}
             for b in rt.table.breakers() if b.open_until > now

@@ -154,12 +154,29 @@ def test_secret_values_are_scrubbed_from_any_line() -> None:
     assert scrubbed == "FAIL dynamics  token: bad [redacted] and [redacted]"
 
 
-def test_a_settings_error_is_one_line_and_exit_2(world: AzureWorld) -> None:
+def test_a_destination_setting_error_is_that_destination_s_one_line(world: AzureWorld) -> None:
     status, output = run_doctor(world.env(LEADS_DYNAMICS_URL="http://contoso.crm.dynamics.com"))
 
+    assert status == 1
+    assert output.splitlines() == ["FAIL dynamics  settings: LEADS_DYNAMICS_URL must start with https:// (plain http "
+                                   "is only allowed to localhost)."]
+
+
+def test_a_malformed_global_setting_is_named_and_the_destinations_still_checked(world: AzureWorld) -> None:
+    status, output = run_doctor(world.env(LEADS_DEDUPE_HOURS="one day"))
+
+    assert status == 1
+    lines = output.splitlines()
+    assert lines[0] == ("FAIL settings  LEADS_DEDUPE_HOURS: LEADS_DEDUPE_HOURS must be a whole number, not 'one day'. "
+                        "Its default (24) is used until it is fixed.")
+    assert [line[:13] for line in lines[1:]] == ["OK   dynamics"] * 3
+
+
+def test_missing_storage_is_one_line_and_exit_2(world: AzureWorld) -> None:
+    status, output = run_doctor({**world.env(), "AzureWebJobsStorage": ""})
+
     assert status == 2
-    assert output.splitlines() == ["FAIL settings: LEADS_DYNAMICS_URL must start with https:// (plain http is only "
-                                   "allowed to localhost)."]
+    assert output.splitlines()[0].startswith("FAIL settings: Storage is not configured: set AzureWebJobsStorage")
 
 
 def test_a_destination_missing_from_this_build_is_a_failed_line(world: AzureWorld,
@@ -169,7 +186,8 @@ def test_a_destination_missing_from_this_build_is_a_failed_line(world: AzureWorl
     status, output = run_doctor(world.env(LEADS_DESTINATIONS="dynamics,hubspot", LEADS_HUBSPOT_TOKEN="pat-x-123"))
 
     assert status == 1
-    assert "FAIL hubspot   available: not available in this build (its module is missing)." in output.splitlines()
+    assert ("FAIL hubspot   settings: hubspot is not available in this build (its module is missing)."
+            in output.splitlines())
     assert sum(line.startswith("OK   dynamics") for line in output.splitlines()) == 3
 
 

@@ -1,4 +1,5 @@
-"""Settings: read once into one typed object, every one documented, every mistake a sentence."""
+"""Settings: read once into one typed object, every one documented, every mistake a sentence. Only missing
+storage stops the app; any other mistake blocks its destination or falls back to the default."""
 
 from __future__ import annotations
 
@@ -42,6 +43,11 @@ def test_smtp_port_follows_security_by_default() -> None:
     assert load_settings({**BASE, "LEADS_SMTP_SECURITY": "none", "LEADS_SMTP_PORT": "1025"}).email.port == 1025
 
 
+def test_missing_storage_is_the_one_mistake_that_stops_the_app() -> None:
+    with pytest.raises(SettingsError, match="Storage is not configured"):
+        load_settings({"LEADS_DESTINATIONS": "salesforse", "LEADS_RETRY_DELAYS": "x"})
+
+
 def test_identity_based_storage_needs_both_endpoints() -> None:
     settings = load_settings({"AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net",
                               "AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net"})
@@ -50,19 +56,55 @@ def test_identity_based_storage_needs_both_endpoints() -> None:
         load_settings({"AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net"})
 
 
-@pytest.mark.parametrize(("env", "words"), [
-    ({"LEADS_DESTINATIONS": "email,pipedrive"}, "pipedrive, which is not a destination"),
-    ({"LEADS_EMAIL_INCLUDE_PII": "maybe"}, "LEADS_EMAIL_INCLUDE_PII must be true or false"),
-    ({"LEADS_SMTP_SECURITY": "tls"}, "none, starttls or ssl"),
-    ({"LEADS_SMTP_PORT": "smtp"}, "LEADS_SMTP_PORT must be a whole number"),
-    ({"LEADS_WEBHOOK_URL": "http://hooks.example.com/x"}, "LEADS_WEBHOOK_URL must start with https://"),
-    ({"LEADS_DYNAMICS_URL": "contoso.crm.dynamics.com"}, "LEADS_DYNAMICS_URL must be a full URL"),
-    ({"LEADS_RETRY_DELAYS": "30,-1"}, "LEADS_RETRY_DELAYS must be at least 0"),
+@pytest.mark.parametrize(("env", "destination", "words"), [
+    ({"LEADS_DESTINATIONS": "email,pipedrive"}, "pipedrive", "pipedrive, which is not a destination: use any of"),
+    ({"LEADS_DESTINATIONS": "email,salesforse"}, "salesforse", "salesforse, which is not a destination: did you "
+                                                               "mean salesforce?"),
+    ({"LEADS_EMAIL_INCLUDE_PII": "maybe"}, "email", "LEADS_EMAIL_INCLUDE_PII must be true or false"),
+    ({"LEADS_SMTP_SECURITY": "tls"}, "email", "none, starttls or ssl"),
+    ({"LEADS_SMTP_PORT": "smtp"}, "email", "LEADS_SMTP_PORT must be a whole number"),
+    ({"LEADS_SMTP_PORT": "70000"}, "email", "LEADS_SMTP_PORT must be at most 65535"),
+    ({"LEADS_WEBHOOK_URL": "http://hooks.example.com/x"}, "webhook", "LEADS_WEBHOOK_URL must start with https://"),
+    ({"LEADS_DYNAMICS_URL": "contoso.crm.dynamics.com"}, "dynamics", "LEADS_DYNAMICS_URL must be a full URL"),
+    ({"LEADS_AUTHORITY_HOST": "login"}, "dynamics", "LEADS_AUTHORITY_HOST must be a full URL"),
+    ({"LEADS_HUBSPOT_URL": "https://[api.hubapi.com"}, "hubspot", "LEADS_HUBSPOT_URL must be a full URL"),
 ])
-def test_mistakes_are_explained(env: dict[str, str], words: str) -> None:
-    with pytest.raises(SettingsError) as caught:
-        load_settings({**BASE, **env})
-    assert words in caught.value.explanation
+def test_a_destination_setting_mistake_is_kept_against_that_destination(
+        env: dict[str, str], destination: str, words: str) -> None:
+    settings = load_settings({**BASE, **env})
+    assert list(settings.problems) == [destination]
+    assert words in settings.problems[destination]
+    assert settings.warnings == {}
+
+
+def test_an_unknown_destination_stays_listed_as_a_non_crm() -> None:
+    settings = load_settings({**BASE, "LEADS_DESTINATIONS": "email, SalesForse"})
+    assert settings.destinations == ("email", "salesforse")
+    assert settings.crm_flags == {"email": False, "salesforse": False}
+
+
+@pytest.mark.parametrize(("env", "setting", "words", "fallback"), [
+    ({"LEADS_RETRY_DELAYS": "30,-1"}, "LEADS_RETRY_DELAYS", "whole numbers of seconds (0 or more)",
+     ("retry_delays", (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200))),
+    ({"LEADS_DEDUPE_HOURS": "a day"}, "LEADS_DEDUPE_HOURS", "must be a whole number", ("dedupe_hours", 24)),
+    ({"LEADS_HTTP_TIMEOUT": "0"}, "LEADS_HTTP_TIMEOUT", "must be at least 1", ("http_timeout", 20.0)),
+    ({"LEADS_FORWARD_TEST_LEADS": "si"}, "LEADS_FORWARD_TEST_LEADS", "must be true or false",
+     ("forward_test_leads", False)),
+])
+def test_a_global_setting_mistake_falls_back_to_the_default_and_says_so(
+        env: dict[str, str], setting: str, words: str, fallback: tuple[str, object]) -> None:
+    settings = load_settings({**BASE, **env})
+    assert list(settings.warnings) == [setting]
+    assert words in settings.warnings[setting] and "default" in settings.warnings[setting]
+    assert getattr(settings, fallback[0]) == fallback[1]
+    assert settings.problems == {}
+
+
+def test_a_url_mistake_does_not_quote_the_url() -> None:
+    # A webhook URL carries its own key (Power Automate's sig=...).
+    settings = load_settings({**BASE, "LEADS_WEBHOOK_URL": "http://prod.example.com/hook?sig=SECRET-canary-sig"})
+    assert "SECRET-canary-sig" not in settings.problems["webhook"]
+    assert "SECRET-canary-sig" not in repr(settings)
 
 
 def test_plain_http_is_allowed_to_loopback_only() -> None:
@@ -71,10 +113,20 @@ def test_plain_http_is_allowed_to_loopback_only() -> None:
 
 
 def test_secrets_do_not_appear_in_the_settings_repr() -> None:
-    settings = load_settings({**BASE, "LEADS_SMTP_PASSWORD": "hunter2-secret", "LEADS_HUBSPOT_TOKEN": "pat-na1-xyz",
-                              "LEADS_DYNAMICS_CLIENT_SECRET": "dyn-secret-value"})
-    text = repr(settings)
-    assert "hunter2-secret" not in text and "pat-na1-xyz" not in text and "dyn-secret-value" not in text
+    canaries = {
+        "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=SECRET-canary-storage-key;",
+        "LEADS_SMTP_PASSWORD": "SECRET-canary-smtp",
+        "LEADS_WEBHOOK_SECRET": "SECRET-canary-webhook-key-0123456789abcdef",
+        "LEADS_WEBHOOK_URL": "https://prod-00.westeurope.logic.azure.com/workflows/x?sig=SECRET-canary-sig",
+        "LEADS_DYNAMICS_CLIENT_SECRET": "SECRET-canary-dynamics",
+        "LEADS_DYNAMICS_CLIENT_CERTIFICATE": "-----BEGIN PRIVATE KEY-----SECRET-canary-pem",
+        "LEADS_SALESFORCE_CLIENT_SECRET": "SECRET-canary-salesforce",
+        "LEADS_MARKETO_CLIENT_SECRET": "SECRET-canary-marketo",
+        "LEADS_HUBSPOT_TOKEN": "SECRET-canary-hubspot",
+    }
+    assert {s.name for s in SETTINGS if s.secret} <= set(canaries)  # a new secret setting joins this test
+    text = repr(load_settings(canaries))
+    assert "SECRET-canary" not in text
 
 
 def test_an_unresolved_key_vault_reference_counts_as_unset() -> None:

@@ -157,12 +157,13 @@ class Marketo:
         return body
 
     def _fetch_token(self) -> AccessToken:
-        # The documented Identity call: GET with the credentials in the query string (over HTTPS; the
-        # transport errors name the host only, never the URL).
-        response = send(self.session, "GET", f"{self.url}/identity/oauth/token", label=LABEL,
+        # Marketo's Identity call takes GET "(or POST)" (Adobe, "Authentication"). POST with a form body, as
+        # OAuth 2.0 client credentials are normally sent: a query string lands in proxies' and libraries'
+        # request logs (urllib3 logs the request line at DEBUG), a body does not.
+        response = send(self.session, "POST", f"{self.url}/identity/oauth/token", label=LABEL,
                         timeout=self.timeout,
-                        params={"grant_type": "client_credentials", "client_id": self.client_id,
-                                "client_secret": self._client_secret})
+                        data={"grant_type": "client_credentials", "client_id": self.client_id,
+                              "client_secret": self._client_secret})
         body = token_body(response)
         if body is not None:
             lifetime = float(body.get("expires_in") or 0)

@@ -31,7 +31,8 @@ def ingest_lead(req: func.HttpRequest) -> func.HttpResponse:
     except Exception as error:  # noqa: BLE001 - a bug or a misconfiguration: keep the lead, answer 503
         _keep_on_disk(body)
         log.error("ingest failed: %s", error.explanation if isinstance(error, LeadsError) else type(error).__name__)
-        message = ("The app is misconfigured; its administrator can run `python -m leads doctor`."
+        # Only storage settings stop intake (any other bad setting blocks one destination, or falls back).
+        message = ("The app's storage is not configured; its administrator can run `python -m leads doctor`."
                    if isinstance(error, SettingsError) else "The lead could not be processed right now.")
         return _json(503, {"error": "unavailable", "message": message + " Please retry later."},
                      {"Retry-After": "60"})

@@ -2,7 +2,11 @@
 
 Canned answers copy these documents (Adobe's Marketo developer docs, repository AdobeDocs/marketo-developer.en):
 - [AUTH] "Authentication", https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/authentication
-  (GET <Identity URL>/oauth/token?grant_type=client_credentials&...; {access_token, token_type, expires_in, scope})
+  ("Create an access token using an HTTP GET (or POST) request" to <Identity URL>/oauth/token with grant_type=
+  client_credentials, client_id, client_secret; answer {access_token, token_type, expires_in, scope}). The app
+  POSTs them as an application/x-www-form-urlencoded body, as Segment's Marketo destination does
+  (segmentio/action-destinations, marketo-static-lists: POST .../identity/oauth/token with a URLSearchParams
+  body); the fake refuses them in a query string (tests/support/fake_http.py).
 - [LEADS] "Leads" (Sync Leads: POST /rest/v1/leads.json, action/lookupField/input; result[].id/status;
   Describe: GET /rest/v1/leads/describe.json), https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/leads
 - [ERRORS] "Error Codes" (HTTP 200 with success=false and errors[] {code, message}; record-level status
@@ -57,7 +61,7 @@ def skipped(code: str, message: str) -> Reply:
 @pytest.fixture
 def server() -> Iterator[FakeServer]:
     with FakeServer() as fake:
-        fake.on("GET", TOKEN, token_reply())
+        fake.on("POST", TOKEN, token_reply())
         yield fake
 
 
@@ -76,8 +80,10 @@ def test_sync_leads_create_or_update_on_email_with_the_bearer_token(server: Fake
 
     assert destination.deliver(stored_lead()) == Delivered("318581")
 
-    [token] = server.sent("GET", TOKEN)
-    assert token.query == {"grant_type": ["client_credentials"], "client_id": [CLIENT_ID], "client_secret": [SECRET]}
+    [token] = server.sent("POST", TOKEN)
+    assert token.query == {}  # never in the URL
+    assert token.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert token.form() == {"grant_type": ["client_credentials"], "client_id": [CLIENT_ID], "client_secret": [SECRET]}
     [sync] = server.sent("POST", SYNC)
     assert sync.headers["Authorization"] == "Bearer cdf01657-110d-4155-99a7-f986b2ff13a0:int"
     assert sync.json() == {"action": "createOrUpdate", "lookupField": "email", "input": [{
@@ -92,7 +98,7 @@ def test_a_redelivered_lead_updates_the_same_person(server: FakeServer) -> None:
     destination = marketo(server)
     assert destination.deliver(stored_lead()) == destination.deliver(stored_lead()) == Delivered("318581")
     assert [r.json()["action"] for r in server.sent("POST", SYNC)] == ["createOrUpdate", "createOrUpdate"]
-    assert len(server.sent("GET", TOKEN)) == 1  # cached for its lifetime
+    assert len(server.sent("POST", TOKEN)) == 1  # cached for its lifetime
 
 
 def test_the_field_map_setting_adds_campaign_fields(server: FakeServer) -> None:
@@ -104,12 +110,12 @@ def test_the_field_map_setting_adds_campaign_fields(server: FakeServer) -> None:
 
 
 def test_a_token_about_to_expire_is_renewed_before_use(server: FakeServer) -> None:
-    server.on("GET", TOKEN, token_reply(expires_in=30))  # less than the one-minute margin
+    server.on("POST", TOKEN, token_reply(expires_in=30))  # less than the one-minute margin
     server.on("POST", SYNC, synced())
     destination = marketo(server)
     destination.deliver(stored_lead())
     destination.deliver(stored_lead())
-    assert len(server.sent("GET", TOKEN)) == 2
+    assert len(server.sent("POST", TOKEN)) == 2
 
 
 @pytest.mark.parametrize("code", ["601", "602"])
@@ -117,12 +123,12 @@ def test_an_invalid_or_expired_token_is_renewed_once(server: FakeServer, code: s
     answers = iter([failed(code, "Access token expired"), synced()])
     server.on("POST", SYNC, lambda _r: next(answers))
     assert marketo(server).deliver(stored_lead()) == Delivered("318581")
-    assert len(server.sent("GET", TOKEN)) == 2
+    assert len(server.sent("POST", TOKEN)) == 2
     assert len(server.sent("POST", SYNC)) == 2
 
 
 def test_bad_launchpoint_credentials_are_a_configuration_error(server: FakeServer) -> None:
-    server.on("GET", TOKEN, Reply(401, {"error": "invalid_client", "error_description": "Bad client credentials"}))
+    server.on("POST", TOKEN, Reply(401, {"error": "invalid_client", "error_description": "Bad client credentials"}))
     with pytest.raises(ConfigurationError) as raised:
         marketo(server).deliver(stored_lead())
     assert "LEADS_MARKETO_CLIENT_SECRET" in raised.value.explanation

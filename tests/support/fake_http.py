@@ -51,6 +51,12 @@ class Reply:
         return json.dumps(self.body).encode("utf-8"), headers
 
 
+# Credentials never travel in a URL (request lines are logged by proxies and by urllib3 at DEBUG): every fake
+# refuses a request carrying one in its query string, as RFC 6749 §2.3.1 says a client secret belongs in the
+# body or the Authorization header, and records it so a test can show which request did.
+CREDENTIAL_QUERY_NAMES = frozenset({"client_secret", "client_assertion", "password", "access_token",
+                                    "refresh_token"})
+
 Handler = Callable[[Recorded], Reply]
 PatternHandler = Callable[[Recorded, "re.Match[str]"], Reply]
 
@@ -62,6 +68,7 @@ class FakeServer:
         self.routes: dict[tuple[str, str], Handler] = {}
         self.patterns: list[tuple[str, re.Pattern[str], PatternHandler]] = []
         self.requests: list[Recorded] = []
+        self.credentials_in_query: list[Recorded] = []
         self._lock = threading.Lock()
         fake = self
 
@@ -116,6 +123,9 @@ class FakeServer:
         self.patterns.append((method, re.compile(pattern), answer))
 
     def answer(self, request: Recorded) -> Reply:
+        if CREDENTIAL_QUERY_NAMES & set(request.query):
+            self.credentials_in_query.append(request)
+            return Reply(400, {"error": "invalid_request", "error_description": "credentials in the query string"})
         handler = self.routes.get((request.method, request.path))
         if handler:
             return handler(request)

@@ -1,0 +1,23 @@
+"""A destination that cannot work with the current settings: every delivery to it is `blocked` with the
+sentence naming the setting to fix (and retried, so fixing the setting and restarting resumes it), and the
+doctor shows the same sentence. The other destinations are built and deliver as usual."""
+
+from __future__ import annotations
+
+from leads.destinations.base import Check, Delivered, Skipped
+from leads.errors import ConfigurationError
+from leads.model import StoredLead
+from leads.settings import CRM_DESTINATIONS
+
+
+class Unavailable:
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.is_crm = name in CRM_DESTINATIONS
+        self.reason = reason
+
+    def deliver(self, stored: StoredLead) -> Delivered | Skipped:
+        raise ConfigurationError(self.reason)
+
+    def check(self) -> list[Check]:
+        return [Check(self.name, "settings", False, self.reason)]
