@@ -46,7 +46,7 @@ class FallbackTable:
             try:
                 return operation()
             except ResourceNotFoundError as error:
-                if "TableNotFound" not in str(getattr(error, "error_code", "") or ""):
+                if "TableNotFound" not in f"{getattr(error, 'error_code', '')} {error}":
                     raise
             self.create_table()  # Bicep creates it in Azure; a fresh Azurite needs it made
             return operation()
