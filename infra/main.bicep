@@ -58,7 +58,7 @@ param leadsRetryDelays string = '30,120,600,1800,3600,7200,14400,28800,43200'
 @description('LEADS_DEDUPE_HOURS: The same payload received again within this many hours is the same lead.')
 param leadsDedupeHours string = '24'
 
-@description('LEADS_SPOOL_DIR: Folder where a lead is kept when storage is down, re-ingested by the sweeper (default: a folder under the system temp directory).')
+@description('LEADS_SPOOL_DIR: Folder where a lead is kept when storage is down, stored by the instance that kept it once storage answers (default: a folder under the system temp directory).')
 param leadsSpoolDir string = ''
 
 @description('LEADS_HTTP_TIMEOUT: Seconds before a call to a CRM or webhook is abandoned (and retried later).')

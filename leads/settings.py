@@ -57,8 +57,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(default: 9 retries over about 28 hours)."),
     Setting("LEADS_DEDUPE_HOURS", "24", "The same payload received again within this many hours is the "
             "same lead."),
-    Setting("LEADS_SPOOL_DIR", "", "Folder where a lead is kept when storage is down, re-ingested by the "
-            "sweeper (default: a folder under the system temp directory)."),
+    Setting("LEADS_SPOOL_DIR", "", "Folder where a lead is kept when storage is down, stored by the "
+            "instance that kept it once storage answers (default: a folder under the system temp directory)."),
     Setting("LEADS_HTTP_TIMEOUT", "20", "Seconds before a call to a CRM, webhook or SMTP server is "
             "abandoned (and retried later)."),
     # E-mail
