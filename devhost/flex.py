@@ -121,24 +121,28 @@ class FlexHost:
                "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen([sys.executable, "-m", "devhost.flex_worker"], cwd=PROJECT_ROOT, env=env,
                                    stdout=subprocess.PIPE, text=True)
-        assert process.stdout is not None
-        for line in process.stdout:  # stderr (the logs) is inherited; stdout carries READY, then prints
-            if line.startswith(READY):
-                break
-            sys.stdout.write(line)
-        else:
+        ready = threading.Event()
+        threading.Thread(target=self._forward_output, args=(process, ready), daemon=True).start()
+        if not ready.wait(_STARTUP_SECONDS) or process.poll() is not None:
+            if process.poll() is None:
+                process.kill()
             process.wait()
-            raise RuntimeError(f"devhost: the {worker.group} worker exited while starting "
-                               f"(code {process.returncode}); see its log above")
-        threading.Thread(target=self._forward_output, args=(process,), daemon=True).start()
+            raise RuntimeError(f"devhost: the {worker.group} worker did not start (exit code {process.returncode}); "
+                               f"see its log above")
         worker.process = process
         worker.pids.append(process.pid)
 
     @staticmethod
-    def _forward_output(process: subprocess.Popen[str]) -> None:
+    def _forward_output(process: subprocess.Popen[str], ready: threading.Event) -> None:
+        """stderr (the logs) is inherited; stdout carries the READY line, then whatever the functions print."""
         assert process.stdout is not None
         for line in process.stdout:
-            sys.stdout.write(line)
+            if not ready.is_set() and line.startswith(READY):
+                ready.set()
+            else:
+                sys.stdout.write(line)
+        if not ready.is_set():  # exited before it was ready: do not wait for the startup timeout
+            ready.set()
 
     def _monitor(self, worker: Worker) -> None:
         while not self._stopping.is_set():
@@ -147,6 +151,8 @@ class FlexHost:
             if self._stopping.is_set():
                 return
             reason = "a function timed out" if code == RESTART_EXIT_CODE else f"it exited with code {code}"
+            if code != RESTART_EXIT_CODE and self._stopping.wait(1.0):  # a crash loop must not spin
+                return
             log.warning("devhost: restarting the %s worker (pid %d): %s", worker.group, worker.process.pid, reason)
             worker.restarts += 1
             try:
