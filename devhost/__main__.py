@@ -4,7 +4,9 @@ Settings: local.settings.json `Values` (else local.settings.sample.json), overri
 put into os.environ before the app is imported (the app reads its settings from the environment, as in
 Azure). AzureWebJobsStorage set in the environment: that storage, no Azurite. LEADS_SMTP_HOST set in the
 environment: that server, no mail catcher. PORT: the HTTP port. DEVHOST_APP: the app module
-(default function_app).
+(default function_app). DEVHOST_FLEX=true (or `--flex`): Flex mode (devhost/flex.py), the HTTP functions,
+each queue function and each timer function in separate processes with separate temporary folders, and
+host.json functionTimeout enforced, as Flex Consumption runs them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
@@ -22,6 +26,7 @@ from types import FrameType
 import azure.functions as func
 
 from devhost.azurite import start_azurite
+from devhost.flex import FlexHost
 from devhost.host import LocalHost
 from devhost.mailcatcher import MailCatcher, port_is_free
 from leads.local_settings import apply_local_settings
@@ -74,15 +79,27 @@ def main() -> None:
         host_json = json.loads(host_json_path.read_text(encoding="utf-8")) if host_json_path.exists() else {}
         app = load_app(os.environ.get("DEVHOST_APP", "function_app"))
         host = LocalHost(app, host_json, os.environ, port=int(os.environ.get("PORT", "7071")))
-        host.start()
-        cleanup.callback(host.stop)
-        print_banner(host, storage, mail)
+        if flex_mode(sys.argv[1:], os.environ):
+            flex = FlexHost(os.environ.get("DEVHOST_APP", "function_app"), host_json, os.environ, port=host.port)
+            host.close()  # only for the banner: the workers serve
+            flex.start()
+            cleanup.callback(flex.stop)
+            print_banner(host, storage, mail, ["  Flex mode: one process and one disk per scaling group",
+                                               *flex.describe()])
+        else:
+            host.start()
+            cleanup.callback(host.stop)
+            print_banner(host, storage, mail)
         stopping.wait()
         log.info("devhost: stopping")
 
 
-def print_banner(host: LocalHost, storage: str, mail: str) -> None:
-    lines = ["", "devhost is running (a local stand-in for `func start`).", ""]
+def flex_mode(arguments: list[str], env: Mapping[str, str]) -> bool:
+    return "--flex" in arguments or env.get("DEVHOST_FLEX", "").strip().lower() in ("true", "1")
+
+
+def print_banner(host: LocalHost, storage: str, mail: str, extra: list[str] | None = None) -> None:
+    lines = ["", "devhost is running (a local stand-in for `func start`).", "", *(extra or [])]
     for route in host.routes:
         methods = ", ".join(sorted(route.methods)) if route.methods else "any method"
         lines.append(f"  {route.function.name}: {host.url(route.template)}  [{methods}]")

@@ -2,7 +2,8 @@
 
 Reads the bindings from the app itself (`app.get_functions()` / `get_function_json()`), so the same
 function_app.py runs unchanged here and under `func start`. Use `start()`/`stop()` in tests (everything
-runs on threads) or `serve_forever()`.
+runs on threads) or `serve_forever()`. `only` serves a subset of the functions: one Flex mode worker
+process (devhost/flex.py) is a LocalHost serving its group.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 import azure.functions as func
@@ -52,11 +53,13 @@ def is_disabled(function_name: str, env: Mapping[str, str]) -> bool:
 
 class LocalHost:
     def __init__(self, app: func.FunctionApp, host_json: Mapping[str, Any] | None = None,
-                 env: Mapping[str, str] | None = None, *, port: int = 7071, bind: str = "127.0.0.1") -> None:
+                 env: Mapping[str, str] | None = None, *, port: int = 7071, bind: str = "127.0.0.1",
+                 only: Collection[str] | None = None, admin_forward: Mapping[str, str] | None = None) -> None:
         self.env: Mapping[str, str] = os.environ if env is None else env
         self.options: HostOptions = read_host_options(host_json or {})
         # `AzureWebJobs.<name>.Disabled=true` turns a function off, as in the host (functions-how-to-disable).
-        self.functions: list[IndexedFunction] = [f for f in index_functions(app) if not is_disabled(f.name, self.env)]
+        self.functions: list[IndexedFunction] = [f for f in index_functions(app) if not is_disabled(f.name, self.env)
+                                                 and (only is None or f.name in only)]
         unsupported = [f"{f.name} ({f.trigger.get('type')})" for f in self.functions
                        if f.trigger.get("type") not in SUPPORTED_TRIGGERS
                        or any(b.get("direction") == "OUT" and b.get("type") != "http" for b in f.bindings)]
@@ -66,6 +69,7 @@ class LocalHost:
         self.routes: list[Route] = build_routes(self.functions, self.options.route_prefix)
         self._stopping = threading.Event()
         self._http = HttpFrontend(self.routes, bind, port)
+        self._http.admin.update(admin_forward or {})
         self._bind = bind
         self._listeners: list[_Listener] = []
         self._started = False
@@ -96,7 +100,9 @@ class LocalHost:
                 listeners.append(QueueListener(function, services[connection], self.options.queues,
                                                self._stopping))
             elif trigger["type"] == "timerTrigger":
-                listeners.append(TimerListener(function, self.env, self._stopping))
+                timer = TimerListener(function, self.env, self._stopping)
+                self._http.admin[function.name] = timer.run_manually
+                listeners.append(timer)
         return listeners
 
     def start(self) -> None:
@@ -114,6 +120,10 @@ class LocalHost:
         self._stopping.set()
         for listener in self._listeners:
             listener.join()
+        self._http.stop()
+
+    def close(self) -> None:
+        """Release the port of a host that was never started."""
         self._http.stop()
 
     def serve_forever(self) -> None:

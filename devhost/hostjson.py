@@ -3,6 +3,8 @@
 Defaults: Storage Queues extension 5.x `QueuesOptions` (batchSize 16, newBatchThreshold batchSize/2,
 maxDequeueCount 5, visibilityTimeout 0, maxPollingInterval 1 min, messageEncoding base64) and
 `extensions.http.routePrefix` "api" (learn.microsoft.com/azure/azure-functions/functions-host-json).
+`functionTimeout`: 30 minutes when absent, the Flex Consumption default; "-1" means none
+(learn.microsoft.com/azure/azure-functions/functions-scale#timeout). Enforced in Flex mode only.
 """
 
 from __future__ import annotations
@@ -38,10 +40,22 @@ class QueueOptions:
     message_encoding: str = "base64"
 
 
+FLEX_DEFAULT_FUNCTION_TIMEOUT = 30 * 60.0
+
+
 @dataclass(frozen=True)
 class HostOptions:
     route_prefix: str = "api"
     queues: QueueOptions = QueueOptions()
+    function_timeout: float | None = FLEX_DEFAULT_FUNCTION_TIMEOUT  # seconds; None: no limit
+
+
+def read_function_timeout(value: Any) -> float | None:
+    if value is None:
+        return FLEX_DEFAULT_FUNCTION_TIMEOUT
+    if str(value).strip() == "-1":
+        return None
+    return parse_timespan(value)
 
 
 def read_host_options(host_json: Mapping[str, Any]) -> HostOptions:
@@ -62,4 +76,5 @@ def read_host_options(host_json: Mapping[str, Any]) -> HostOptions:
             max_polling_interval=parse_timespan(queues.get("maxPollingInterval", 60)),
             message_encoding=encoding,
         ),
+        function_timeout=read_function_timeout(host_json.get("functionTimeout")),
     )

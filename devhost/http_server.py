@@ -2,25 +2,34 @@
 
 Copied host behaviour: routes under `/{routePrefix}` (routes.py); an unhandled exception is a 500 with an
 empty body (the stack trace goes to the console only); the request body is limited to 100 MB (413), the
-Functions HTTP limit; `GET /` answers like the host's home page. Keys (authLevel FUNCTION/ADMIN) are not
+Functions HTTP limit; `GET /` answers like the host's home page; `POST /admin/functions/<name>` runs a
+timer function now and answers 202, like the host's admin API ("Manually run a non HTTP-triggered
+function", learn.microsoft.com/azure/azure-functions/functions-manually-run-non-http); in Flex mode the
+HTTP worker forwards it to the worker process that owns the function. Keys (authLevel FUNCTION/ADMIN) are not
 checked, as with Core Tools (`func start`), which does not enforce them locally.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
-from devhost.invoke import invoke
+from devhost.invoke import invoke, trigger_scope
 from devhost.routes import Route, match_route
 
 log = logging.getLogger("devhost.http")
 MAX_BODY_BYTES = 100 * 1024 * 1024
+_ADMIN_RUN = re.compile(r"^/admin/functions/([^/]+)/?$", re.IGNORECASE)
+AdminTarget = Callable[[], None] | str  # run it here, or the base URL of the worker that owns it
 _HOME_PAGE = b"<html><body><h1>Your Functions app is up and running (devhost).</h1></body></html>"
 
 
@@ -83,6 +92,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(413, [], b"")
             return
+        admin = _ADMIN_RUN.match(parts.path)
+        if admin and self.command == "POST":
+            self._run_manually(admin.group(1), body)
+            return
         found = match_route(self.server.routes, self.command, parts.path)
         if found is None:
             if parts.path == "/" and self.command in ("GET", "HEAD"):
@@ -92,7 +105,26 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(404, [], b"")
             return
         route, route_params = found
-        self._call(route, route_params, body)
+        with trigger_scope():
+            self._call(route, route_params, body)
+
+    def _run_manually(self, name: str, body: bytes) -> None:
+        target = {k.lower(): v for k, v in self.server.admin.items()}.get(name.lower())
+        if target is None:
+            self._send(404, [], b"")
+        elif isinstance(target, str):
+            request = urllib.request.Request(f"{target}{self.path}", data=body,  # noqa: S310 - loopback http
+                                             method="POST", headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - a loopback worker
+                    self._send(answer.status, [], b"")
+            except urllib.error.HTTPError as error:
+                self._send(error.code, [], b"")
+            except OSError:
+                self._send(503, [], b"")  # that worker is restarting
+        else:
+            target()
+            self._send(202, [], b"")
 
     def _call(self, route: Route, route_params: dict[str, str], body: bytes) -> None:
         parts = urlsplit(self.path)
@@ -130,6 +162,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     routes: list[Route]
     authority: str
+    admin: dict[str, AdminTarget]
 
 
 class HttpFrontend:
@@ -138,6 +171,8 @@ class HttpFrontend:
     def __init__(self, routes: list[Route], bind: str = "127.0.0.1", port: int = 7071) -> None:
         self._server = _Server((bind, port), _Handler)
         self._server.routes = routes
+        self._server.admin = {}
+        self.admin = self._server.admin  # function name -> AdminTarget, filled by the host
         self.port: int = self._server.server_address[1]
         self._server.authority = f"{bind}:{self.port}"
         self._thread: threading.Thread | None = None

@@ -2,17 +2,27 @@
 
 The line copies the host's "Executed 'Functions.<name>' (Succeeded|Failed, Id=..., Duration=...ms)" and
 never includes a request body or a message body: they hold personal data.
+
+host.json `functionTimeout` (enforced only where `enforce_function_timeout()` was called: the Flex mode's
+worker processes, devhost/flex.py). An invocation that runs longer fails with the host's message ("Timeout
+value of ... exceeded by function ..."); its trigger handles the failure as any other (HTTP 500, the queue
+message made visible again after visibilityTimeout); then the worker process is restarted, which abandons
+the invocation and every other one running in that process, as the host does for out-of-process languages
+(Azure/azure-functions-host#5794 "Worker restart on function timeout", #8720; learn.microsoft.com
+azure-functions/functions-host-json#functiontimeout).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +31,31 @@ import azure.functions as func
 log = logging.getLogger("devhost")
 
 _indexed: dict[int, tuple[func.FunctionApp, list[IndexedFunction]]] = {}
+_timeout: dict[str, Any] = {"seconds": None, "on_timeout": None}
+_scope = threading.local()  # whether an invocation of this trigger call timed out
+
+
+def enforce_function_timeout(seconds: float | None, on_timeout: Callable[[], None]) -> None:
+    """Invocations running over `seconds` fail; `on_timeout()` runs once the trigger has handled that
+    failure (the Flex worker exits there, so that its supervisor restarts it)."""
+    _timeout.update(seconds=seconds, on_timeout=on_timeout)
+
+
+@contextlib.contextmanager
+def trigger_scope() -> Iterator[None]:
+    """Wraps one trigger call: invoke() plus what the trigger does with the outcome (send the HTTP answer,
+    delete or release the queue message). A timeout restarts the worker only after that."""
+    _scope.timed_out = False
+    try:
+        yield
+    finally:
+        if getattr(_scope, "timed_out", False) and _timeout["on_timeout"] is not None:
+            _timeout["on_timeout"]()
+
+
+def _format_timespan(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 @dataclass(frozen=True)
@@ -56,6 +91,29 @@ def index_functions(app: func.FunctionApp) -> list[IndexedFunction]:
     return indexed
 
 
+def call_with_timeout(function: IndexedFunction, argument: Any, seconds: float) -> Any:
+    """Run on its own thread and stop waiting after `seconds` (the thread cannot be killed: the worker
+    process is, by on_timeout)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call_user_function(function, argument)
+        except BaseException as error:  # noqa: BLE001 - handed over to the invoking thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name=f"devhost-invocation-{function.name}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        _scope.timed_out = True
+        raise TimeoutError(f"Timeout value of {_format_timespan(seconds)} was exceeded by function: "
+                           f"Functions.{function.name}")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
+
+
 def call_user_function(function: IndexedFunction, argument: Any) -> Any:
     """Pass the trigger as its binding's parameter name; run `async def` functions to completion."""
     result = function.user_function(**{function.trigger["name"]: argument})
@@ -72,10 +130,16 @@ def invoke(function: IndexedFunction, argument: Any,
     invocation_id = uuid.uuid4()
     started = time.monotonic()
     try:
-        result = call_user_function(function, argument)
+        seconds = _timeout["seconds"]
+        result = (call_user_function(function, argument) if seconds is None
+                  else call_with_timeout(function, argument, seconds))
         succeeded = True
-    except Exception:  # the host records any failure of the function and carries on
-        log.exception("Function 'Functions.%s' raised (Id=%s)", function.name, invocation_id)
+    except Exception as error:  # the host records any failure of the function and carries on
+        if getattr(_scope, "timed_out", False):
+            log.error("%s (Id=%s). Initiating cancellation: the worker process will be restarted.", error,
+                      invocation_id)
+        else:
+            log.exception("Function 'Functions.%s' raised (Id=%s)", function.name, invocation_id)
         result, succeeded = None, False
     elapsed = (time.monotonic() - started) * 1000
     detail = describe(succeeded, result) if describe else ""

@@ -13,6 +13,8 @@ sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.*):
   to the poison queue, copied as it was.
 
 Not copied: renewing the lease of a function that runs past 5 minutes (the lease matches functionTimeout).
+A function past host.json functionTimeout (Flex mode, devhost/invoke.py) fails like any other: the message
+is made visible again after visibilityTimeout (or moved to poison), then the worker restarts.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from azure.functions.queue import QueueMessage as FunctionQueueMessage
 from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
 from devhost.hostjson import QueueOptions
-from devhost.invoke import IndexedFunction, invoke
+from devhost.invoke import IndexedFunction, invoke, trigger_scope
 
 log = logging.getLogger("devhost.queue")
 LEASE_SECONDS = 600
@@ -125,7 +127,8 @@ class QueueListener:
 
     def _process(self, message: QueueMessage) -> None:
         try:
-            self._process_message(message)
+            with trigger_scope():
+                self._process_message(message)
         except AzureError as error:
             log.error("queue %s: message %s could not be completed: %s", self.queue_name, message.id, error)
         except Exception:  # a pool thread would swallow it silently; the lease returns the message later

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from azure.functions.timer import TimerRequest
 
-from devhost.invoke import IndexedFunction, invoke
+from devhost.invoke import IndexedFunction, invoke, trigger_scope
 from devhost.ncrontab import Schedule, parse_schedule
 
 log = logging.getLogger("devhost.timer")
@@ -38,6 +38,7 @@ class TimerListener:
         self.schedule = resolve_schedule(str(trigger["schedule"]), env)
         self.run_on_startup = bool(trigger.get("runOnStartup", False))
         self._stopping = stopping
+        self._running = threading.Lock()
         self._thread = threading.Thread(target=self._run_forever, name=f"devhost-timer-{function.name}",
                                         daemon=True)
 
@@ -48,8 +49,14 @@ class TimerListener:
         self._thread.join()
 
     def _fire(self, reason: str) -> None:
-        invoke(self.function, TimerRequest(past_due=False),
-               lambda _ok, _result: f"schedule='{self.schedule.expression}' reason={reason}")
+        with self._running, trigger_scope():  # one run at a time, a manual one (admin API) included
+            invoke(self.function, TimerRequest(past_due=False),
+                   lambda _ok, _result: f"schedule='{self.schedule.expression}' reason={reason}")
+
+    def run_manually(self) -> None:
+        """POST /admin/functions/<name> (the host's "run a non HTTP-triggered function"), answered 202 first."""
+        threading.Thread(target=self._fire, args=("Manual",), name=f"devhost-manual-{self.function.name}",
+                         daemon=True).start()
 
     def _run_forever(self) -> None:
         if self.run_on_startup:

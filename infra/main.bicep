@@ -22,6 +22,9 @@ param instanceMemoryMB int = 512
 @description('Most instances the app may scale out to.')
 param maximumInstanceCount int = 100
 
+@description('Region of a second storage account that holds leads while the main table is unreachable (LEADS_FALLBACK_STORAGE), e.g. the paired region; empty (the default): no fallback account, such a lead gets 503 with Retry-After.')
+param fallbackStorageLocation string = ''
+
 @description('Put Microsoft Entra sign-in (App Service Authentication) in front of the operator pages. /api/leads and /api/health stay outside it.')
 param enableOperatorSignIn bool = false
 
@@ -55,7 +58,7 @@ param leadsRetryDelays string = '30,120,600,1800,3600,7200,14400,28800,43200'
 @description('LEADS_DEDUPE_HOURS: The same payload received again within this many hours is the same lead.')
 param leadsDedupeHours string = '24'
 
-@description('LEADS_SPOOL_DIR: Folder where a lead is kept when storage is down, re-ingested by the sweeper (default: a folder under the system temp directory).')
+@description('LEADS_SPOOL_DIR: Folder where a lead is kept when storage is down, stored by the instance that kept it once storage answers (default: a folder under the system temp directory).')
 param leadsSpoolDir string = ''
 
 @description('LEADS_HTTP_TIMEOUT: Seconds before a call to a CRM or webhook is abandoned (and retried later).')
@@ -179,6 +182,8 @@ var tags = {
   'env': environmentName
 }
 var functionAppName = 'func-leads-${resourceToken}'
+// Storage account names hold 24 lower-case letters and digits at most: 'stfb' + the 13-character token.
+var fallbackStorageName = 'stfb${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -312,6 +317,31 @@ module kvLeadsHubspotToken 'modules/keyvault-secret.bicep' = if (!empty(leadsHub
   }
 }
 
+// The fallback storage, only when a region is given. Its endpoint is written from the name (not read from the
+// conditional module's output), so the app setting is empty when the module is off.
+module fallbackStorage 'modules/fallback-storage.bicep' = if (!empty(fallbackStorageLocation)) {
+  name: 'fallback-storage'
+  scope: rg
+  params: {
+    name: fallbackStorageName
+    location: fallbackStorageLocation
+    tags: tags
+    tableName: 'leadsfallback'
+  }
+}
+
+module fallbackRbac 'modules/fallback-rbac.bicep' = if (!empty(fallbackStorageLocation)) {
+  name: 'fallback-rbac'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    storageAccountName: fallbackStorageName
+  }
+  dependsOn: [
+    fallbackStorage
+  ]
+}
+
 module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -334,6 +364,7 @@ var appSettings = {
   AzureWebJobsStorage__blobServiceUri: storage.outputs.blobEndpoint
   AzureWebJobsStorage__queueServiceUri: storage.outputs.queueEndpoint
   AzureWebJobsStorage__tableServiceUri: storage.outputs.tableEndpoint
+  LEADS_FALLBACK_STORAGE: empty(fallbackStorageLocation) ? '' : 'https://${fallbackStorageName}.table.${environment().suffixes.storage}'
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   // Local auth is off on Application Insights: the SDK authenticates as the user-assigned identity.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'

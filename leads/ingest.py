@@ -14,7 +14,7 @@ from leads.keys import new_lead_id
 from leads.messages import DeliveryMessage
 from leads.model import StoredLead, utcnow
 from leads.parsing import parse_lead
-from leads.ports import LeadStore, RejectedRequest, WorkQueue
+from leads.ports import Added, HeldLeads, LeadStore, RejectedRequest, WorkQueue
 from leads.settings import Settings
 from leads.spool import Spool
 
@@ -31,13 +31,16 @@ class Answer:
 
 class IngestService:
     def __init__(self, store: LeadStore, queue: WorkQueue, spool: Spool, settings: Settings,
-                 crm_flags: Mapping[str, bool], clock: Callable[[], datetime] = utcnow) -> None:
+                 crm_flags: Mapping[str, bool], clock: Callable[[], datetime] = utcnow,
+                 fallback: HeldLeads | None = None) -> None:
         self.store = store
         self.queue = queue
         self.spool = spool
         self.settings = settings
         self.crm_flags = dict(crm_flags)
         self.clock = clock
+        self.fallback = fallback  # LEADS_FALLBACK_STORAGE: where a lead waits while the main table is down
+        self.after_stored: Callable[[], None] | None = None  # e.g. drain this instance's spool (runtime.py)
 
     def receive(self, method: str, body: bytes, content_type: str = "") -> Answer:
         now = self.clock()
@@ -57,22 +60,63 @@ class IngestService:
             added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
                                    outbox_due=now + ENQUEUE_GRACE)
         except StorageUnavailableError as error:
-            kept = self.spool.keep(body, now)
-            log.error("storage unavailable, lead %s (%s)", "spooled" if kept else "NOT spooled", error.explanation)
-            return Answer(503, {"error": "storage_unavailable", "message": (
-                "The lead could not be stored because storage is unavailable. "
-                + ("It was kept on the app's disk and will be stored when storage returns; " if kept else "")
-                + "please retry later (a repeated lead is recognised, not duplicated).")},
-                headers={"Retry-After": "30"})
+            return self._storage_down(stored, lead.fingerprint(), body, error)
         if not added.duplicate:
-            try:
-                self.queue.send(DeliveryMessage(stored.id, added.etag, stored))
-            except StorageUnavailableError:
-                # Stored with its outbox row: the sweeper enqueues it. The lead is safe, so say 202.
-                log.warning("lead %s stored but not enqueued; the sweeper will deliver it", stored.id)
+            self._enqueue(stored, added)
         log.info("lead %s %s%s", added.lead_id, "duplicate" if added.duplicate else "stored",
                  " (test)" if lead.is_test else "")
+        if self.after_stored is not None:
+            self.after_stored()
         return Answer(202, {"id": added.lead_id, "duplicate": added.duplicate, "test": lead.is_test})
+
+    def _enqueue(self, stored: StoredLead, added: Added) -> None:
+        try:
+            self.queue.send(DeliveryMessage(stored.id, added.etag, stored))
+        except StorageUnavailableError:
+            # Stored with its outbox row: the sweeper enqueues it. The lead is safe, so say 202.
+            log.warning("lead %s stored but not enqueued; the sweeper will deliver it", stored.id)
+
+    def _storage_down(self, stored: StoredLead, fingerprint: str, body: bytes,
+                      error: StorageUnavailableError) -> Answer:
+        """The main table is down: the fallback table (202, moved by the sweeper), else disk and 503."""
+        if self.fallback is not None:
+            try:
+                held = self.fallback.hold(stored.id, fingerprint, stored.received_at, body)
+            except StorageUnavailableError as fallback_error:
+                log.error("fallback storage unavailable too (%s)", fallback_error.explanation)
+            else:
+                log.warning("storage unavailable (%s): lead %s held in the fallback table%s", error.explanation,
+                            held.lead_id, " (duplicate)" if held.duplicate else "")
+                return Answer(202, {"id": held.lead_id, "duplicate": held.duplicate, "test": stored.lead.is_test})
+        kept = self.spool.keep(body, stored.received_at)
+        log.error("storage unavailable, lead %s (%s)", "spooled" if kept else "NOT spooled", error.explanation)
+        return Answer(503, {"error": "storage_unavailable", "message": (
+            "The lead could not be stored because storage is unavailable. "
+            + ("A copy was kept on the app's disk and will be stored if that disk is still there when storage "
+               "returns; " if kept else "")
+            + "please retry later (a repeated lead is recognised, not duplicated).")},
+            headers={"Retry-After": "30"})
+
+    def store_body(self, body: bytes, received_at: datetime, lead_id: str = "") -> Added | None:
+        """Store a body that was kept while storage was down (disk spool or fallback table), under
+        `lead_id` when it was already answered with one. Never keeps it again: raises
+        StorageUnavailableError instead. None: not a lead (quarantined). Idempotent: a lead already
+        stored under `lead_id`, or the same payload within the de-dup window, is not stored twice."""
+        try:
+            lead = parse_lead(body)
+        except LeadValidationError as error:
+            self.store.quarantine(RejectedRequest(received_at, error.reason, error.status, error.explanation,
+                                                  "POST", "application/json", body))
+            return None
+        if lead_id and self.store.load(lead_id) is not None:
+            return Added(lead_id, duplicate=True)  # moved before, its row not yet released
+        stored = StoredLead(lead_id or new_lead_id(received_at), received_at, lead,
+                            policy.initial_deliveries(lead, self.crm_flags, self.settings.forward_test_leads))
+        added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
+                               outbox_due=self.clock() + ENQUEUE_GRACE)
+        if not added.duplicate:
+            self._enqueue(stored, added)
+        return added
 
     def _reject(self, now: datetime, method: str, body: bytes, content_type: str, status: int, reason: str,
                 message: str, headers: dict[str, str] | None = None, extra: dict[str, str] | None = None) -> Answer:

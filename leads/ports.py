@@ -45,3 +45,21 @@ class LeadStore(Protocol):
 
 class WorkQueue(Protocol):
     def send(self, message: DeliveryMessage, delay_seconds: int = 0) -> None: ...
+
+
+@dataclass(frozen=True)
+class HeldLead:
+    """A lead answered 202 while the main table was down, kept in the fallback table until it is moved."""
+
+    lead_id: str
+    fingerprint: str
+    received_at: datetime
+    body: bytes
+
+
+class HeldLeads(Protocol):
+    """The fallback table (LEADS_FALLBACK_STORAGE): one row per lead, keyed by its fingerprint."""
+
+    def hold(self, lead_id: str, fingerprint: str, received_at: datetime, body: bytes) -> Added: ...
+    def held(self, limit: int = 100) -> list[HeldLead]: ...
+    def release(self, fingerprint: str) -> None: ...

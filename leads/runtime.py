@@ -15,6 +15,8 @@ from leads.breaker import Breaker, CircuitBreakers
 from leads.delivery import DeliveryService
 from leads.errors import StorageUnavailableError
 from leads.ingest import IngestService
+from leads.ports import HeldLeads
+from leads.recovery import Recovery
 from leads.settings import Settings, get_settings
 from leads.spool import Spool
 from leads.sweeper import Sweeper
@@ -31,6 +33,7 @@ class Runtime:
     queue: WorkQueue
     spool: Spool
     ingest: IngestService
+    recovery: Recovery | None = None
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -42,7 +45,22 @@ def build_runtime(settings: Settings) -> Runtime:
     except StorageUnavailableError as error:
         log.warning("could not create tables/queues yet: %s", error.explanation)
     spool = Spool(settings.spool_dir)
-    return Runtime(settings, table, queue, spool, IngestService(table, queue, spool, settings, settings.crm_flags))
+    fallback = build_fallback(settings)
+    ingest = IngestService(table, queue, spool, settings, settings.crm_flags, fallback=fallback)
+    recovery = Recovery(ingest, spool, fallback, table.ping)
+    ingest.after_stored = recovery.drain_spool_soon  # this instance's spool: no other instance sees it
+    return Runtime(settings, table, queue, spool, ingest, recovery)
+
+
+def build_fallback(settings: Settings) -> HeldLeads | None:
+    if settings.fallback_storage is None:
+        return None
+    from leads.fallback_table import FallbackTable
+
+    fallback = FallbackTable(table_service(settings.fallback_storage))
+    with contextlib.suppress(StorageUnavailableError):  # created on first use otherwise (and by the Bicep)
+        fallback.create_table()
+    return fallback
 
 
 @functools.cache
@@ -69,4 +87,4 @@ def delivery() -> DeliveryService:
 @functools.cache
 def sweeper() -> Sweeper:
     rt = runtime()
-    return Sweeper(rt.table, rt.queue, rt.ingest, rt.spool)
+    return Sweeper(rt.table, rt.queue, rt.ingest, rt.spool, recovery=rt.recovery)

@@ -47,6 +47,10 @@ SETTINGS: tuple[Setting, ...] = (
             group="storage"),
     Setting("AzureWebJobsStorage__clientId", "", "Client id of the user-assigned managed identity "
             "(leave empty for a system-assigned identity).", group="storage"),
+    Setting("LEADS_FALLBACK_STORAGE", "", "Where a lead waits, answered 202, while the main table is "
+            "unreachable: a table endpoint such as `https://<account>.table.core.windows.net` (reached with "
+            "the identity of `AzureWebJobsStorage__clientId`; best another account in another region) or a "
+            "connection string. Empty: such a lead gets 503 with Retry-After.", secret=True, group="storage"),
     Setting("LEADS_TABLE", "leads", "Table holding every lead, its delivery state and the de-duplication "
             "markers."),
     Setting("LEADS_QUARANTINE_TABLE", "leadsquarantine", "Table holding every rejected request "
@@ -61,8 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(default: 9 retries over about 28 hours)."),
     Setting("LEADS_DEDUPE_HOURS", "24", "The same payload received again within this many hours is the "
             "same lead."),
-    Setting("LEADS_SPOOL_DIR", "", "Folder where a lead is kept when storage is down, re-ingested by the "
-            "sweeper (default: a folder under the system temp directory)."),
+    Setting("LEADS_SPOOL_DIR", "", "Folder where a lead is kept when storage is down, stored by the "
+            "instance that kept it once storage answers (default: a folder under the system temp directory)."),
     Setting("LEADS_HTTP_TIMEOUT", "20", "Seconds before a call to a CRM, webhook or SMTP server is "
             "abandoned (and retried later)."),
     # E-mail
@@ -232,6 +236,7 @@ class Settings:
     salesforce: SalesforceSettings = SalesforceSettings()
     marketo: MarketoSettings = MarketoSettings()
     hubspot: HubSpotSettings = HubSpotSettings()
+    fallback_storage: StorageSettings | None = None  # LEADS_FALLBACK_STORAGE (its table endpoint only)
 
     @property
     def poison_queue(self) -> str:
@@ -475,7 +480,21 @@ def _read(env: Mapping[str, str]) -> Settings:
             token=get("LEADS_HUBSPOT_TOKEN"),
             field_map=get("LEADS_HUBSPOT_FIELD_MAP"),
         ),
+        fallback_storage=fallback_storage(get("LEADS_FALLBACK_STORAGE"), storage),
     )
+
+
+def fallback_storage(value: str, storage: StorageSettings) -> StorageSettings | None:
+    """A table endpoint (the app's identity, as for AzureWebJobsStorage) or a connection string."""
+    if not value:
+        return None
+    if value.lower().startswith(("https://", "http://")):
+        return StorageSettings(table_service_uri=check_outbound_url("LEADS_FALLBACK_STORAGE", value),
+                               client_id=storage.client_id)
+    if "endpoint" not in value.lower() and "usedevelopmentstorage" not in value.lower():
+        raise SettingsError("LEADS_FALLBACK_STORAGE must be a table endpoint such as "
+                            "https://<account>.table.core.windows.net or a storage connection string.")
+    return StorageSettings(connection_string=value)
 
 
 def binding_queue_name(env: Mapping[str, str] | None = None) -> str:

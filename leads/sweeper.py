@@ -1,6 +1,7 @@
 """The outbox sweeper (a timer): nothing stays undelivered because a message was lost.
 
-It re-ingests leads kept on disk while storage was down, and enqueues every lead whose outbox row is due:
+It moves leads held while storage was down (the fallback table, this instance's disk spool: recovery.py)
+into the main table, and enqueues every lead whose outbox row is due:
 stored but never enqueued, a retry whose message was lost, a worker that died holding a lease."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from leads.ingest import IngestService
 from leads.messages import DeliveryMessage
 from leads.model import utcnow
 from leads.ports import WorkQueue
+from leads.recovery import Recovery
 from leads.spool import Spool
 
 log = logging.getLogger("leads.sweeper")
@@ -35,21 +37,17 @@ class SweepReport:
 
 class Sweeper:
     def __init__(self, outbox: Outbox, queue: WorkQueue, ingest: IngestService, spool: Spool,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, recovery: Recovery | None = None) -> None:
         self.outbox = outbox
         self.queue = queue
         self.ingest = ingest
         self.spool = spool
         self.clock = clock
+        self.recovery = recovery or Recovery(ingest, spool, ingest.fallback)
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
-        for path in self.spool.pending():
-            answer = self.ingest.receive("POST", path.read_bytes(), "application/json")
-            if answer.status == 503:
-                break  # storage is still down: try again next time
-            path.unlink(missing_ok=True)
-            report.respooled += 1
+        report.respooled = self.recover_held_leads()
         now = self.clock()
         try:
             for lead_id in self.outbox.due_work(now):
@@ -61,3 +59,7 @@ class Sweeper:
         if report.respooled or report.requeued:
             log.info("sweep: %d re-ingested from disk, %d re-enqueued", report.respooled, report.requeued)
         return report
+
+    def recover_held_leads(self) -> int:
+        """Leads held in the fallback table, then this instance's spool, into the main table."""
+        return self.recovery.move_held() + self.recovery.drain_spool()

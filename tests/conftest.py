@@ -6,6 +6,10 @@
 - `local_host_factory(env=None, app_module="function_app", host_json=None) -> StartedHost`: sets `env`
   (values of None unset a variable; AzureWebJobsStorage defaults to the `azurite` fixture), imports the app
   module afresh, serves it on a free port; `.base_url`, `.url("leads")`, `.local_host`. Stopped afterwards.
+- `flex_host_factory(env=None, app_module="function_app", host_json=None) -> StartedFlexHost`: the same app in
+  devhost's Flex mode (devhost/flex.py): one process and one temporary folder per scaling group, host.json
+  functionTimeout enforced; `.base_url`, `.url("leads")`, `.flex_host` (`.workers[group].pids`, `.spool`).
+  `env` is given to the worker processes only (this process's environment is left alone).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import azure.functions as func
 import pytest
 
 from devhost.azurite import Azurite
+from devhost.flex import FlexHost
 from devhost.host import LocalHost
 from tests.support.azurite import PROJECT_ROOT, start_test_azurite
 from tests.support.smtp import SmtpServer
@@ -119,3 +124,42 @@ def local_host_factory(request: pytest.FixtureRequest,
     for host in reversed(started):
         host.stop()
     clear_cached_functions()  # the app's caches hold this test's settings and clients
+
+
+@dataclass(frozen=True)
+class StartedFlexHost:
+    flex_host: FlexHost
+
+    @property
+    def base_url(self) -> str:
+        return self.flex_host.base_url
+
+    def url(self, route: str) -> str:
+        return self.flex_host.url(route)
+
+
+@pytest.fixture
+def flex_host_factory(request: pytest.FixtureRequest,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., StartedFlexHost]]:
+    started: list[FlexHost] = []
+
+    def start(env: Mapping[str, str | None] | None = None, app_module: str = "function_app",
+              host_json: Mapping[str, Any] | None = None) -> StartedFlexHost:
+        values = dict(os.environ)
+        if not (env or {}).get("AzureWebJobsStorage"):
+            values["AzureWebJobsStorage"] = request.getfixturevalue("azurite").connection_string
+        for name, value in (env or {}).items():
+            if value is None:
+                values.pop(name, None)
+            else:
+                values[name] = value
+        if host_json is None:
+            host_json = json.loads((PROJECT_ROOT / "host.json").read_text(encoding="utf-8"))
+        host = FlexHost(app_module, host_json, values, port=0, root=tmp_path_factory.mktemp("flex"))
+        host.start()
+        started.append(host)
+        return StartedFlexHost(host)
+
+    yield start
+    for host in reversed(started):
+        host.stop()

@@ -142,3 +142,17 @@ def test_dynamics_managed_identity_defaults_to_the_storage_identity() -> None:
     assert load_settings(identity).dynamics.client_id == "5a1b-identity"
     with_secret = {**identity, "LEADS_DYNAMICS_CLIENT_ID": "", "LEADS_DYNAMICS_CLIENT_SECRET": "s"}
     assert load_settings(with_secret).dynamics.client_id == ""  # a secret belongs to an app registration
+
+
+def test_fallback_storage_is_a_table_endpoint_reached_with_the_app_identity_or_a_connection_string() -> None:
+    assert load_settings(BASE).fallback_storage is None
+    by_identity = load_settings({**BASE, "AzureWebJobsStorage__clientId": "1234",
+                                 "LEADS_FALLBACK_STORAGE": "https://stb.table.core.windows.net/"}).fallback_storage
+    assert by_identity is not None and by_identity.uses_identity
+    assert (by_identity.table_service_uri, by_identity.client_id) == ("https://stb.table.core.windows.net", "1234")
+    by_key = load_settings({**BASE, "LEADS_FALLBACK_STORAGE": "UseDevelopmentStorage=true"}).fallback_storage
+    assert by_key is not None and by_key.connection_string == "UseDevelopmentStorage=true"
+    with pytest.raises(SettingsError, match="LEADS_FALLBACK_STORAGE must be a table endpoint"):
+        load_settings({**BASE, "LEADS_FALLBACK_STORAGE": "stb"})
+    with pytest.raises(SettingsError, match="LEADS_FALLBACK_STORAGE must start with https://"):
+        load_settings({**BASE, "LEADS_FALLBACK_STORAGE": "http://stb.table.core.windows.net"})

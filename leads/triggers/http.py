@@ -47,7 +47,8 @@ def _keep_on_disk(body: bytes) -> None:
     from leads.model import utcnow
     from leads.spool import Spool
 
-    # Read the one setting directly: the settings as a whole may be what is broken.
+    # Read the one setting directly: the settings as a whole may be what is broken. This instance's own disk:
+    # it stores the file itself after its next successful ingest (leads/recovery.py); no other instance sees it.
     Spool(os.environ.get("LEADS_SPOOL_DIR", "")).keep(body, utcnow())
 
 

@@ -15,6 +15,7 @@ from typing import Any, cast
 import pytest
 from pycep import BicepParser
 
+from leads.fallback_table import FALLBACK_TABLE
 from leads.settings import SETTINGS, Setting, Settings, StorageSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +33,11 @@ NEEDED_ROLES = {
     (KEY_VAULT, "4633458b-17de-408a-b874-0445c86b69e6"),  # Key Vault Secrets User
     (APP_INSIGHTS, "3913510d-42f4-4e42-8a64-420c390055eb"),  # Monitoring Metrics Publisher
 }
+TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
+# The fallback storage account (LEADS_FALLBACK_STORAGE): table data only, in a module of its own.
+FALLBACK_ROLES = {(STORAGE_ACCOUNT, TABLE_DATA_CONTRIBUTOR)}
+FALLBACK_CONDITION = {"operator": {"type": "not", "operands": {"bool_value": {
+    "function": {"type": "empty", "parameters": {"item_to_test": "fallbackStorageLocation"}}}}}}
 KEY_VAULT_REFERENCE = re.compile(
     r"^@Microsoft\.KeyVault\(SecretUri=\$\{keyVault\.outputs\.uri\}secrets/(?P<secret>[A-Za-z0-9-]+)/\)$"
 )
@@ -283,7 +289,7 @@ def test_the_app_runs_as_the_identity_whose_client_id_the_settings_name() -> Non
 
 
 def test_role_assignments_are_exactly_the_needed_ones() -> None:
-    granted: list[tuple[str, str]] = []
+    granted: dict[str, list[tuple[str, str]]] = {}
     for relative in bicep_files():
         tree = parse(relative)
         for name, declaration in resources_of_type(tree, "Microsoft.Authorization/roleAssignments").items():
@@ -303,8 +309,10 @@ def test_role_assignments_are_exactly_the_needed_ones() -> None:
                 "base_string": {"operator": {"type": "property_accessor", "operands": {
                     "operand_1": assignment["scope"], "operand_2": "id"}}},
                 "extra_string_1": "principalId", "extra_string_2": role_variable}}}, where
-            granted.append((scope["type"], role_id))
-    assert sorted(granted) == sorted(NEEDED_ROLES), "role assignments differ from the needed ones"
+            granted.setdefault(relative, []).append((scope["type"], role_id))
+    assert sorted(granted.pop("modules/rbac.bicep")) == sorted(NEEDED_ROLES), "role assignments differ"
+    assert sorted(granted.pop("modules/fallback-rbac.bicep")) == sorted(FALLBACK_ROLES)
+    assert not granted, f"role assignments in unexpected places: {granted}"
 
 
 def test_roles_are_granted_to_the_app_identity_on_the_app_resources() -> None:
@@ -323,6 +331,34 @@ def test_roles_are_granted_to_the_app_identity_on_the_app_resources() -> None:
 
 
 # ---------------------------------------------------------------- storage
+
+
+def test_fallback_storage_is_off_by_default_and_otherwise_another_locked_down_account_the_app_may_use() -> None:
+    assert main()["parameters"]["fallbackStorageLocation"]["default"] == ""
+    assert module_path("fallbackStorage") == "modules/fallback-storage.bicep"
+    assert module_path("fallbackRbac") == "modules/fallback-rbac.bicep"
+    for name in ("fallbackStorage", "fallbackRbac"):
+        assert body(main()["modules"][name])[0] == FALLBACK_CONDITION, f"{name} must depend on the region"
+    storage, rbac = module("fallbackStorage")["params"], module("fallbackRbac")["params"]
+    assert (storage["name"], storage["location"]) == ("fallbackStorageName", "fallbackStorageLocation")
+    assert storage["tableName"] == FALLBACK_TABLE
+    assert {k: accessor(v) for k, v in rbac.items()} == {"principalId": "identity.outputs.principalId",
+                                                         "storageAccountName": "fallbackStorageName"}
+    assert main()["variables"]["fallbackStorageName"]["value"] != main()["modules"]["storage"]["config"][
+        "params"]["name"], "the fallback must be another account than the main one"
+    # The app setting: empty when off, else the fallback account's table endpoint (identity, no key).
+    assert app_settings()["LEADS_FALLBACK_STORAGE"] == {"operator": {"type": "conditional", "operands": {
+        "condition": {"function": {"type": "empty", "parameters": {"item_to_test": "fallbackStorageLocation"}}},
+        "true_value": "",
+        "false_value": "https://${fallbackStorageName}.table.${environment().suffixes.storage}"}}}
+    account = only_resource("modules/fallback-storage.bicep", STORAGE_ACCOUNT)["properties"]
+    assert account["allowSharedKeyAccess"] is False and account["defaultToOAuthAuthentication"] is True
+    assert account["allowBlobPublicAccess"] is False and account["minimumTlsVersion"] == "TLS1_2"
+    table = only_resource("modules/fallback-storage.bicep", "Microsoft.Storage/storageAccounts/tableServices/tables")
+    assert table["name"] == "tableName"
+    existing = [body(r)[1]["name"] for r in parse("modules/fallback-rbac.bicep")["resources"].values()
+                if r["existing"]]
+    assert existing == ["storageAccountName"]
 
 
 def test_queue_and_table_names_match_the_code() -> None:

@@ -1,0 +1,117 @@
+"""Leads kept while storage was down reach the main table once, without copies and without one file
+blocking the others (leads/recovery.py), on a real Azurite."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from leads.azure_clients import table_service
+from leads.errors import StorageUnavailableError
+from leads.fallback_table import FallbackTable
+from leads.model import StoredLead, utcnow
+from leads.parsing import parse_lead
+from leads.ports import Added
+from leads.recovery import Recovery
+from leads.settings import load_settings
+from leads.spool import Spool
+from leads.sweeper import Sweeper
+from leads.table_store import LeadTable
+from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
+from tests.test_pipeline import body, dead_connection_string
+
+pytestmark = pytest.mark.azurite
+
+
+def spool_files(folder: Path) -> dict[str, list[bytes]]:
+    found: dict[str, list[bytes]] = {}
+    for path in sorted(folder.glob("*")):
+        found.setdefault(path.suffix, []).append(path.read_bytes())
+    return found
+
+
+def test_a_sweep_while_storage_is_still_down_keeps_each_spooled_body_exactly_once(azurite, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    down = build_pipeline(azurite.connection_string, str(spool), {"email": RecordingDestination("email")},
+                          table_connection=dead_connection_string(azurite.connection_string))
+    bodies = [body(OfferTitle=f"Offer {n}") for n in range(3)]
+    assert [down.ingest.receive("POST", b).status for b in bodies] == [503] * 3
+    sweeper = Sweeper(down.table, down.runtime.queue, down.ingest, down.runtime.spool)
+    for _ in range(3):
+        assert sweeper.sweep().respooled == 0
+    assert spool_files(spool) == {".json": sorted(bodies)}  # no copy per sweep, nothing lost
+
+    up = build_pipeline(azurite.connection_string, str(spool), {"email": RecordingDestination("email")})
+    assert Sweeper(up.table, up.runtime.queue, up.ingest, up.runtime.spool).sweep().respooled == 3
+    assert spool_files(spool) == {}
+    assert sorted(lead.lead.offer_title for lead in up.table.recent()) == ["Offer 0", "Offer 1", "Offer 2"]
+
+
+class RefusingStore(LeadTable):
+    """The real table, except that it refuses one lead the way Azure refuses an entity it cannot take
+    (Table service error code PropertyValueTooLarge, 400; Azurite --loose does not enforce the limit)."""
+
+    refused_offer = "Refused"
+
+    def add(self, stored: StoredLead, fingerprint: str, window: timedelta, outbox_due: datetime) -> Added:
+        if stored.lead.offer_title == self.refused_offer:
+            raise StorageUnavailableError("Table storage refused the lead (PropertyValueTooLarge).")
+        return super().add(stored, fingerprint, window, outbox_due)
+
+
+def test_a_body_storage_refuses_is_set_aside_and_quarantined_and_later_files_go_on(pipeline_up: Pipeline,
+                                                                                    tmp_path: Path) -> None:
+    table = pipeline_up.table
+    refusing = RefusingStore(table._service, table.leads.table_name, table.quarantine_table.table_name)
+    pipeline_up.ingest.store = refusing
+    spool = Spool(str(tmp_path / "disk"))
+    start = utcnow()
+    for n, offer in enumerate(["First", RefusingStore.refused_offer, "Third"]):
+        spool.keep(body(OfferTitle=offer), start + timedelta(seconds=n))
+    recovery = Recovery(pipeline_up.ingest, spool, None, table.ping)
+
+    assert recovery.drain_spool() == 2
+    assert spool_files(spool.folder) == {".failed": [body(OfferTitle="Refused")]}
+    assert sorted(lead.lead.offer_title for lead in table.recent()) == ["First", "Third"]
+    [rejected] = table.rejected()
+    assert rejected["Reason"] == "spool_refused" and "PropertyValueTooLarge" in rejected["Message"]
+    assert recovery.drain_spool() == 0  # the set-aside file is not tried again
+
+
+def test_a_held_lead_moved_but_not_released_before_a_crash_is_not_stored_twice(pipeline_up: Pipeline,
+                                                                                azurite) -> None:
+    settings = load_settings({"AzureWebJobsStorage": "x", "LEADS_FALLBACK_STORAGE": azurite.connection_string})
+    assert settings.fallback_storage is not None
+    fallback = FallbackTable(table_service(settings.fallback_storage), f"held{pipeline_up.settings.table}")
+    raw = body(OfferTitle="Held")
+    received = utcnow()
+    held = fallback.hold("20260101T000000000Z-0badc0de", parse_lead(raw).fingerprint(), received, raw)
+    assert held == Added("20260101T000000000Z-0badc0de", duplicate=False)
+    pipeline_up.ingest.store_body(raw, received, held.lead_id)  # the move, then a crash before release
+    assert len(pipeline_up.queued()) == 1
+
+    recovery = Recovery(pipeline_up.ingest, Spool(""), fallback, pipeline_up.table.ping)
+    assert recovery.move_held() == 1  # found already stored: released, nothing written again
+    assert [lead.id for lead in pipeline_up.table.recent()] == [held.lead_id]
+    assert pipeline_up.queued() == []
+    assert fallback.held() == []
+
+
+def test_the_same_lead_held_twice_gets_the_same_id(azurite) -> None:
+    settings = load_settings({"AzureWebJobsStorage": "x", "LEADS_FALLBACK_STORAGE": azurite.connection_string})
+    assert settings.fallback_storage is not None
+    fallback = FallbackTable(table_service(settings.fallback_storage), "heldtwice")
+    raw = body()
+    fingerprint = parse_lead(raw).fingerprint()
+    first = fallback.hold("20260101T000000000Z-00000001", fingerprint, utcnow(), raw)
+    second = fallback.hold("20260101T000001000Z-00000002", fingerprint, utcnow(), raw)
+    assert (second.lead_id, second.duplicate) == (first.lead_id, True)
+    [row] = fallback.held()
+    assert (row.lead_id, row.body) == (first.lead_id, raw)
+
+
+@pytest.fixture
+def pipeline_up(azurite, tmp_path: Path) -> Pipeline:
+    return build_pipeline(azurite.connection_string, str(tmp_path / "spool"), {"email": RecordingDestination("email")})

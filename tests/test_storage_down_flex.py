@@ -1,0 +1,136 @@
+"""Storage down at ingest, run as Flex Consumption runs the app (devhost Flex mode: the HTTP functions, the
+delivery queue and the sweeper timer in separate processes with separate disks).
+
+The main table is reached through a TCP proxy the test switches off; queues stay up. Each test prints its
+figures (run with `-s` to see them)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.data.tables import TableClient
+
+from devhost.azurite import Azurite, connection_string
+from leads.fallback_table import FALLBACK_TABLE
+from leads.model import DELIVERED
+from tests.devhost.http_client import call
+from tests.support.azurite import start_test_azurite
+from tests.support.smtp import SmtpServer
+from tests.support.tcp_proxy import TcpProxy
+from tests.test_end_to_end import app_env, lead_table, post, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(180)]
+LEADS = 5
+
+
+@pytest.fixture
+def table_proxy(azurite: Azurite) -> Iterator[TcpProxy]:
+    host, port = azurite.endpoints["table"].removeprefix("http://").split(":")
+    proxy = TcpProxy(host, int(port))
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def second_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    emulator = start_test_azurite(tmp_path_factory.mktemp("fallback-azurite"))
+    yield emulator
+    emulator.stop()
+
+
+def lead_body(n: int) -> bytes:
+    return json.dumps({"UserDetails": {"FirstName": f"Buyer{n}", "Company": f"Company {n}",
+                                       "Email": f"buyer{n}@contoso.example"},
+                       "LeadSource": "AzureMarketplace", "ActionCode": "INS", "OfferTitle": "Widget"}).encode()
+
+
+def start_app(flex_host_factory: Any, azurite: Azurite, proxy: TcpProxy, smtp: SmtpServer, tmp_path: Path,
+              **extra: str) -> tuple[Any, dict[str, str]]:
+    env = app_env(smtp, tmp_path, **extra)
+    lead_table(env, azurite).create_tables()  # the proxy will be down when the app first tries
+    through_proxy = connection_string({**azurite.endpoints, "table": f"http://127.0.0.1:{proxy.port}"})
+    host = flex_host_factory({**env, "AzureWebJobsStorage": through_proxy})
+    return host, env
+
+
+def run_sweeper(host: Any) -> None:
+    """The sweeper timer, now, in its own worker (the host's admin API; it also runs every minute)."""
+    answer = call("POST", f"{host.base_url}/admin/functions/sweep_outbox", b'{"input": ""}',
+                  {"Content-Type": "application/json"})
+    assert answer.status == 202
+
+
+def settle_and_count(smtp: SmtpServer, expected: int) -> Counter[str]:
+    smtp.wait_for(expected, timeout=60)
+    time.sleep(3)  # longer than the queue's polling interval: a second e-mail would have arrived
+    return Counter(str(m["X-Lead-Id"]) for m in smtp.messages)
+
+
+def test_main_table_down_with_a_fallback_every_lead_is_accepted_then_stored_and_mailed_once(
+        flex_host_factory, azurite, second_azurite, table_proxy, smtp_server, tmp_path) -> None:
+    host, env = start_app(flex_host_factory, azurite, table_proxy, smtp_server, tmp_path,
+                          LEADS_FALLBACK_STORAGE=second_azurite.connection_string)
+    table_proxy.down()
+    answers = [post(host.url("leads"), lead_body(n)) for n in range(LEADS)]
+    assert [status for status, _ in answers] == [202] * LEADS, answers
+    ids = [answer["id"] for _, answer in answers]
+    repeat_status, repeat = post(host.url("leads"), lead_body(0))  # Partner Center sending it again
+    assert (repeat_status, repeat["id"], repeat["duplicate"]) == (202, ids[0], True)
+    fallback = TableClient.from_connection_string(second_azurite.connection_string, FALLBACK_TABLE)
+    assert sorted(row["LeadId"] for row in fallback.list_entities()) == sorted(ids)
+    assert smtp_server.messages == []
+
+    table_proxy.up()
+    run_sweeper(host)
+    table = lead_table(env, azurite)
+    wait_until(lambda: all((found := table.load(i)) is not None and found.stored.status == DELIVERED
+                           for i in ids), timeout=60)
+    mailed = settle_and_count(smtp_server, LEADS)
+    stored = [lead.id for lead in table.recent(50)]
+    print(f"\n[fallback] leads sent={LEADS + 1} (one repeated) accepted={len(answers) + 1} "
+          f"stored={len(stored)} delivered={len(mailed)} duplicate e-mails={sum(mailed.values()) - len(mailed)} "
+          f"left in fallback={len(list(fallback.list_entities()))}")
+    assert sorted(stored) == sorted(ids)  # each under the id it was answered with
+    assert mailed == Counter(ids)  # each e-mailed exactly once
+    assert list(fallback.list_entities()) == []
+
+
+def test_main_table_down_without_a_fallback_answers_503_and_the_http_instance_stores_its_spool_once(
+        flex_host_factory, azurite, table_proxy, smtp_server, tmp_path) -> None:
+    host, env = start_app(flex_host_factory, azurite, table_proxy, smtp_server, tmp_path)
+    table_proxy.down()
+    bodies = [lead_body(n) for n in range(LEADS)]
+    refused = [post(host.url("leads"), body) for body in bodies]
+    assert [status for status, _ in refused] == [503] * LEADS
+    assert all(answer["error"] == "storage_unavailable" for _, answer in refused)
+    workers = host.flex_host.workers
+    spool = workers["http"].spool
+    assert sorted(p.read_bytes() for p in spool.glob("*.json")) == sorted(bodies)  # each body exactly once
+    assert not list(workers["function:sweep_outbox"].spool.glob("*"))  # the timer's disk is another one
+
+    table_proxy.up()
+    run_sweeper(host)  # finds nothing on its own disk: a sweep must not duplicate anything either
+    status, fresh = post(host.url("leads"), lead_body(LEADS))  # the next lead: the HTTP instance then drains
+    assert status == 202
+    table = lead_table(env, azurite)
+    wait_until(lambda: not list(spool.glob("*.json")) and len(table.recent(50)) == LEADS + 1, timeout=60)
+    stored = table.recent(50)
+    wait_until(lambda: all((found := table.load(lead.id)) is not None and found.stored.status == DELIVERED
+                           for lead in stored), timeout=60)
+    mailed = settle_and_count(smtp_server, LEADS + 1)
+    status, retried = post(host.url("leads"), bodies[0])  # Partner Center's retry of a 503: recognised
+    emails = Counter(lead.lead.customer.email for lead in stored)
+    print(f"\n[no fallback] leads sent={LEADS + 1} answered 503={len(refused)} spooled={len(bodies)} "
+          f"stored={len(stored)} delivered={len(mailed)} duplicate e-mails={sum(mailed.values()) - len(mailed)} "
+          f"duplicate rows={sum(emails.values()) - len(emails)} left on disk={len(list(spool.glob('*')))}")
+    assert (status, retried["duplicate"]) == (202, True)
+    assert emails == Counter(f"buyer{n}@contoso.example" for n in range(LEADS + 1))  # each stored once
+    assert mailed == Counter(lead.id for lead in stored)  # each delivered once
+    assert fresh["id"] in mailed
+    assert not list(spool.glob("*"))  # no .failed, no copy
