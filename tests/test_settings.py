@@ -123,6 +123,7 @@ def test_secrets_do_not_appear_in_the_settings_repr() -> None:
         "LEADS_SALESFORCE_CLIENT_SECRET": "SECRET-canary-salesforce",
         "LEADS_MARKETO_CLIENT_SECRET": "SECRET-canary-marketo",
         "LEADS_HUBSPOT_TOKEN": "SECRET-canary-hubspot",
+        "LEADS_FALLBACK_STORAGE": "DefaultEndpointsProtocol=https;AccountName=b;AccountKey=SECRET-canary-fallback;",
     }
     assert {s.name for s in SETTINGS if s.secret} <= set(canaries)  # a new secret setting joins this test
     text = repr(load_settings(canaries))
