@@ -8,7 +8,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from leads.azure_clients import queue_service, table_service
 from leads.breaker import Breaker, CircuitBreakers
@@ -24,6 +27,32 @@ from leads.table_store import LeadTable
 from leads.work_queue import WorkQueue
 
 log = logging.getLogger("leads")
+T = TypeVar("T")
+
+
+class built_once(Generic[T]):
+    """Build a service once per process, even when the host's first invocations arrive together (a
+    concurrent cold start would otherwise build several: more storage calls, several msal caches).
+    `cache_clear()` forgets it, as with functools.cache (tests change the environment)."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        functools.update_wrapper(self, build)
+
+    def __call__(self) -> T:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
+                value = self._value
+        return value
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._value = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +92,7 @@ def build_fallback(settings: Settings) -> HeldLeads | None:
     return fallback
 
 
-@functools.cache
+@built_once
 def runtime() -> Runtime:
     return build_runtime(get_settings())
 
@@ -79,12 +108,12 @@ def build_delivery(rt: Runtime) -> DeliveryService:
                            CircuitBreakers(on_change=persist))
 
 
-@functools.cache
+@built_once
 def delivery() -> DeliveryService:
     return build_delivery(runtime())
 
 
-@functools.cache
+@built_once
 def sweeper() -> Sweeper:
     rt = runtime()
     return Sweeper(rt.table, rt.queue, rt.ingest, rt.spool, recovery=rt.recovery)

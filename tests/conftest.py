@@ -77,11 +77,14 @@ class StartedHost:
 
 
 def clear_cached_functions(package: str = "leads") -> None:
-    """Forget every functools.cache'd function in `package` (get_settings, runtime, ...): the env changed."""
+    """Forget every cached service in `package` (functools.cache'd get_settings, built_once runtime, ...): the
+    environment changed."""
     for name, module in list(sys.modules.items()):
         if module is None or not (name == package or name.startswith(f"{package}.")):
             continue
         for value in list(vars(module).values()):
+            if isinstance(value, type):  # the built_once class itself, not one of its instances
+                continue
             if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", None) == name:
                 value.cache_clear()
 
