@@ -9,6 +9,7 @@ import contextlib
 import functools
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from leads.azure_clients import queue_service, table_service
 from leads.breaker import Breaker, CircuitBreakers
@@ -69,4 +70,5 @@ def delivery() -> DeliveryService:
 @functools.cache
 def sweeper() -> Sweeper:
     rt = runtime()
-    return Sweeper(rt.table, rt.queue, rt.ingest, rt.spool)
+    return Sweeper(rt.table, rt.queue, rt.ingest, rt.spool,
+                   requeue_again=timedelta(seconds=rt.settings.requeue_again_seconds))

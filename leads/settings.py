@@ -123,6 +123,13 @@ SETTINGS: tuple[Setting, ...] = (
             ".write).", secret=True, group="hubspot"),
     Setting("LEADS_HUBSPOT_FIELD_MAP", "", "JSON object that changes or extends the contact property "
             "mapping.", group="hubspot"),
+    # Delivery timing (tests shorten them; the defaults suit Azure)
+    Setting("LEADS_DELIVERY_LEASE_SECONDS", "600", "How long a worker holds a destination it is sending to. "
+            "A worker that dies is replaced after this; keep it at least the host's functionTimeout."),
+    Setting("LEADS_OUTBOX_GRACE_SECONDS", "120", "How late a lead's next step may be before the sweeper "
+            "enqueues it again."),
+    Setting("LEADS_REQUEUE_AGAIN_SECONDS", "300", "After the sweeper (or the poison handler) enqueues a lead "
+            "again, how long before it does so once more if the lead is still unfinished."),
 )
 
 DESTINATION_NAMES = ("email", "webhook", "dynamics", "salesforce", "marketo", "hubspot")
@@ -218,6 +225,9 @@ class Settings:
     salesforce: SalesforceSettings = SalesforceSettings()
     marketo: MarketoSettings = MarketoSettings()
     hubspot: HubSpotSettings = HubSpotSettings()
+    delivery_lease_seconds: int = 600
+    outbox_grace_seconds: int = 120
+    requeue_again_seconds: int = 300
 
     @property
     def poison_queue(self) -> str:
@@ -379,6 +389,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             token=get("LEADS_HUBSPOT_TOKEN"),
             field_map=get("LEADS_HUBSPOT_FIELD_MAP"),
         ),
+        delivery_lease_seconds=_int("LEADS_DELIVERY_LEASE_SECONDS", get("LEADS_DELIVERY_LEASE_SECONDS"), minimum=1),
+        outbox_grace_seconds=_int("LEADS_OUTBOX_GRACE_SECONDS", get("LEADS_OUTBOX_GRACE_SECONDS"), minimum=1),
+        requeue_again_seconds=_int("LEADS_REQUEUE_AGAIN_SECONDS", get("LEADS_REQUEUE_AGAIN_SECONDS"), minimum=1),
     )
 
 
