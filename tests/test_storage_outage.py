@@ -130,7 +130,8 @@ def test_a_table_outage_during_traffic_ends_with_every_lead_delivered_once_and_n
     statuses = Counter(table.load(lead_id).stored.status for lead_id in accepted)  # type: ignore[union-attr]
     duplicates = sum(n - 1 for n in mails.values()) + sum(n - 1 for n in hooks.values())
     sent = LEADS_BEFORE + 1 + LEADS_DURING
-    print(f"\ntable outage {OUTAGE_SECONDS} s during traffic: leads sent {sent}, accepted at once {sent - len(refused)}, "
+    print(f"\ntable outage {OUTAGE_SECONDS} s during traffic: leads sent {sent}, "
+          f"accepted at once {sent - len(refused)}, "
           f"503 then accepted on the caller's retry {len(refused)}, delivered {statuses[DELIVERED]}, "
           f"failed {statuses[FAILED]}, duplicates {duplicates}, poison messages re-enqueued {poisoned}, "
           f"table connections reset {proxy.refused}")
