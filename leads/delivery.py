@@ -39,7 +39,7 @@ from leads.settings import Settings
 log = logging.getLogger("leads.delivery")
 _MAX_CONFLICTS = 5
 _FIRST_STORAGE_WAIT = 0.5  # seconds; doubled up to _LONGEST_STORAGE_WAIT while storage does not answer
-_LONGEST_STORAGE_WAIT = 10.0
+_LONGEST_STORAGE_WAIT = 5.0
 
 
 @dataclass
@@ -184,8 +184,6 @@ class _Recorder:
                     self.latest, self.etag, stale = fresh.stored, fresh.etag, False
                 result = self._apply(name, outcome)
                 if result is None:
-                    log.warning("lead %s: %s was taken over meanwhile; this answer is not recorded",
-                                self.claimed.id, name)
                     return
                 self.etag = service._save(result, self.etag, previous=self.latest)
                 self.latest = result
@@ -196,18 +194,24 @@ class _Recorder:
                     raise
                 stale = True
             except StorageUnavailableError as error:
-                if service.clock() + timedelta(seconds=wait) >= self.deadline:
+                remaining = (self.deadline - service.clock()).total_seconds()
+                if remaining <= 0:
                     log.error("lead %s: the answer of %s could not be recorded (%s); it will be sent again after "
                               "its lease", self.claimed.id, name, error.explanation)
                     raise
-                service.sleep(wait)
+                service.sleep(min(wait, remaining))  # the last try comes at the deadline itself
                 wait = min(wait * 2, _LONGEST_STORAGE_WAIT)
 
     def _apply(self, name: str, outcome: policy.Outcome) -> StoredLead | None:
+        """The lead with this answer applied, or None when there is nothing (more) to write."""
         current = self.latest.deliveries.get(name)
         mine = self.claimed.deliveries[name]
-        delivered_now = isinstance(outcome, Delivered) and current is not None and current.state != DELIVERED
-        if current != mine and not delivered_now:
+        delivered = isinstance(outcome, Delivered)
+        if current != mine and current is not None and current.state == DELIVERED and delivered:
+            return None  # already written: a write whose answer was lost (storage cut mid-response) went through
+        if current != mine and not (delivered and current is not None):
+            log.warning("lead %s: %s was taken over meanwhile (a replay, or its lease ran out); this answer "
+                        "is not recorded", self.claimed.id, name)
             return None
         service = self.service
         return policy.record(self.latest, {name: outcome}, service.clock(), service.settings.retry_delays)
