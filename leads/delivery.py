@@ -12,6 +12,7 @@ destination is sent again. Whether a second send makes a duplicate depends on th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -78,6 +79,8 @@ class DeliveryService:
             if not due:
                 if stored != current.stored:  # the configuration changed what this lead needs, or a crash loop ended
                     self._save(stored, current.etag, current.stored)
+                elif stored.finished and message.snapshot is None:
+                    self._forget_outbox(stored, current.etag)
                 return DeliveryReport(message.lead_id, note="nothing due")
             claimed = policy.claim(stored, due, now, self.lease)
             try:
@@ -132,6 +135,13 @@ class DeliveryService:
         due = policy.next_due(stored)
         outbox_due = None if due is None else max(due, self.clock()) + self.grace
         return self.store.save(stored, etag, outbox_due=outbox_due, previous=previous)
+
+    def _forget_outbox(self, stored: StoredLead, etag: str) -> None:
+        """A finished lead brought back by the sweeper or a stray message: make sure no outbox row is left to
+        bring it back again (a row written by an older version), on the lead's ETag so a replay meanwhile
+        keeps its row."""
+        with contextlib.suppress(ConcurrentUpdateError):
+            self.store.save(stored, etag, outbox_due=None, previous=stored)
 
     def _schedule_retry(self, stored: StoredLead) -> None:
         due = policy.next_due(stored)

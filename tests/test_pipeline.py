@@ -1,4 +1,4 @@
-"""The spine on a real Azurite: store before answering, de-duplicate, deliver exactly once, retry, sweep."""
+"""The spine on a real Azurite: store before answering, de-duplicate, deliver once per claim, retry, sweep."""
 
 from __future__ import annotations
 
@@ -322,6 +322,20 @@ def test_the_sweeper_cannot_resurrect_the_outbox_row_of_a_lead_a_worker_just_fin
     assert pipeline.queued() == []
     assert pipeline.table.due_work(later + timedelta(days=365)) == []  # no row: not re-enqueued every 5 minutes
     assert pipeline.table.load(answer.body["id"]).stored.status == DELIVERED  # type: ignore[union-attr]
+
+
+def test_a_finished_lead_brought_back_by_a_leftover_outbox_row_loses_the_row(pipeline: Pipeline) -> None:
+    from leads import keys
+
+    answer = pipeline.ingest.receive("POST", body())
+    pipeline.delivery.handle(pipeline.queued()[0])
+    later = pipeline.clock() + timedelta(minutes=10)
+    pipeline.table.leads.upsert_entity({"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.outbox_row_key(
+        answer.body["id"]), "LeadId": answer.body["id"], "DueAt": later})  # left by an older version
+    assert Sweeper(pipeline.table, pipeline.runtime.queue, pipeline.ingest, pipeline.runtime.spool,
+                   clock=lambda: later).sweep().requeued == 1
+    assert pipeline.delivery.handle(pipeline.queued()[0]).note == "nothing due"
+    assert pipeline.table.due_work(later + timedelta(days=365)) == []  # not brought back every 5 minutes
 
 
 def test_two_sweepers_enqueue_a_due_lead_once(pipeline: Pipeline) -> None:
