@@ -103,7 +103,8 @@ class DeliveryService:
         if unrecorded:
             # The lease runs out, the outbox row brings the lead back: only these destinations are re-sent.
             raise StorageUnavailableError(
-                f"Lead {message.lead_id}: {len(unrecorded)} answer(s) could not be recorded before the lease ended.")
+                f"Lead {message.lead_id}: {len(unrecorded)} answer(s) could not be recorded; those destinations are "
+                "sent again once their lease ends.")
         self._schedule_retry(finished)
         return report
 
