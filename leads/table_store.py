@@ -3,6 +3,7 @@ requests and circuit breakers. Every Azure exception is translated here into thi
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -218,13 +219,20 @@ class LeadTable:
             if _code(exc) != "ResourceNotFound":
                 raise StorageUnavailableError(f"Table storage refused the delivery record ({_code(exc)}).") \
                     from None
-            # A row to delete was already gone (a lead stored before the index existed): write the rest.
-            kept = [op for op in operations if op[0] != "delete"]
-            try:
-                result = self._call("record the delivery", lambda: self.leads.submit_transaction(kept))
-            except TableTransactionError as again:
-                raise ConcurrentUpdateError(f"Lead {stored.id} could not be recorded ({_code(again)}).") from None
+            # A row to delete was already gone (the outbox row of a lead replayed by an older version, or an index
+            # row older than the index): without the outbox delete first, then without any delete.
+            result = self._save_without_missing_rows(stored.id, [op for op in operations if op is not outbox],
+                                                     [op for op in operations if op[0] != "delete"])
         return str(result[0]["etag"])
+
+    def _save_without_missing_rows(self, lead_id: str, *attempts: list[Any]) -> Any:
+        for operations in attempts:
+            try:
+                return self._call("record the delivery", functools.partial(self.leads.submit_transaction, operations))
+            except TableTransactionError as exc:
+                if _code(exc) != "ResourceNotFound":
+                    raise ConcurrentUpdateError(f"Lead {lead_id} could not be recorded ({_code(exc)}).") from None
+        raise ConcurrentUpdateError(f"Lead {lead_id} could not be recorded (ResourceNotFound).")
 
     def due_work(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
         """Leads whose outbox row is due: never enqueued, a retry whose message was lost, or a delivery that

@@ -338,6 +338,20 @@ def test_a_finished_lead_brought_back_by_a_leftover_outbox_row_loses_the_row(pip
     assert pipeline.table.due_work(later + timedelta(days=365)) == []  # not brought back every 5 minutes
 
 
+def test_a_missing_outbox_row_does_not_leave_a_stale_attention_row(pipeline: Pipeline) -> None:
+    from leads import keys
+
+    pipeline.destinations["hubspot"].script = [ConfigurationError("HubSpot refused the token.")]
+    lead_id = pipeline.ingest.receive("POST", body()).body["id"]
+    pipeline.delivery.handle(pipeline.queued()[0])
+    assert pipeline.table.needing_attention() == [(lead_id, BLOCKED)]
+    pipeline.table.leads.delete_entity(keys.LEADS_PARTITION, keys.outbox_row_key(lead_id))  # lost (older version)
+    pipeline.clock.offset += 3601
+    pipeline.delivery.handle(DeliveryMessage(lead_id))
+    assert pipeline.table.load(lead_id).stored.status == DELIVERED  # type: ignore[union-attr]
+    assert pipeline.table.needing_attention() == []
+
+
 def test_two_sweepers_enqueue_a_due_lead_once(pipeline: Pipeline) -> None:
     pipeline.ingest.receive("POST", body())
     pipeline.queued()
