@@ -176,6 +176,16 @@ param leadsHubspotToken string = ''
 @description('LEADS_HUBSPOT_FIELD_MAP: JSON object that changes or extends the contact property mapping.')
 param leadsHubspotFieldMap string = ''
 
+// --- delivery timing ---
+@description('LEADS_DELIVERY_LEASE_SECONDS: How long a worker holds a destination it is sending to. A worker that dies is replaced after this; keep it at least the host\'s functionTimeout.')
+param leadsDeliveryLeaseSeconds string = '600'
+
+@description('LEADS_OUTBOX_GRACE_SECONDS: How late a lead\'s next step may be before the sweeper enqueues it again.')
+param leadsOutboxGraceSeconds string = '120'
+
+@description('LEADS_REQUEUE_AGAIN_SECONDS: After the sweeper (or the poison handler) enqueues a lead again, how long before it does so once more if the lead is still unfinished.')
+param leadsRequeueAgainSeconds string = '300'
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'app': 'marketplace-leads'
@@ -410,6 +420,9 @@ var appSettings = {
   LEADS_HUBSPOT_URL: leadsHubspotUrl
   LEADS_HUBSPOT_TOKEN: '${secretRefPrefix}LEADS-HUBSPOT-TOKEN/)'
   LEADS_HUBSPOT_FIELD_MAP: leadsHubspotFieldMap
+  LEADS_DELIVERY_LEASE_SECONDS: leadsDeliveryLeaseSeconds
+  LEADS_OUTBOX_GRACE_SECONDS: leadsOutboxGraceSeconds
+  LEADS_REQUEUE_AGAIN_SECONDS: leadsRequeueAgainSeconds
 }
 
 module functionApp 'modules/functionapp.bicep' = {

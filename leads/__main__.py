@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("doctor", help="check every configured destination live; exit 0 if all pass")
     replay = commands.add_parser("replay", help="send leads again to the destinations that failed")
     replay.add_argument("ids", nargs="*", help="lead ids")
-    replay.add_argument("--failed", action="store_true", help="every recent lead with a failed destination")
+    replay.add_argument("--failed", action="store_true", help="every lead with a failed or blocked destination")
     replay.add_argument("--all", dest="everything", action="store_true",
                         help="re-send to every destination not yet delivered, not only failed ones")
     commands.add_parser("status", help="open circuit breakers and recent leads (no personal data)")
@@ -39,11 +39,11 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps(status_report(runtime()), indent=2))
             return 0
-        from leads.replay import replay_leads
+        from leads.replay import leads_needing_attention, replay_leads
 
         ids = list(args.ids)
         if args.failed:
-            ids += [s.id for s in runtime().table.recent(500) if s.status in ("failed", "blocked")]
+            ids += leads_needing_attention(runtime())
         for line in replay_leads(runtime(), ids, only_failed=not args.everything):
             print(line)
         return 0

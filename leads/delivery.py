@@ -1,13 +1,21 @@
-"""Delivery: claim the due destinations of a lead, send to them, record what happened, schedule retries.
+"""Delivery: claim the due destinations of a lead, send to them, record each answer as it comes, schedule
+retries.
 
-Exactly once per destination: a destination is claimed (state `sending`, with a lease) by an
-ETag-conditional write before it is called, and its result recorded by another. A queue message
-delivered twice finds the destination claimed or delivered and sends nothing. A worker that dies after
-claiming leaves a lease that runs out; the outbox row brings the lead back then."""
+At most one send per claim: a destination is claimed (state `sending`, with a lease) by an ETag-conditional
+write before it is called, so a queue message delivered twice, or two workers at once, find it claimed or
+delivered and send nothing. Each destination's answer is recorded as soon as it comes (its own conditional
+write, serialised within the worker), independently of the others. What remains is a window, not a
+guarantee: a worker that dies (crash, timeout, storage lost for longer than the lease) between a call and
+its record leaves a lease that runs out; the outbox row brings the lead back then and only that
+destination is sent again. Whether a second send makes a duplicate depends on the destination (README,
+"What a re-send does")."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +24,7 @@ from datetime import datetime, timedelta
 
 from leads import policy
 from leads.breaker import CircuitBreakers
-from leads.destinations.base import Destination
+from leads.destinations.base import Delivered, Destination
 from leads.errors import (
     ConcurrentUpdateError,
     ConfigurationError,
@@ -25,14 +33,14 @@ from leads.errors import (
     TransientDestinationError,
 )
 from leads.messages import DeliveryMessage, seconds_until
-from leads.model import SENDING, StoredLead, utcnow
+from leads.model import DELIVERED, SENDING, StoredLead, utcnow
 from leads.ports import LeadStore, Versioned, WorkQueue
 from leads.settings import Settings
 
 log = logging.getLogger("leads.delivery")
-LEASE = timedelta(minutes=10)  # longer than the slowest round of sends (timeouts included)
-GRACE = timedelta(minutes=2)  # how late a retry message may be before the sweeper re-sends it
 _MAX_CONFLICTS = 5
+_FIRST_STORAGE_WAIT = 0.5  # seconds; doubled up to _LONGEST_STORAGE_WAIT while storage does not answer
+_LONGEST_STORAGE_WAIT = 5.0
 
 
 @dataclass
@@ -44,13 +52,17 @@ class DeliveryReport:
 
 class DeliveryService:
     def __init__(self, store: LeadStore, queue: WorkQueue, destinations: Mapping[str, Destination], settings: Settings,
-                 breakers: CircuitBreakers, clock: Callable[[], datetime] = utcnow) -> None:
+                 breakers: CircuitBreakers, clock: Callable[[], datetime] = utcnow,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.store = store
         self.queue = queue
         self.destinations = destinations
         self.settings = settings
         self.breakers = breakers
         self.clock = clock
+        self.sleep = sleep
+        self.lease = timedelta(seconds=settings.delivery_lease_seconds)  # longer than the slowest send
+        self.grace = timedelta(seconds=settings.outbox_grace_seconds)  # how late a retry message may be
 
     def handle(self, message: DeliveryMessage) -> DeliveryReport:
         """Deliver what is due. Raises StorageUnavailableError (the host retries the message)."""
@@ -60,34 +72,44 @@ class DeliveryService:
             if current is None:
                 log.warning("lead %s: not found; nothing to deliver", message.lead_id)
                 return DeliveryReport(message.lead_id, note="not found")
-            stored = policy.reconcile(current.stored, self.settings.crm_flags, self.settings.forward_test_leads)
             now = self.clock()
+            stored = policy.reconcile(current.stored, self.settings.crm_flags, self.settings.forward_test_leads)
+            stored = policy.settle_crashes(stored, now, self.settings.retry_delays)
             due = policy.due_destinations(stored, now)
             if not due:
-                if stored is not current.stored:  # the configuration changed what this lead needs
-                    self._save(stored, current.etag)
+                if stored != current.stored:  # the configuration changed what this lead needs, or a crash loop ended
+                    self._save(stored, current.etag, current.stored)
+                elif stored.finished and message.snapshot is None:
+                    self._forget_outbox(stored, current.etag)
                 return DeliveryReport(message.lead_id, note="nothing due")
-            claimed = policy.claim(stored, due, now, LEASE)
+            claimed = policy.claim(stored, due, now, self.lease)
             try:
-                etag = self.store.save(claimed, current.etag, outbox_due=now + LEASE + GRACE)
+                etag = self.store.save(claimed, current.etag, outbox_due=now + self.lease + self.grace,
+                                       previous=current.stored)
                 break
             except ConcurrentUpdateError:
                 current = self.store.load(message.lead_id)
         else:
             raise ConcurrentUpdateError(f"Lead {message.lead_id} kept changing; the message will be retried.")
 
-        outcomes = self._send_all(claimed, due)
-        finished = self._record(claimed, etag, outcomes)
+        recorder = _Recorder(self, claimed, etag, deadline=now + self.lease * 0.9)
+        # In parallel: a slow CRM must not hold up the e-mail. Each answer is recorded as it comes.
+        with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="deliver") as pool:
+            futures = [pool.submit(self._send_and_record, recorder, name) for name in due]
+        unrecorded = [future.exception() for future in futures if future.exception() is not None]
+        finished = recorder.latest
         report = DeliveryReport(message.lead_id, {name: finished.deliveries[name].state for name in due})
         log.info("lead %s: %s", finished.id, ", ".join(f"{k}={v}" for k, v in report.sent.items()))
+        if unrecorded:
+            # The lease runs out, the outbox row brings the lead back: only these destinations are re-sent.
+            raise StorageUnavailableError(
+                f"Lead {message.lead_id}: {len(unrecorded)} answer(s) could not be recorded; those destinations are "
+                "sent again once their lease ends.")
         self._schedule_retry(finished)
         return report
 
-    def _send_all(self, stored: StoredLead, names: list[str]) -> dict[str, policy.Outcome]:
-        # In parallel: a slow CRM must not hold up the e-mail.
-        with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="deliver") as pool:
-            futures = {name: pool.submit(self._send_one, name, stored) for name in names}
-            return {name: future.result() for name, future in futures.items()}
+    def _send_and_record(self, recorder: _Recorder, name: str) -> None:
+        recorder.record(name, self._send_one(name, recorder.claimed))
 
     def _send_one(self, name: str, stored: StoredLead) -> policy.Outcome:
         now = self.clock()
@@ -110,27 +132,17 @@ class DeliveryService:
             self.breakers.reset(name)
         return outcome
 
-    def _record(self, claimed: StoredLead, etag: str, outcomes: Mapping[str, policy.Outcome]) -> StoredLead:
-        result = policy.record(claimed, outcomes, self.clock(), self.settings.retry_delays)
-        for _ in range(_MAX_CONFLICTS):
-            try:
-                self._save(result, etag)
-                return result
-            except ConcurrentUpdateError:
-                # Someone (a replay, a reconfiguration) changed the lead meanwhile: re-apply our results
-                # to the destinations we still hold.
-                latest = self.store.load(claimed.id)
-                if latest is None:
-                    return result
-                mine = {name: result.deliveries[name] for name in outcomes
-                        if latest.stored.deliveries.get(name) == claimed.deliveries[name]}
-                merged = {**latest.stored.deliveries, **mine}
-                result, etag = StoredLead(claimed.id, claimed.received_at, claimed.lead, merged), latest.etag
-        raise ConcurrentUpdateError(f"Lead {claimed.id} kept changing; its delivery record will be retried.")
-
-    def _save(self, stored: StoredLead, etag: str) -> str:
+    def _save(self, stored: StoredLead, etag: str, previous: StoredLead) -> str:
         due = policy.next_due(stored)
-        return self.store.save(stored, etag, outbox_due=None if due is None else max(due, self.clock()) + GRACE)
+        outbox_due = None if due is None else max(due, self.clock()) + self.grace
+        return self.store.save(stored, etag, outbox_due=outbox_due, previous=previous)
+
+    def _forget_outbox(self, stored: StoredLead, etag: str) -> None:
+        """A finished lead brought back by the sweeper or a stray message: make sure no outbox row is left to
+        bring it back again (a row written by an older version), on the lead's ETag so a replay meanwhile
+        keeps its row."""
+        with contextlib.suppress(ConcurrentUpdateError):
+            self.store.save(stored, etag, outbox_due=None, previous=stored)
 
     def _schedule_retry(self, stored: StoredLead) -> None:
         due = policy.next_due(stored)
@@ -142,15 +154,76 @@ class DeliveryService:
             # The outbox row (due at the same time) brings the lead back through the sweeper.
             log.warning("lead %s: retry not enqueued; the sweeper will pick it up", stored.id)
 
-    def give_up(self, message: DeliveryMessage, reason: str) -> None:
-        """A poison message: every unfinished destination of the lead fails with `reason`."""
-        for _ in range(_MAX_CONFLICTS):
-            current = self.store.load(message.lead_id)
-            if current is None:
-                return
+    def requeue_poisoned(self, message: DeliveryMessage) -> None:
+        """A message the host gave up on (it failed maxDequeueCount times: storage trouble, a crash). Nothing
+        is marked failed here: the lead's own state decides what is still due, so a live claim or a delivered
+        destination is never overridden. The lead is enqueued again after a pause; its outbox row brings it
+        back too if this enqueue fails. A destination whose workers keep dying fails by its state
+        (policy.settle_crashes). Raises StorageUnavailableError if the queue does not answer."""
+        delay = self.settings.requeue_again_seconds
+        self.queue.send(DeliveryMessage(message.lead_id), delay_seconds=delay)
+        log.error("lead %s: its delivery message kept failing (see the errors above) and went to the poison "
+                  "queue; enqueued again in %d s", message.lead_id, delay)
+
+
+class _Recorder:
+    """Records each destination's answer on its own as it comes, with the latest ETag this worker holds.
+    A lock serialises the writes of one worker; another writer (a replay, a second worker after a lease ran
+    out) shows up as a conflict: re-read, and keep this answer only for a destination still in this claim
+    (or a delivery, which is never thrown away)."""
+
+    def __init__(self, service: DeliveryService, claimed: StoredLead, etag: str, deadline: datetime) -> None:
+        self.service = service
+        self.claimed = claimed
+        self.latest = claimed
+        self.etag = etag
+        self.deadline = deadline  # storage trouble is waited out until shortly before the lease ends
+        self._lock = threading.Lock()
+
+    def record(self, name: str, outcome: policy.Outcome) -> None:
+        with self._lock:
+            self._record(name, outcome)
+
+    def _record(self, name: str, outcome: policy.Outcome) -> None:
+        service, conflicts, wait, stale = self.service, 0, _FIRST_STORAGE_WAIT, False
+        while True:
             try:
-                self.store.save(policy.give_up(current.stored, reason), current.etag, outbox_due=None)
-                log.error("lead %s: marked failed after a poison message", message.lead_id)
+                if stale:
+                    fresh = service.store.load(self.claimed.id)
+                    if fresh is None:
+                        return
+                    self.latest, self.etag, stale = fresh.stored, fresh.etag, False
+                result = self._apply(name, outcome)
+                if result is None:
+                    return
+                self.etag = service._save(result, self.etag, previous=self.latest)
+                self.latest = result
                 return
             except ConcurrentUpdateError:
-                continue
+                conflicts += 1
+                if conflicts >= _MAX_CONFLICTS:
+                    raise
+                stale = True
+            except StorageUnavailableError as error:
+                remaining = (self.deadline - service.clock()).total_seconds()
+                if remaining <= 0:
+                    log.error("lead %s: the answer of %s could not be recorded (%s); it will be sent again after "
+                              "its lease", self.claimed.id, name, error.explanation)
+                    raise
+                service.sleep(min(wait, remaining))  # the last try comes at the deadline itself
+                wait = min(wait * 2, _LONGEST_STORAGE_WAIT)
+
+    def _apply(self, name: str, outcome: policy.Outcome) -> StoredLead | None:
+        """The lead with this answer applied, or None when there is nothing (more) to write."""
+        current = self.latest.deliveries.get(name)
+        mine = self.claimed.deliveries[name]
+        delivered = isinstance(outcome, Delivered)
+        if current != mine and current is not None and current.state == DELIVERED and delivered:
+            return None  # already written: a write whose answer was lost (storage cut mid-response) went through
+        if current != mine and not (delivered and current is not None):
+            log.warning("lead %s: %s was taken over meanwhile (a replay, or its lease ran out); this answer "
+                        "is not recorded", self.claimed.id, name)
+            return None
+        service = self.service
+        return policy.record(self.latest, {name: outcome}, service.clock(), service.settings.retry_delays)
+

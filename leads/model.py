@@ -151,6 +151,7 @@ class DeliveryState:
     record_id: str = ""  # the destination's id for what it created (CRM record, message id)
     lease_until: str = ""
     next_attempt_at: str = ""
+    expired_claims: int = 0  # claims whose lease ran out with no answer recorded (the worker died)
 
     @property
     def is_terminal(self) -> bool:

@@ -30,6 +30,7 @@ TEST_LEAD_SKIP = (
     "forward test leads too."
 )
 REMOVED_SKIP = "Not sent: this destination was removed from LEADS_DESTINATIONS."
+BLOCKED_RECHECK_SECONDS = 3600
 
 
 def initial_state(lead: Lead, is_crm: bool, forward_test_leads: bool) -> DeliveryState:
@@ -73,13 +74,37 @@ def due_destinations(stored: StoredLead, now: datetime) -> list[str]:
     return [name for name, state in stored.deliveries.items() if _due(state, now)]
 
 
+def _lease_ran_out(state: DeliveryState, now: datetime) -> bool:
+    lease = parse_iso(state.lease_until)
+    return state.state == SENDING and (lease is None or lease <= now)
+
+
 def claim(stored: StoredLead, names: Sequence[str], now: datetime, lease: timedelta) -> StoredLead:
     """Mark `names` as being sent by this worker until the lease ends (saved with an ETag condition, so
-    two workers cannot both claim the same destination)."""
+    two workers cannot both claim the same destination). Taking over a claim whose lease ran out counts
+    as a crash of the worker that held it."""
     deliveries = dict(stored.deliveries)
     for name in names:
         state = deliveries[name]
-        deliveries[name] = state.with_(state=SENDING, attempts=state.attempts + 1, lease_until=iso(now + lease))
+        crashed = int(_lease_ran_out(state, now))
+        deliveries[name] = state.with_(state=SENDING, attempts=state.attempts + 1, lease_until=iso(now + lease),
+                                       expired_claims=state.expired_claims + crashed)
+    return StoredLead(stored.id, stored.received_at, stored.lead, deliveries)
+
+
+def settle_crashes(stored: StoredLead, now: datetime, delays: Sequence[int]) -> StoredLead:
+    """A destination whose workers kept dying before recording an answer (more expired claims than the
+    retry schedule has steps) fails instead of being claimed again: a crash loop ends, with a sentence."""
+    deliveries = dict(stored.deliveries)
+    for name, state in stored.deliveries.items():
+        if _lease_ran_out(state, now) and state.expired_claims + 1 > len(delays):
+            deliveries[name] = state.with_(state=FAILED, lease_until="", next_attempt_at="", last_error=(
+                f"Delivery kept crashing: {state.expired_claims + 1} times the worker sending to {name} stopped "
+                f"(crash, timeout or storage loss) before it could record the answer, so {name} may have the lead "
+                f"already. See the app's logs for the cause, then replay it with `python -m leads replay "
+                f"{stored.id}`."))
+    if deliveries == stored.deliveries:
+        return stored
     return StoredLead(stored.id, stored.received_at, stored.lead, deliveries)
 
 
@@ -91,22 +116,30 @@ def retry_delay(attempts: int, delays: Sequence[int], retry_after: float | None)
     return timedelta(seconds=seconds)
 
 
+def blocked_delay(attempts: int, delays: Sequence[int]) -> timedelta:
+    """A configuration error waits for a person, however long: re-checked on the schedule, at most hourly,
+    never given up (the last step repeats)."""
+    step = delays[min(attempts, len(delays)) - 1] if delays and attempts > 0 else BLOCKED_RECHECK_SECONDS
+    return timedelta(seconds=min(step, BLOCKED_RECHECK_SECONDS))
+
+
 def apply_outcome(state: DeliveryState, outcome: Outcome, now: datetime, delays: Sequence[int]) -> DeliveryState:
-    done = state.with_(lease_until="", next_attempt_at="")
+    done = state.with_(lease_until="", next_attempt_at="", expired_claims=0)  # an answer, recorded: no crash
     if isinstance(outcome, Delivered):
         return done.with_(state=DELIVERED, delivered_at=iso(now), record_id=outcome.record_id, last_error="")
     if isinstance(outcome, Skipped):
         return done.with_(state=SKIPPED, last_error=outcome.reason)
-    if isinstance(outcome, TransientDestinationError | ConfigurationError):
-        retry_after = outcome.retry_after if isinstance(outcome, TransientDestinationError) else None
-        delay = retry_delay(state.attempts, delays, retry_after)
+    if isinstance(outcome, ConfigurationError):
+        return done.with_(state=BLOCKED, last_error=outcome.explanation,
+                          next_attempt_at=iso(now + blocked_delay(state.attempts, delays)))
+    if isinstance(outcome, TransientDestinationError):
+        delay = retry_delay(state.attempts, delays, outcome.retry_after)
         if delay is None:
             spent = timedelta(seconds=sum(delays))
             return done.with_(state=FAILED, last_error=(
                 f"Gave up after {state.attempts} attempts over {_duration(spent)}: {outcome.explanation} "
                 f"Replay it with `python -m leads replay {{id}}` once fixed."))
-        waiting = BLOCKED if isinstance(outcome, ConfigurationError) else RETRYING
-        return done.with_(state=waiting, last_error=outcome.explanation, next_attempt_at=iso(now + delay))
+        return done.with_(state=RETRYING, last_error=outcome.explanation, next_attempt_at=iso(now + delay))
     # LeadRejectedError or any other permanent refusal: retrying would fail the same way.
     return done.with_(state=FAILED, last_error=outcome.explanation)
 
@@ -119,24 +152,26 @@ def record(stored: StoredLead, outcomes: Mapping[str, Outcome], now: datetime, d
     return StoredLead(stored.id, stored.received_at, stored.lead, deliveries)
 
 
-def give_up(stored: StoredLead, reason: str) -> StoredLead:
-    """Every unfinished destination fails with `reason` (a poison message): stays replayable."""
+def needs_attention(stored: StoredLead) -> bool:
+    """Failed or blocked somewhere: listed by `replay --failed` and status (through an index row)."""
+    return any(state.state in (FAILED, BLOCKED) for state in stored.deliveries.values())
+
+
+def replay(stored: StoredLead, now: datetime, crm_flags: Mapping[str, bool], forward_test_leads: bool,
+           only_failed: bool = True) -> StoredLead:
+    """Put failed and blocked destinations (with only_failed=False: every one not delivered) back to
+    their first state. Never a live claim (a worker is sending), never a delivered one; a reset goes
+    through initial_state, so a test lead still skips CRMs unless LEADS_FORWARD_TEST_LEADS is on."""
+    def wanted(state: DeliveryState) -> bool:
+        if state.state == DELIVERED or (state.state == SENDING and not _lease_ran_out(state, now)):
+            return False
+        return state.state in (FAILED, BLOCKED) or not only_failed
+
     deliveries = {
-        name: state if state.is_terminal else state.with_(state=FAILED, last_error=reason, lease_until="",
-                                                          next_attempt_at="")
+        name: initial_state(stored.lead, crm_flags.get(name, True), forward_test_leads) if wanted(state) else state
         for name, state in stored.deliveries.items()
     }
     return StoredLead(stored.id, stored.received_at, stored.lead, deliveries)
-
-
-def replay(stored: StoredLead, only_failed: bool = True) -> StoredLead:
-    """Put failed (or, with only_failed=False, all but delivered) destinations back to pending."""
-    def reset(state: DeliveryState) -> DeliveryState:
-        wanted = state.state == FAILED if only_failed else state.state != DELIVERED
-        return DeliveryState(attempts=0) if wanted else state
-
-    return StoredLead(stored.id, stored.received_at, stored.lead,
-                      {name: reset(state) for name, state in stored.deliveries.items()})
 
 
 def next_due(stored: StoredLead) -> datetime | None:

@@ -1,4 +1,5 @@
-"""Replay: failed destinations of a lead go back to pending and the lead is enqueued again."""
+"""Replay: failed (and blocked) destinations of a lead go back to their first state and the lead is enqueued
+again. A destination a worker is sending to right now, or one delivered, is left alone."""
 
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ def replay_leads(rt: Runtime, lead_ids: list[str], only_failed: bool = True) -> 
         yield f"{lead_id}: {_replay_one(rt, lead_id, only_failed)}"
 
 
+def leads_needing_attention(rt: Runtime) -> list[str]:
+    """Every lead with a failed or blocked destination (the `attention:` index rows), however old."""
+    return [lead_id for lead_id, _status in rt.table.needing_attention()]
+
+
 def _replay_one(rt: Runtime, lead_id: str, only_failed: bool) -> str:
+    settings = rt.settings
     for _ in range(_ATTEMPTS):
         try:
             current = rt.table.load(lead_id)
@@ -26,11 +33,12 @@ def _replay_one(rt: Runtime, lead_id: str, only_failed: bool) -> str:
             return "not a lead id"
         if current is None:
             return "not found"
-        reset = policy.replay(current.stored, only_failed)
+        now = utcnow()
+        reset = policy.replay(current.stored, now, settings.crm_flags, settings.forward_test_leads, only_failed)
         if reset == current.stored:
             return "nothing to replay (" + current.stored.status + ")"
         try:
-            rt.table.save(reset, current.etag, outbox_due=utcnow())
+            rt.table.save(reset, current.etag, outbox_due=now, previous=current.stored)
         except ConcurrentUpdateError:
             continue
         rt.queue.send(DeliveryMessage(lead_id))

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Generic, TypeVar
 
 from leads.azure_clients import queue_service, table_service
@@ -116,4 +117,5 @@ def delivery() -> DeliveryService:
 @built_once
 def sweeper() -> Sweeper:
     rt = runtime()
-    return Sweeper(rt.table, rt.queue, rt.ingest, rt.spool, recovery=rt.recovery)
+    return Sweeper(rt.table, rt.queue, rt.ingest, rt.spool, recovery=rt.recovery,
+                   requeue_again=timedelta(seconds=rt.settings.requeue_again_seconds))

@@ -50,7 +50,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LEADS_FALLBACK_STORAGE", "", "Where a lead waits, answered 202, while the main table is "
             "unreachable: a table endpoint such as `https://<account>.table.core.windows.net` (reached with "
             "the identity of `AzureWebJobsStorage__clientId`; best another account in another region) or a "
-            "connection string. Empty: such a lead gets 503 with Retry-After.", secret=True, group="storage"),
+            "connection string. Empty: such a lead gets 503 with Retry-After. A malformed value turns the "
+            "fallback off (doctor and status say so); it never stops intake.", secret=True, group="storage"),
     Setting("LEADS_TABLE", "leads", "Table holding every lead, its delivery state and the de-duplication "
             "markers."),
     Setting("LEADS_QUARANTINE_TABLE", "leadsquarantine", "Table holding every rejected request "
@@ -135,6 +136,13 @@ SETTINGS: tuple[Setting, ...] = (
             ".write).", secret=True, group="hubspot"),
     Setting("LEADS_HUBSPOT_FIELD_MAP", "", "JSON object that changes or extends the contact property "
             "mapping.", group="hubspot"),
+    # Delivery timing (tests shorten them; the defaults suit Azure)
+    Setting("LEADS_DELIVERY_LEASE_SECONDS", "600", "How long a worker holds a destination it is sending to. "
+            "A worker that dies is replaced after this; keep it at least the host's functionTimeout."),
+    Setting("LEADS_OUTBOX_GRACE_SECONDS", "120", "How late a lead's next step may be before the sweeper "
+            "enqueues it again."),
+    Setting("LEADS_REQUEUE_AGAIN_SECONDS", "300", "After the sweeper (or the poison handler) enqueues a lead "
+            "again, how long before it does so once more if the lead is still unfinished."),
 )
 
 DESTINATION_NAMES = ("email", "webhook", "dynamics", "salesforce", "marketo", "hubspot")
@@ -237,6 +245,9 @@ class Settings:
     marketo: MarketoSettings = MarketoSettings()
     hubspot: HubSpotSettings = HubSpotSettings()
     fallback_storage: StorageSettings | None = None  # LEADS_FALLBACK_STORAGE (its table endpoint only)
+    delivery_lease_seconds: int = 600
+    outbox_grace_seconds: int = 120
+    requeue_again_seconds: int = 300
 
     @property
     def poison_queue(self) -> str:
@@ -481,19 +492,31 @@ def _read(env: Mapping[str, str]) -> Settings:
             field_map=get("LEADS_HUBSPOT_FIELD_MAP"),
         ),
         fallback_storage=fallback_storage(get("LEADS_FALLBACK_STORAGE"), storage),
+        delivery_lease_seconds=_int("LEADS_DELIVERY_LEASE_SECONDS", get("LEADS_DELIVERY_LEASE_SECONDS"), minimum=1),
+        outbox_grace_seconds=_int("LEADS_OUTBOX_GRACE_SECONDS", get("LEADS_OUTBOX_GRACE_SECONDS"), minimum=1),
+        requeue_again_seconds=_int("LEADS_REQUEUE_AGAIN_SECONDS", get("LEADS_REQUEUE_AGAIN_SECONDS"), minimum=1),
     )
 
 
 def fallback_storage(value: str, storage: StorageSettings) -> StorageSettings | None:
-    """A table endpoint (the app's identity, as for AzureWebJobsStorage) or a connection string."""
+    """A table endpoint (the app's identity, as for AzureWebJobsStorage) or a connection string. A bad value
+    turns the fallback off with a warning (doctor, status): it must never stop intake."""
     if not value:
         return None
-    if value.lower().startswith(("https://", "http://")):
-        return StorageSettings(table_service_uri=check_outbound_url("LEADS_FALLBACK_STORAGE", value),
-                               client_id=storage.client_id)
-    if "endpoint" not in value.lower() and "usedevelopmentstorage" not in value.lower():
-        raise SettingsError("LEADS_FALLBACK_STORAGE must be a table endpoint such as "
-                            "https://<account>.table.core.windows.net or a storage connection string.")
+    try:
+        if value.lower().startswith(("https://", "http://")):
+            endpoint = check_outbound_url("LEADS_FALLBACK_STORAGE", value)
+            return StorageSettings(table_service_uri=endpoint, client_id=storage.client_id)
+        if "endpoint" not in value.lower() and "usedevelopmentstorage" not in value.lower():
+            raise SettingsError("LEADS_FALLBACK_STORAGE must be a table endpoint such as "
+                                "https://<account>.table.core.windows.net or a storage connection string.")
+    except SettingsError as error:
+        found = _found.get()
+        if found is None:
+            raise
+        found.warnings.setdefault("LEADS_FALLBACK_STORAGE", f"{error.explanation} Its default (no fallback) "
+                                  "is used until it is fixed: while the main table is down, leads get 503.")
+        return None
     return StorageSettings(connection_string=value)
 
 

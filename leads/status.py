@@ -20,6 +20,8 @@ def status_report(rt: Runtime, recent: int = 20) -> dict[str, Any]:
             {"destination": b.destination, "reason": b.reason, "open_until": iso(b.open_until)}
             for b in rt.table.breakers() if b.open_until > now
         ],
+        # Every lead with a failed or blocked destination (`python -m leads replay --failed` replays them).
+        "needs_attention": [{"id": lead_id, "status": status} for lead_id, status in rt.table.needing_attention(100)],
         "recent_leads": [
             {
                 "id": stored.id,

@@ -7,10 +7,10 @@ stored but never enqueued, a retry whose message was lost, a worker that died ho
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from leads.errors import StorageUnavailableError
 from leads.ingest import IngestService
@@ -21,12 +21,17 @@ from leads.recovery import Recovery
 from leads.spool import Spool
 
 log = logging.getLogger("leads.sweeper")
-REQUEUE_AGAIN_AFTER = timedelta(minutes=5)
+REQUEUE_AGAIN_AFTER = timedelta(minutes=5)  # the default of LEADS_REQUEUE_AGAIN_SECONDS
+
+
+class DueItem(Protocol):
+    @property
+    def lead_id(self) -> str: ...
 
 
 class Outbox(Protocol):
-    def due_work(self, now: datetime, limit: int = 100) -> list[str]: ...
-    def postpone(self, lead_id: str, due: datetime) -> None: ...
+    def due_work(self, now: datetime, limit: int = 100) -> Sequence[DueItem]: ...
+    def postpone(self, item: Any, due: datetime) -> bool: ...
 
 
 @dataclass
@@ -37,8 +42,10 @@ class SweepReport:
 
 class Sweeper:
     def __init__(self, outbox: Outbox, queue: WorkQueue, ingest: IngestService, spool: Spool,
-                 clock: Callable[[], datetime] = utcnow, recovery: Recovery | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow, recovery: Recovery | None = None,
+                 requeue_again: timedelta = REQUEUE_AGAIN_AFTER) -> None:
         self.outbox = outbox
+        self.requeue_again = requeue_again
         self.queue = queue
         self.ingest = ingest
         self.spool = spool
@@ -50,9 +57,12 @@ class Sweeper:
         report.respooled = self.recover_held_leads()
         now = self.clock()
         try:
-            for lead_id in self.outbox.due_work(now):
-                self.queue.send(DeliveryMessage(lead_id))
-                self.outbox.postpone(lead_id, now + REQUEUE_AGAIN_AFTER)
+            for item in self.outbox.due_work(now):
+                # Postponed first, on the ETag it was read with: a row a worker finished (deleted) or moved
+                # meanwhile is skipped, never re-created, and two sweepers never both enqueue it.
+                if not self.outbox.postpone(item, now + self.requeue_again):
+                    continue
+                self.queue.send(DeliveryMessage(item.lead_id))
                 report.requeued += 1
         except StorageUnavailableError as error:
             log.warning("sweep stopped: %s", error.explanation)

@@ -3,11 +3,13 @@ requests and circuit breakers. Every Azure exception is translated here into thi
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
@@ -24,6 +26,7 @@ from leads import keys
 from leads.breaker import Breaker
 from leads.errors import ConcurrentUpdateError, StorageUnavailableError
 from leads.model import DeliveryState, Lead, StoredLead, parse_iso
+from leads.policy import needs_attention
 from leads.ports import Added, RejectedRequest, Versioned
 
 T = TypeVar("T")
@@ -116,6 +119,32 @@ def _outbox_entity(lead_id: str, due: datetime) -> dict[str, Any]:
             "DueAt": due}
 
 
+ATTENTION_PREFIX = "attention:"  # one row per lead with a failed or blocked destination: `replay --failed`
+
+
+def _attention_key(lead_id: str) -> str:
+    return f"{ATTENTION_PREFIX}{lead_id}"
+
+
+def _attention_operation(stored: StoredLead, previous: StoredLead | None) -> Any:
+    """The index row follows the lead in the same transaction. `previous` is the copy the ETag was read
+    with, so a delete is only sent for a row that exists (a delete of a missing row fails the batch)."""
+    row = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": _attention_key(stored.id)}
+    if needs_attention(stored):
+        return ("upsert", {**row, "LeadId": stored.id, "Status": stored.status})
+    if previous is not None and needs_attention(previous):
+        return ("delete", row)
+    return None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A due outbox row and the ETag it was read with: the sweeper moves it only if nobody else did."""
+
+    lead_id: str
+    etag: str
+
+
 class LeadTable:
     """Leads table + quarantine table. Clients are created once per process and reused."""
 
@@ -170,41 +199,81 @@ class LeadTable:
             return None
         return Versioned(stored_from_entity(entity), str(entity.metadata["etag"]))
 
-    def save(self, stored: StoredLead, etag: str, outbox_due: datetime | None) -> str:
-        """Write the delivery state if nobody changed the lead since `etag`, and in the same transaction
-        set the outbox row's due time (or remove it once every destination is finished)."""
+    def save(self, stored: StoredLead, etag: str, outbox_due: datetime | None,
+             previous: StoredLead | None = None) -> str:
+        """Write the delivery state if nobody changed the lead since `etag` (`previous` is the copy read with
+        it), and in the same transaction set the outbox row's due time (or remove it once every destination
+        is finished) and the `attention:` index row."""
         update = ("update", _delivery_columns(stored),
                   {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": MatchConditions.IfNotModified})
         outbox: Any = (("upsert", _outbox_entity(stored.id, outbox_due)) if outbox_due is not None
                        else ("delete", {"PartitionKey": keys.LEADS_PARTITION,
                                         "RowKey": keys.outbox_row_key(stored.id)}))
+        attention = _attention_operation(stored, previous)
+        operations = [update, outbox, *([attention] if attention else [])]
         try:
-            result = self._call("record the delivery", lambda: self.leads.submit_transaction([update, outbox]))
+            result = self._call("record the delivery", lambda: self.leads.submit_transaction(operations))
         except TableTransactionError as exc:
             if _code(exc) == "UpdateConditionNotSatisfied":
                 raise ConcurrentUpdateError(f"Lead {stored.id} changed while it was being delivered.") from None
-            if _code(exc) == "ResourceNotFound" and outbox_due is None:
-                # The outbox row was already gone (a replay, a poison message): write the lead alone.
-                result = self._call("record the delivery", lambda: self.leads.submit_transaction([update]))
-            else:
+            if _code(exc) != "ResourceNotFound":
                 raise StorageUnavailableError(f"Table storage refused the delivery record ({_code(exc)}).") \
                     from None
+            # A row to delete was already gone (the outbox row of a lead replayed by an older version, or an index
+            # row older than the index): without the outbox delete first, then without any delete.
+            result = self._save_without_missing_rows(stored.id, [op for op in operations if op is not outbox],
+                                                     [op for op in operations if op[0] != "delete"])
         return str(result[0]["etag"])
 
-    def due_work(self, now: datetime, limit: int = 100) -> list[str]:
-        """Ids of leads whose outbox row is due: never enqueued, a retry whose message was lost, or a
-        delivery that crashed after claiming."""
+    def _save_without_missing_rows(self, lead_id: str, *attempts: list[Any]) -> Any:
+        for operations in attempts:
+            try:
+                return self._call("record the delivery", functools.partial(self.leads.submit_transaction, operations))
+            except TableTransactionError as exc:
+                if _code(exc) != "ResourceNotFound":
+                    raise ConcurrentUpdateError(f"Lead {lead_id} could not be recorded ({_code(exc)}).") from None
+        raise ConcurrentUpdateError(f"Lead {lead_id} could not be recorded (ResourceNotFound).")
+
+    def due_work(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Leads whose outbox row is due: never enqueued, a retry whose message was lost, or a delivery that
+        crashed after claiming. Each with its row's ETag, for a conditional postpone."""
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and DueAt le @now"
         params = {"pk": keys.LEADS_PARTITION, "lo": "outbox:", "hi": "outbox" + keys.PREFIX_END, "now": now}
 
-        def run() -> list[str]:
+        def run() -> list[OutboxItem]:
             rows = self.leads.query_entities(query, parameters=params, select=["LeadId"], results_per_page=limit)
-            return [str(row["LeadId"]) for _, row in zip(range(limit), rows, strict=False)]
+            return [OutboxItem(str(row["LeadId"]), str(row.metadata["etag"]))
+                    for _, row in zip(range(limit), rows, strict=False)]
 
         return self._call("list undelivered leads", run)
 
-    def postpone(self, lead_id: str, due: datetime) -> None:
-        self._call("update the outbox", lambda: self.leads.upsert_entity(_outbox_entity(lead_id, due)))
+    def postpone(self, item: OutboxItem, due: datetime) -> bool:
+        """Move a due outbox row to `due` unless it changed since it was read: False when a worker finished
+        the lead (row deleted) or moved it meanwhile; never re-creates the row of a finished lead."""
+        row = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.outbox_row_key(item.lead_id), "DueAt": due}
+        try:
+            self._call("update the outbox", lambda: self.leads.update_entity(
+                row, mode=UpdateMode.MERGE, etag=item.etag, match_condition=MatchConditions.IfNotModified))
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return False
+        except HttpResponseError as exc:
+            if exc.status_code in (404, 412):
+                return False
+            raise
+        return True
+
+    def needing_attention(self, limit: int | None = None) -> list[tuple[str, str]]:
+        """(lead id, status) of every lead with a failed or blocked destination, oldest first: a range query
+        on the index rows, not a read of every lead."""
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params = {"pk": keys.LEADS_PARTITION, "lo": ATTENTION_PREFIX,
+                  "hi": ATTENTION_PREFIX[:-1] + keys.PREFIX_END}
+
+        def run() -> list[tuple[str, str]]:
+            rows = self.leads.query_entities(query, parameters=params, select=["LeadId", "Status"])
+            return [(str(row["LeadId"]), str(row["Status"])) for row in islice(rows, limit)]
+
+        return self._call("list leads needing attention", run)
 
     def recent(self, limit: int = 50) -> list[StoredLead]:
         return self.page(limit)[0]

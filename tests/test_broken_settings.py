@@ -54,6 +54,10 @@ BROKEN_GLOBALS: dict[str, tuple[str, str, object]] = {
     "LEADS_DEDUPE_HOURS": ("a day", "dedupe_hours", 24),
     "LEADS_HTTP_TIMEOUT": ("20s", "http_timeout", 20.0),
     "LEADS_FORWARD_TEST_LEADS": ("sometimes", "forward_test_leads", False),
+    "LEADS_DELIVERY_LEASE_SECONDS": ("10 minutes", "delivery_lease_seconds", 600),
+    "LEADS_OUTBOX_GRACE_SECONDS": ("0", "outbox_grace_seconds", 120),
+    "LEADS_REQUEUE_AGAIN_SECONDS": ("-5", "requeue_again_seconds", 300),
+    "LEADS_FALLBACK_STORAGE": ("ftp://elsewhere.example", "fallback_storage", None),
 }
 
 

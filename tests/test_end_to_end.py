@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from leads.model import DELIVERED, FAILED
+from leads.model import DELIVERED
 from leads.settings import load_settings
 from leads.table_store import LeadTable
 from tests.support.samples import SAMPLES
@@ -123,21 +123,30 @@ def test_smtp_down_for_a_while_every_lead_still_arrives_exactly_once(
     assert sorted(m["X-Lead-Id"] for m in smtp_server.messages) == sorted(ids)  # each once, none twice
 
 
-def test_a_message_in_the_poison_queue_marks_its_lead_failed(
+def test_a_message_in_the_poison_queue_brings_its_lead_back_and_marks_nothing_failed(
         local_host_factory, smtp_server: SmtpServer, azurite, tmp_path: Path) -> None:
+    from datetime import timedelta
+
     from azure.storage.queue import QueueClient
 
-    env = app_env(smtp_server, tmp_path, LEADS_DESTINATIONS="email")
-    smtp_server.stop()  # keep the lead unfinished
-    host = local_host_factory({**env, "LEADS_RETRY_DELAYS": "3600"})
-    status, answer = post(host.url("leads"), (SAMPLES / "camelcase-wire.json").read_bytes())
-    assert status == 202
-    poison = QueueClient.from_connection_string(azurite.connection_string, f"{env['LEADS_QUEUE']}-poison")
-    poison.send_message(base64.b64encode(json.dumps({"v": 1, "id": answer["id"]}).encode()).decode())
+    from leads.keys import new_lead_id
+    from leads.model import DeliveryState, StoredLead, utcnow
+    from leads.parsing import parse_lead
+
+    env = app_env(smtp_server, tmp_path, LEADS_REQUEUE_AGAIN_SECONDS="1")
+    local_host_factory(env)
     table = lead_table(env, azurite)
-    wait_until(lambda: table.load(answer["id"]).stored.deliveries["email"].state == FAILED)  # type: ignore[union-attr]
-    state = table.load(answer["id"]).stored.deliveries["email"]  # type: ignore[union-attr]
-    assert "python -m leads replay" in state.last_error
+    table.create_tables()
+    # A lead stored whose delivery message failed five times (a storage hiccup) and went to poison.
+    lead = parse_lead((SAMPLES / "camelcase-wire.json").read_bytes())
+    now = utcnow()
+    stored = StoredLead(new_lead_id(now), now, lead, {"email": DeliveryState()})
+    table.add(stored, lead.fingerprint(), timedelta(hours=24), outbox_due=now + timedelta(hours=1))
+    poison = QueueClient.from_connection_string(azurite.connection_string, f"{env['LEADS_QUEUE']}-poison")
+    poison.send_message(base64.b64encode(json.dumps({"v": 1, "id": stored.id}).encode()).decode())
+    [mail] = smtp_server.wait_for(1, timeout=20)  # enqueued again after a second, and delivered
+    assert mail["X-Lead-Id"] == stored.id
+    wait_until(lambda: table.load(stored.id).stored.status == DELIVERED)  # type: ignore[union-attr]
     wait_until(lambda: not poison.peek_messages())  # consumed, not left sitting there
 
 

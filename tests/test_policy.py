@@ -107,6 +107,14 @@ def test_configuration_error_blocks_and_retries_slowly() -> None:
     assert result.next_attempt_at == iso(NOW + timedelta(seconds=30))
 
 
+def test_blocked_waits_for_the_fix_for_ever_rechecking_at_most_hourly() -> None:
+    delays = (30, 7200, 43200)
+    for attempts, expected in ((2, 3600), (3, 3600), (50, 3600)):  # past the schedule: still blocked, hourly
+        result = policy.apply_outcome(DeliveryState(state=SENDING, attempts=attempts),
+                                      ConfigurationError("bad secret"), NOW, delays)
+        assert (result.state, result.next_attempt_at) == (BLOCKED, iso(NOW + timedelta(seconds=expected)))
+
+
 def test_rejected_lead_fails_at_once() -> None:
     result = policy.apply_outcome(DeliveryState(state=SENDING, attempts=1), LeadRejectedError("rule X"), NOW, DELAYS)
     assert (result.state, result.last_error) == (FAILED, "rule X")
@@ -130,18 +138,63 @@ def test_reconcile_adds_new_destinations_and_skips_removed_ones() -> None:
     assert result.deliveries["email"].state == DELIVERED
 
 
-def test_give_up_fails_only_unfinished_destinations() -> None:
-    lead = stored(email=DeliveryState(state=DELIVERED), hubspot=DeliveryState(state=RETRYING))
-    result = policy.give_up(lead, "poison")
-    assert result.deliveries["email"].state == DELIVERED
-    assert (result.deliveries["hubspot"].state, result.deliveries["hubspot"].last_error) == (FAILED, "poison")
+def test_claims_that_keep_expiring_end_in_failed_saying_delivery_kept_crashing() -> None:
+    lease = timedelta(minutes=10)
+    lead = stored(email=DeliveryState(state=DELIVERED), hubspot=DeliveryState())
+    for crash in range(len(DELAYS) + 1):  # each claim's worker dies: the lease runs out, the next worker takes over
+        now = NOW + crash * 2 * lease
+        lead = policy.settle_crashes(lead, now, DELAYS)
+        assert policy.due_destinations(lead, now) == ["hubspot"]
+        lead = policy.claim(lead, ["hubspot"], now, lease)
+    assert lead.deliveries["hubspot"].expired_claims == len(DELAYS)  # a try and a retry per step, all crashed
+    settled = policy.settle_crashes(lead, NOW + 10 * lease, DELAYS)
+    hubspot = settled.deliveries["hubspot"]
+    assert hubspot.state == FAILED and "Delivery kept crashing" in hubspot.last_error
+    assert f"python -m leads replay {lead.id}" in hubspot.last_error
+    assert settled.deliveries["email"].state == DELIVERED
+    live = NOW + len(DELAYS) * 2 * lease + timedelta(minutes=1)
+    assert policy.settle_crashes(lead, live, DELAYS) == lead  # a live claim is never touched
 
 
-def test_replay_resets_failed_destinations_only() -> None:
-    lead = stored(email=DeliveryState(state=DELIVERED, attempts=1), hubspot=DeliveryState(state=FAILED, attempts=9))
-    result = policy.replay(lead)
+def test_a_recorded_answer_clears_the_crash_count() -> None:
+    state = DeliveryState(state=SENDING, attempts=3, expired_claims=2)
+    assert policy.apply_outcome(state, TransientDestinationError("down"), NOW, (1, 1, 1, 1)).expired_claims == 0
+
+
+def test_replay_resets_failed_and_blocked_destinations_only() -> None:
+    lead = stored(email=DeliveryState(state=DELIVERED, attempts=1), hubspot=DeliveryState(state=FAILED, attempts=9),
+                  webhook=DeliveryState(state=BLOCKED, attempts=30), dynamics=DeliveryState(state=RETRYING))
+    result = policy.replay(lead, NOW, FLAGS, forward_test_leads=False)
     assert result.deliveries["email"].state == DELIVERED
+    assert result.deliveries["hubspot"] == result.deliveries["webhook"] == DeliveryState()
+    assert result.deliveries["dynamics"].state == RETRYING
+
+
+def test_replay_never_resets_a_live_claim_and_all_means_all_but_delivered() -> None:
+    live = policy.claim(stored(email=DeliveryState(), hubspot=DeliveryState(state=FAILED)), ["email"], NOW,
+                        timedelta(minutes=10))
+    result = policy.replay(live, NOW + timedelta(minutes=1), FLAGS, forward_test_leads=False, only_failed=False)
+    assert result.deliveries["email"] == live.deliveries["email"]
     assert result.deliveries["hubspot"] == DeliveryState()
+    expired = policy.replay(live, NOW + timedelta(minutes=11), FLAGS, forward_test_leads=False, only_failed=False)
+    assert expired.deliveries["email"] == DeliveryState()
+
+
+def test_replay_of_a_test_lead_still_skips_crms_unless_forwarding_is_on() -> None:
+    skipped = DeliveryState(state=SKIPPED, last_error=policy.TEST_LEAD_SKIP)
+    lead = stored(Lead(is_test=True), email=DeliveryState(state=FAILED), dynamics=skipped,
+                  hubspot=DeliveryState(state=FAILED))  # failed while forwarding was on
+    result = policy.replay(lead, NOW, FLAGS, forward_test_leads=False, only_failed=False)
+    assert result.deliveries["email"] == DeliveryState()
+    assert result.deliveries["dynamics"].state == result.deliveries["hubspot"].state == SKIPPED
+    forwarded = policy.replay(lead, NOW, FLAGS, forward_test_leads=True, only_failed=False)
+    assert forwarded.deliveries["dynamics"] == forwarded.deliveries["hubspot"] == DeliveryState()
+
+
+def test_needs_attention_means_failed_or_blocked_somewhere() -> None:
+    assert policy.needs_attention(stored(a=DeliveryState(state=DELIVERED), b=DeliveryState(state=BLOCKED)))
+    assert policy.needs_attention(stored(a=DeliveryState(state=FAILED)))
+    assert not policy.needs_attention(stored(a=DeliveryState(state=RETRYING), b=DeliveryState(state=SKIPPED)))
 
 
 def test_next_due_is_the_earliest_wait() -> None:

@@ -153,7 +153,10 @@ def test_fallback_storage_is_a_table_endpoint_reached_with_the_app_identity_or_a
     assert (by_identity.table_service_uri, by_identity.client_id) == ("https://stb.table.core.windows.net", "1234")
     by_key = load_settings({**BASE, "LEADS_FALLBACK_STORAGE": "UseDevelopmentStorage=true"}).fallback_storage
     assert by_key is not None and by_key.connection_string == "UseDevelopmentStorage=true"
-    with pytest.raises(SettingsError, match="LEADS_FALLBACK_STORAGE must be a table endpoint"):
-        load_settings({**BASE, "LEADS_FALLBACK_STORAGE": "stb"})
-    with pytest.raises(SettingsError, match="LEADS_FALLBACK_STORAGE must start with https://"):
-        load_settings({**BASE, "LEADS_FALLBACK_STORAGE": "http://stb.table.core.windows.net"})
+    # A bad value turns the fallback off with a warning; intake goes on (it depends on the main storage only).
+    for value, words in (("stb", "LEADS_FALLBACK_STORAGE must be a table endpoint"),
+                         ("http://stb.table.core.windows.net", "LEADS_FALLBACK_STORAGE must start with https://")):
+        settings = load_settings({**BASE, "LEADS_FALLBACK_STORAGE": value})
+        assert settings.fallback_storage is None
+        assert words in settings.warnings["LEADS_FALLBACK_STORAGE"]
+        assert "stb" not in settings.warnings["LEADS_FALLBACK_STORAGE"]  # a connection string is never quoted

@@ -22,7 +22,7 @@ from leads.model import DELIVERED
 from tests.devhost.http_client import call
 from tests.support.azurite import start_test_azurite
 from tests.support.smtp import SmtpServer
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import SwitchableProxy
 from tests.test_end_to_end import app_env, lead_table, post, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(180)]
@@ -30,11 +30,11 @@ LEADS = 5
 
 
 @pytest.fixture
-def table_proxy(azurite: Azurite) -> Iterator[TcpProxy]:
+def table_proxy(azurite: Azurite) -> Iterator[SwitchableProxy]:
     host, port = azurite.endpoints["table"].removeprefix("http://").split(":")
-    proxy = TcpProxy(host, int(port))
+    proxy = SwitchableProxy(host, int(port)).start()
     yield proxy
-    proxy.close()
+    proxy.stop()
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def lead_body(n: int) -> bytes:
                        "LeadSource": "AzureMarketplace", "ActionCode": "INS", "OfferTitle": "Widget"}).encode()
 
 
-def start_app(flex_host_factory: Any, azurite: Azurite, proxy: TcpProxy, smtp: SmtpServer, tmp_path: Path,
+def start_app(flex_host_factory: Any, azurite: Azurite, proxy: SwitchableProxy, smtp: SmtpServer, tmp_path: Path,
               **extra: str) -> tuple[Any, dict[str, str]]:
     env = app_env(smtp, tmp_path, **extra)
     lead_table(env, azurite).create_tables()  # the proxy will be down when the app first tries

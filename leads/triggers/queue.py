@@ -25,13 +25,12 @@ def deliver_lead(msg: func.QueueMessage) -> None:
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=f"{QUEUE}-poison", connection="AzureWebJobsStorage")
-def fail_poisoned_lead(msg: func.QueueMessage) -> None:
-    """A message the host gave up on: its lead is marked failed (and stays replayable), never left here."""
+def requeue_poisoned_lead(msg: func.QueueMessage) -> None:
+    """A message the host gave up on (storage trouble, a crash): its lead is enqueued again after a pause,
+    never marked failed here, never left here. Its state decides what is still due."""
     from leads.runtime import delivery, runtime
     from leads.unreadable import decode_or_quarantine
 
     message = decode_or_quarantine(msg.get_body(), runtime().table, f"{QUEUE}-poison")
     if message is not None:
-        delivery().give_up(message, (
-            f"Delivery kept crashing on this lead, so the queue moved it to {QUEUE}-poison; see the app's logs "
-            f"for the cause. Replay it with `python -m leads replay {message.lead_id}` once fixed."))
+        delivery().requeue_poisoned(message)

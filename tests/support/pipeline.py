@@ -98,6 +98,7 @@ def build_pipeline(connection_string: str, spool_dir: str, destinations: Mapping
         "LEADS_QUEUE": f"work-{suffix}",
         "LEADS_DESTINATIONS": ",".join(destinations),
         "LEADS_RETRY_DELAYS": "1,2,3",
+        "LEADS_REQUEUE_AGAIN_SECONDS": "1",
         "LEADS_SPOOL_DIR": spool_dir,
         **(env or {}),
     })

@@ -1,47 +1,55 @@
-"""A TCP proxy a test can switch off: storage "down" without stopping the shared Azurite.
+"""A TCP proxy on a free loopback port that a test switches off and on: storage that stops answering.
 
-`down()` cuts every open connection (the SDKs keep connections alive, so closing only the listener would
-let them go on working) and closes each new one at once; `up()` forwards again."""
+Off: every open connection is cut (reset) and every new one is reset at once, as a dead endpoint looks to
+a client. On: bytes are relayed both ways to the target. Put it between one client and Azurite, e.g. the
+app's table endpoint, while the queue keeps working."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 
 
-class TcpProxy:
+def _reset(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+        sock.close()
+
+
+class SwitchableProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
-        self._up = threading.Event()
-        self._up.set()
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._up = True
         self._closed = False
-        threading.Thread(target=self._accept_forever, name="tcp-proxy", daemon=True).start()
+        self.refused = 0  # connections reset while off (a figure for the test's report)
+        self._thread = threading.Thread(target=self._accept_forever, name="tcp-proxy", daemon=True)
+
+    def start(self) -> SwitchableProxy:
+        self._thread.start()
+        return self
 
     def down(self) -> None:
-        self._up.clear()
         with self._lock:
-            for connection in self._open:
-                self._cut(connection)
-            self._open.clear()
+            self._up = False
+            doomed, self._open = self._open, set()
+        for sock in doomed:
+            _reset(sock)
 
     def up(self) -> None:
-        self._up.set()
+        with self._lock:
+            self._up = True
 
-    def close(self) -> None:
+    def stop(self) -> None:
         self._closed = True
         self.down()
-        self._cut(self._listener)
-
-    @staticmethod
-    def _cut(connection: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            connection.shutdown(socket.SHUT_RDWR)  # wakes the pump blocked in recv()
-        connection.close()
+            self._listener.close()
 
     def _accept_forever(self) -> None:
         while not self._closed:
@@ -49,13 +57,17 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            if not self._up.is_set():
-                self._cut(client)
+            with self._lock:
+                up = self._up
+                if not up:
+                    self.refused += 1
+            if not up:
+                _reset(client)
                 continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
-                self._cut(client)
+                _reset(client)
                 continue
             upstream.settimeout(None)
             with self._lock:
@@ -70,5 +82,8 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for connection in (source, sink):
-                self._cut(connection)
+            with self._lock:
+                self._open.discard(source)
+                self._open.discard(sink)
+            _reset(source)
+            _reset(sink)
