@@ -55,7 +55,7 @@ class IngestService:
                             policy.initial_deliveries(lead, self.crm_flags, self.settings.forward_test_leads))
         try:
             added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
-                                   outbox_due=now + ENQUEUE_GRACE)
+                                   outbox_due=now + ENQUEUE_GRACE, body=body)
         except StorageUnavailableError as error:
             kept = self.spool.keep(body, now)
             log.error("storage unavailable, lead %s (%s)", "spooled" if kept else "NOT spooled", error.explanation)
