@@ -35,14 +35,30 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 def utf16_units(text: str) -> int:
     """Code units of `text` in UTF-16: characters beyond the BMP (an emoji) count two."""
-    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def chunk_utf16(text: str, max_units: int = STRING_CHUNK_UNITS) -> list[str]:
-    """`text` in pieces of at most `max_units` UTF-16 code units each; a character is never split (a Python
-    character beyond the BMP is one surrogate pair in UTF-16 and stays whole)."""
+    """`text` in pieces of at most `max_units` UTF-16 code units each; a surrogate pair (a character beyond
+    the BMP, one Python character) is never split."""
     if max_units < 2:
         raise ValueError("a chunk must hold at least one surrogate pair")
+    if _LONE_SURROGATE.search(text):  # rare (the parser replaces them): slow, but never pairs two lone ones
+        return _chunk_by_character(text, max_units)
+    encoded = text.encode("utf-16-le")
+    chunks: list[str] = []
+    start = 0
+    while True:
+        end = min(start + 2 * max_units, len(encoded))
+        if end < len(encoded) and 0xD8 <= encoded[end - 1] <= 0xDB:  # ends on a high surrogate: keep the pair
+            end -= 2
+        chunks.append(encoded[start:end].decode("utf-16-le"))
+        if end >= len(encoded):
+            return chunks
+        start = end
+
+
+def _chunk_by_character(text: str, max_units: int) -> list[str]:
     chunks: list[str] = []
     start, units = 0, 0
     for index, char in enumerate(text):

@@ -168,7 +168,7 @@ def _customer(fields: dict[str, tuple[str, Any]]) -> tuple[Customer, dict[str, A
         if isinstance(details, str) and details.strip():
             # The Azure Table destination stores CustomerInfo as a JSON string (marketplace-leads.md §3).
             try:
-                details = json.loads(details)
+                details = _clean(json.loads(details))  # its escapes may hold lone surrogates too
             except (ValueError, RecursionError):
                 raise LeadValidationError(
                     f"Field {key!r} must hold a JSON object (as text); it does not parse.",

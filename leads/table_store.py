@@ -72,8 +72,9 @@ def lead_entity(stored: StoredLead, body: bytes = b"") -> dict[str, Any]:
     plus the whole lead as JSON, plus the request body as received (binary `Body0`, `Body1`).
 
     Within Azure's limits for any body of at most 64 KiB (leads/azure_limits.py): display columns are cut
-    to 1,000 characters, the JSON is split into 30,000-code-unit strings (at most about 2 x 64K characters,
-    as `campaign` may repeat the description: 5 strings, ~260 KB), the body into 32 KiB binaries."""
+    to 1,000 characters, the JSON is split into 30,000-code-unit strings (at most about 3 x 64K code units,
+    as `campaign` and the parsed LeadSource repeat what they are read from: ~400 KB of the 1 MiB), the body
+    into 32 KiB binaries."""
     lead, customer = stored.lead, stored.lead.customer
     entity: dict[str, Any] = {
         "PartitionKey": keys.LEADS_PARTITION,

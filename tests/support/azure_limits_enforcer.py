@@ -62,7 +62,7 @@ def problem(method: str, url: str, body: bytes) -> str:
     """Why Azure would refuse this request, or ""."""
     path = url.split("?", 1)[0]
     last = path.rsplit("/", 1)[-1]
-    if method == "POST" and last == "messages":  # queue Put Message
+    if (last == "messages" or "/messages/" in path) and body:  # queue Put Message, Update Message
         text = ElementTree.fromstring(body).findtext("MessageText") or ""  # our own request
         size = len(text.encode("utf-8"))
         return f"RequestBodyTooLarge: queue message of {size} bytes" if size > MAX_QUEUE_MESSAGE_BYTES else ""
