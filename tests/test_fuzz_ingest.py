@@ -61,7 +61,7 @@ def weighted(rare: st.SearchStrategy[Any], common: st.SearchStrategy[Any], one_i
     return st.integers(1, one_in).flatmap(lambda n: rare if n == 1 else common)
 
 
-text = weighted(huge_text, short_text, 8)  # about one lead in three has a string near a limit
+text = weighted(huge_text, short_text, 16)  # about one lead in four has a string near a limit
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
                     st.floats(allow_nan=False, allow_infinity=False), short_text)
 junk = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(short_text, inner,
