@@ -118,7 +118,8 @@ def entity_problem(entity: dict[str, Any], edm_types: dict[str, str] | None = No
         if isinstance(value, (bytes, bytearray)) and len(value) > MAX_BINARY_BYTES:
             return f"PropertyValueTooLarge: binary {name!r} is {len(value)} bytes"
         if isinstance(value, str) and _LONE_SURROGATE.search(value):
-            return f"InvalidInput: string {name!r} holds a lone surrogate"
+            # Azure's answer is not documented; the text is not valid UTF-16 anyway, so it is refused here.
+            return f"LoneSurrogate: string {name!r} is not valid UTF-16"
     size = entity_size(entity, types)
     if size > MAX_ENTITY_BYTES:
         return f"EntityTooLarge: {size} bytes (at most {MAX_ENTITY_BYTES})"
