@@ -137,7 +137,9 @@ class Lead:
         fields' keys included); None for a lead that identifies no customer: it is never a duplicate."""
         if not self.identifies_customer:
             return None
-        content = {**self.to_dict(), "extra": _case_folded(self.extra)}
+        content = self.to_dict()
+        if self.extra:  # (a lead without unknown fields keeps the fingerprint it had before this folding)
+            content["extra"] = _case_folded(self.extra)
         canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -238,3 +238,14 @@ def test_a_counted_duplicate_does_not_stop_the_delivery(pipeline: Pipeline) -> N
     [message] = pipeline.queued()
     pipeline.delivery.handle(message)
     assert pipeline.destinations["email"].received == [first.body["id"]]
+
+
+@pytest.mark.azurite
+def test_a_rejected_request_is_kept_within_azure_limits_whatever_it_holds(pipeline: Pipeline) -> None:
+    body = "😀".encode() * 50_000  # 200 KB: too large, and not JSON
+    answer = pipeline.ingest.receive("POST", body, content_type="application/json; x=" + "\ud800😀" * 500)
+    assert answer.status == 413
+    [row] = pipeline.table.rejected()
+    assert row["BodyBytes"] == len(body) and row["Truncated"] is True
+    assert bytes(row["Body0"]) + bytes(row["Body1"]) == body[: 64 * 1024]
+    assert "\ud800" not in row["ContentType"]
