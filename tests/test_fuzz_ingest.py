@@ -2,8 +2,8 @@
 Azure's size limits (tests/support/azure_limits_enforcer.py): never a 5xx; every 4xx explains itself in
 JSON; every 202 is stored (read back by id) and has its delivery message in the queue.
 
-The trigger function is called directly (as the host calls it), not over HTTP: 10,000 cases in a couple of
-minutes. Reproducible: derandomized, no example database. Prints one summary line (cases, answers, time)."""
+The trigger function is called directly (as the host calls it), not over HTTP: 10,000 cases in about 3½
+minutes on 2 cores. Reproducible: derandomized, no example database. Prints one summary line."""
 
 from __future__ import annotations
 
@@ -57,6 +57,8 @@ def repeated(atom: str, utf8_bytes: int) -> str:
 atoms = st.sampled_from(ATOMS)
 short_text = st.one_of(atoms, st.lists(atoms, min_size=2, max_size=6).map("".join), st.text(max_size=20))
 huge_text = st.builds(repeated, atoms.filter(bool), st.sampled_from(SIZES))
+
+
 def weighted(rare: st.SearchStrategy[Any], common: st.SearchStrategy[Any], one_in: int) -> st.SearchStrategy[Any]:
     return st.integers(1, one_in).flatmap(lambda n: rare if n == 1 else common)
 
@@ -130,6 +132,7 @@ def test_no_hostile_lead_gets_a_5xx_and_every_accepted_one_is_stored_and_enqueue
         ledger.answers[status] += 1
         ledger.reasons[answer.get("error", "")] += 1
         assert status < 500, answer
+        assert response.mimetype == "application/json"
         if status != 202:
             assert 400 <= status < 500 and isinstance(answer.get("message"), str) and answer["message"], answer
             return
