@@ -1,7 +1,8 @@
 """The fallback table (LEADS_FALLBACK_STORAGE): where a lead waits, already answered 202 with its id, while
 the main table is unreachable. Ideally another storage account in another region (infra/main.bicep
 `fallbackStorageLocation`). One row per lead keyed by the lead's fingerprint, so a lead Partner Center
-sends again during the outage gets the same id. The sweeper moves the rows (leads/recovery.py)."""
+sends again during the outage gets the same id; a lead that names no customer has no fingerprint and is
+keyed by its own id (never merged with another). The sweeper moves the rows (leads/recovery.py)."""
 
 from __future__ import annotations
 
@@ -51,18 +52,19 @@ class FallbackTable:
             self.create_table()  # Bicep creates it in Azure; a fresh Azurite needs it made
             return operation()
 
-    def hold(self, lead_id: str, fingerprint: str, received_at: datetime, body: bytes) -> Added:
+    def hold(self, lead_id: str, fingerprint: str | None, received_at: datetime, body: bytes) -> Added:
+        key = fingerprint or f"id:{lead_id}"
         chunks = [body[i : i + _CHUNK] for i in range(0, len(body), _CHUNK)] or [b""]
         if len(chunks) > _MAX_CHUNKS:
             raise StorageUnavailableError("The lead is too large for the fallback table.")
-        entity: dict[str, Any] = {"PartitionKey": HELD_PARTITION, "RowKey": fingerprint, "LeadId": lead_id,
+        entity: dict[str, Any] = {"PartitionKey": HELD_PARTITION, "RowKey": key, "LeadId": lead_id,
                                   "ReceivedAt": received_at, "Chunks": len(chunks)}
         entity.update({f"Body{index}": chunk for index, chunk in enumerate(chunks)})
         try:
             self._call("hold the lead", lambda: self.table.create_entity(entity))
             return Added(lead_id, duplicate=False)
         except ResourceExistsError:
-            existing = self._call("read the held lead", lambda: self.table.get_entity(HELD_PARTITION, fingerprint))
+            existing = self._call("read the held lead", lambda: self.table.get_entity(HELD_PARTITION, key))
             return Added(str(existing["LeadId"]), duplicate=True)
 
     def held(self, limit: int = 100) -> list[HeldLead]:
@@ -75,6 +77,6 @@ class FallbackTable:
 
         return self._call("list the held leads", run)
 
-    def release(self, fingerprint: str) -> None:
+    def release(self, key: str) -> None:
         with suppress(ResourceNotFoundError):
-            self._call("release the held lead", lambda: self.table.delete_entity(HELD_PARTITION, fingerprint))
+            self._call("release the held lead", lambda: self.table.delete_entity(HELD_PARTITION, key))

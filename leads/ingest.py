@@ -58,7 +58,7 @@ class IngestService:
                             policy.initial_deliveries(lead, self.crm_flags, self.settings.forward_test_leads))
         try:
             added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
-                                   outbox_due=now + ENQUEUE_GRACE)
+                                   outbox_due=now + ENQUEUE_GRACE, body=body)
         except StorageUnavailableError as error:
             return self._storage_down(stored, lead.fingerprint(), body, error)
         if not added.duplicate:
@@ -76,7 +76,7 @@ class IngestService:
             # Stored with its outbox row: the sweeper enqueues it. The lead is safe, so say 202.
             log.warning("lead %s stored but not enqueued; the sweeper will deliver it", stored.id)
 
-    def _storage_down(self, stored: StoredLead, fingerprint: str, body: bytes,
+    def _storage_down(self, stored: StoredLead, fingerprint: str | None, body: bytes,
                       error: StorageUnavailableError) -> Answer:
         """The main table is down: the fallback table (202, moved by the sweeper), else disk and 503."""
         if self.fallback is not None:
@@ -94,7 +94,7 @@ class IngestService:
             "The lead could not be stored because storage is unavailable. "
             + ("A copy was kept on the app's disk and will be stored if that disk is still there when storage "
                "returns; " if kept else "")
-            + "please retry later (a repeated lead is recognised, not duplicated).")},
+            + "please retry later (a repeated lead that names its customer is recognised, not duplicated).")},
             headers={"Retry-After": "30"})
 
     def store_body(self, body: bytes, received_at: datetime, lead_id: str = "") -> Added | None:

@@ -2,7 +2,8 @@
 
 The first message carries the lead as stored and its ETag, so the delivery can claim it without reading
 it back: ingest (1 transaction) + enqueue (1) + claim (1) + record (1) = 4 storage calls per lead.
-Retries and sweeps carry only the id and read the lead."""
+Retries and sweeps carry only the id and read the lead, and so does a first message whose lead is too big to
+travel inline."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from leads.azure_limits import queue_message_fits
 from leads.model import DeliveryState, Lead, StoredLead, iso, parse_iso
-
-# Queue messages are limited to 64 KiB after base64 (4/3): keep the inline copy well below.
-MAX_INLINE_CHARS = 40_000
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,8 @@ class DeliveryMessage:
                 "deliveries": {k: vars(v) for k, v in self.snapshot.deliveries.items()},
             }
             with_snapshot = json.dumps({**payload, "etag": self.etag, "snapshot": snapshot}, ensure_ascii=False)
-            if len(with_snapshot) <= MAX_INLINE_CHARS:
+            # Too big for one message (64 KiB after base64 of its UTF-8): the id alone; delivery reads the lead.
+            if queue_message_fits(with_snapshot):
                 return with_snapshot
         return json.dumps(payload)
 

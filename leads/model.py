@@ -125,10 +125,33 @@ class Lead:
             extra=dict(data.get("extra", {})),
         )
 
-    def fingerprint(self) -> str:
-        """Same content, same fingerprint, whatever the key casing or spacing it arrived with."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    @property
+    def identifies_customer(self) -> bool:
+        """Whether the lead names someone: an e-mail, a name or a company. A `.edu` lead (Microsoft withholds
+        its personal data) or an empty test lead does not, and two of them are not the same lead."""
+        c = self.customer
+        return any((c.email, c.first_name, c.last_name, c.company))
+
+    def fingerprint(self) -> str | None:
+        """Same content, same fingerprint, whatever the key casing or spacing it arrived with (unknown
+        fields' keys included); None for a lead that identifies no customer: it is never a duplicate."""
+        if not self.identifies_customer:
+            return None
+        content = self.to_dict()
+        if self.extra:  # (a lead without unknown fields keeps the fingerprint it had before this folding)
+            content["extra"] = _case_folded(self.extra)
+        canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _case_folded(value: Any) -> Any:
+    """Keys lower-cased at every level; pairs sorted, so `{"A": 1, "a": 2}` has one stable form."""
+    if isinstance(value, dict):
+        pairs = [[str(k).lower(), _case_folded(v)] for k, v in value.items()]
+        return sorted(pairs, key=lambda pair: json.dumps(pair, sort_keys=True))
+    if isinstance(value, list):
+        return [_case_folded(v) for v in value]
+    return value
 
 
 # Per-destination delivery states.
@@ -169,6 +192,8 @@ class StoredLead:
     received_at: datetime
     lead: Lead
     deliveries: dict[str, DeliveryState] = field(default_factory=dict)
+    duplicates: int = 0  # later arrivals of the same lead (within the de-duplication window)
+    last_duplicate_at: datetime | None = None
 
     @property
     def status(self) -> str:

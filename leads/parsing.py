@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from leads.azure_limits import without_lone_surrogates
 from leads.errors import LeadValidationError
 from leads.model import TEST_MARKER, Customer, Lead, LeadSource
 
@@ -48,7 +49,19 @@ def parse_lead(body: bytes) -> Lead:
         raise LeadValidationError(
             f"The body is nested more than {MAX_NESTING} levels deep; a lead is a flat object.", reason="too_deep"
         )
-    return _lead_from_object(document)
+    return _lead_from_object(_clean(document))
+
+
+def _clean(value: Any) -> Any:
+    """Lone surrogates (`"\\ud800"` is valid JSON) in keys and values become U+FFFD: such text cannot be
+    stored, queued or sent. The raw body is kept with the lead, so nothing is lost."""
+    if isinstance(value, str):
+        return without_lone_surrogates(value)
+    if isinstance(value, dict):
+        return {without_lone_surrogates(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _depth(document: Any) -> int:
@@ -155,7 +168,7 @@ def _customer(fields: dict[str, tuple[str, Any]]) -> tuple[Customer, dict[str, A
         if isinstance(details, str) and details.strip():
             # The Azure Table destination stores CustomerInfo as a JSON string (docs/marketplace-leads.md §3).
             try:
-                details = json.loads(details)
+                details = _clean(json.loads(details))  # its escapes may hold lone surrogates too
             except (ValueError, RecursionError):
                 raise LeadValidationError(
                     f"Field {key!r} must hold a JSON object (as text); it does not parse.",

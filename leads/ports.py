@@ -37,7 +37,8 @@ class RejectedRequest:
 
 
 class LeadStore(Protocol):
-    def add(self, stored: StoredLead, fingerprint: str, window: timedelta, outbox_due: datetime) -> Added: ...
+    def add(self, stored: StoredLead, fingerprint: str | None, window: timedelta, outbox_due: datetime,
+            body: bytes = b"") -> Added: ...
     def quarantine(self, rejected: RejectedRequest) -> None: ...
     def load(self, lead_id: str) -> Versioned | None: ...
     def save(self, stored: StoredLead, etag: str, outbox_due: datetime | None,
@@ -53,14 +54,15 @@ class HeldLead:
     """A lead answered 202 while the main table was down, kept in the fallback table until it is moved."""
 
     lead_id: str
-    fingerprint: str
+    key: str  # its row key: the lead's fingerprint, or its id when the lead names no customer
     received_at: datetime
     body: bytes
 
 
 class HeldLeads(Protocol):
-    """The fallback table (LEADS_FALLBACK_STORAGE): one row per lead, keyed by its fingerprint."""
+    """The fallback table (LEADS_FALLBACK_STORAGE): one row per lead, keyed by its fingerprint (so a repeat
+    gets the same id), or by its id when it has none (a lead that names no customer is never merged)."""
 
-    def hold(self, lead_id: str, fingerprint: str, received_at: datetime, body: bytes) -> Added: ...
+    def hold(self, lead_id: str, fingerprint: str | None, received_at: datetime, body: bytes) -> Added: ...
     def held(self, limit: int = 100) -> list[HeldLead]: ...
-    def release(self, fingerprint: str) -> None: ...
+    def release(self, key: str) -> None: ...

@@ -112,7 +112,7 @@ class Recovery:
         for lead in held:
             try:
                 added = self.ingest.store_body(lead.body, lead.received_at, lead.lead_id)
-                self.fallback.release(lead.fingerprint)
+                self.fallback.release(lead.key)
             except StorageUnavailableError as error:
                 log.warning("held lead %s not moved yet: %s", lead.lead_id, error.explanation)
                 if not self._answers():

@@ -28,6 +28,7 @@ def status_report(rt: Runtime, recent: int = 20) -> dict[str, Any]:
                 "received_at": iso(stored.received_at),
                 "status": stored.status,
                 "test": stored.lead.is_test,
+                "duplicate_arrivals": stored.duplicates,  # the same lead received again (de-duplicated)
                 "deliveries": {name: {"state": d.state, "attempts": d.attempts, "last_error": d.last_error}
                                for name, d in stored.deliveries.items()},
             }

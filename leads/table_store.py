@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from leads import keys
+from leads.azure_limits import BINARY_CHUNK_BYTES, STRING_CHUNK_UNITS, chunk_utf16, without_lone_surrogates
 from leads.breaker import Breaker
 from leads.errors import ConcurrentUpdateError, StorageUnavailableError
 from leads.model import DeliveryState, Lead, StoredLead, parse_iso
@@ -30,9 +32,11 @@ from leads.policy import needs_attention
 from leads.ports import Added, RejectedRequest, Versioned
 
 T = TypeVar("T")
-_CHUNK = 30_000  # a string property holds 64 KiB of UTF-16 (32K characters): stay under it
+log = logging.getLogger("leads.table_store")
+_DUPLICATE_TRIES = 5
+_CHUNK = STRING_CHUNK_UNITS  # a string property holds 64 KiB of UTF-16 (32K code units): stay under it
 _SHOWN = 1_000  # display columns are truncated; the full lead is in the Lead column(s)
-_BINARY_CHUNK = 32 * 1024
+_BINARY_CHUNK = BINARY_CHUNK_BYTES
 
 
 @contextmanager
@@ -54,7 +58,8 @@ def _code(error: HttpResponseError) -> str:
 
 
 def _chunks(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+    """Pieces of at most `size` UTF-16 code units (Azure's unit: an emoji counts two), pairs kept whole."""
+    return chunk_utf16(text, size)
 
 
 def _joined(entity: dict[str, Any], name: str) -> str:
@@ -65,9 +70,14 @@ def _joined(entity: dict[str, Any], name: str) -> str:
     return "".join(parts)
 
 
-def lead_entity(stored: StoredLead) -> dict[str, Any]:
+def lead_entity(stored: StoredLead, body: bytes = b"") -> dict[str, Any]:
     """Readable columns (as Partner Center's Azure Table destination has, CustomerInfo split out, #38995)
-    plus the whole lead as JSON."""
+    plus the whole lead as JSON, plus the request body as received (binary `Body0`, `Body1`).
+
+    Within Azure's limits for any body of at most 64 KiB (leads/azure_limits.py): display columns are cut
+    to 1,000 characters, the JSON is split into 30,000-code-unit strings (at most about 3 x 64K code units,
+    as `campaign` and the parsed LeadSource repeat what they are read from: ~400 KB of the 1 MiB), the body
+    into 32 KiB binaries."""
     lead, customer = stored.lead, stored.lead.customer
     entity: dict[str, Any] = {
         "PartitionKey": keys.LEADS_PARTITION,
@@ -77,7 +87,7 @@ def lead_entity(stored: StoredLead) -> dict[str, Any]:
         "Status": stored.status,
         "IsTest": lead.is_test,
         "IsEdu": lead.is_edu,
-        "ActionCode": lead.action,
+        "ActionCode": lead.action[:_SHOWN],
         "OfferTitle": lead.offer_title[:_SHOWN],
         "LeadSource": lead.lead_source.raw[:_SHOWN],
         "FirstName": customer.first_name[:_SHOWN],
@@ -91,6 +101,10 @@ def lead_entity(stored: StoredLead) -> dict[str, Any]:
     }
     for index, chunk in enumerate(_chunks(json.dumps(lead.to_dict(), ensure_ascii=False), _CHUNK)):
         entity["Lead" if index == 0 else f"Lead_{index}"] = chunk
+    if body:
+        entity["BodyBytes"] = len(body)
+        for index in range(0, len(body), _BINARY_CHUNK):
+            entity[f"Body{index // _BINARY_CHUNK}"] = body[index : index + _BINARY_CHUNK]
     return entity
 
 
@@ -102,7 +116,18 @@ def stored_from_entity(entity: dict[str, Any]) -> StoredLead:
         received_at=received if isinstance(received, datetime) else parse_iso(str(received)) or received,
         lead=Lead.from_dict(json.loads(_joined(entity, "Lead"))),
         deliveries={name: DeliveryState(**state) for name, state in deliveries.items()},
+        duplicates=int(entity.get("DuplicateCount") or 0),
+        last_duplicate_at=entity.get("LastDuplicateAt"),
     )
+
+
+def raw_body_of(entity: dict[str, Any]) -> bytes:
+    """The request body a lead row was stored from (before lone surrogates were replaced)."""
+    parts, index = [], 0
+    while f"Body{index}" in entity:
+        parts.append(bytes(entity[f"Body{index}"]))
+        index += 1
+    return b"".join(parts)
 
 
 def _delivery_columns(stored: StoredLead) -> dict[str, Any]:
@@ -164,12 +189,19 @@ class LeadTable:
             return operation()
 
     # --- ingest -----------------------------------------------------------------------------------
-    def add(self, stored: StoredLead, fingerprint: str, window: timedelta, outbox_due: datetime) -> Added:
-        """Store a new lead, its marker and its outbox row in one transaction; or, if the same payload
-        arrived within `window`, return that lead's id as a duplicate. Atomic: never half-stored."""
+    def add(self, stored: StoredLead, fingerprint: str | None, window: timedelta, outbox_due: datetime,
+            body: bytes = b"") -> Added:
+        """Store a new lead (with the request `body` as received), its marker and its outbox row in one
+        transaction; or, if the same payload arrived within `window`, count the arrival on that lead and
+        return its id as a duplicate. No fingerprint: no marker, always a new lead. Atomic: never
+        half-stored."""
+        new_rows: list[Any] = [("create", lead_entity(stored, body)),
+                               ("create", _outbox_entity(stored.id, outbox_due))]
+        if fingerprint is None:
+            result = self._call("store the lead", lambda: self.leads.submit_transaction(new_rows))
+            return Added(stored.id, duplicate=False, etag=result[0]["etag"])
         marker = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.dedupe_row_key(fingerprint),
                   "LeadId": stored.id, "ReceivedAt": stored.received_at}
-        new_rows: list[Any] = [("create", lead_entity(stored)), ("create", _outbox_entity(stored.id, outbox_due))]
         try:
             result = self._call("store the lead", lambda: self.leads.submit_transaction(
                 [("create", marker), *new_rows]))
@@ -180,6 +212,7 @@ class LeadTable:
         existing = self._call("read the de-duplication marker", lambda: self.leads.get_entity(
             keys.LEADS_PARTITION, keys.dedupe_row_key(fingerprint)))
         if stored.received_at - existing["ReceivedAt"] < window:
+            self._count_duplicate(str(existing["LeadId"]), stored.received_at)
             return Added(str(existing["LeadId"]), duplicate=True)
         # Same payload, but long ago: a new lead. The marker moves to it, unless someone else moved it first.
         marker_update = ("update", marker, {"mode": UpdateMode.REPLACE, "etag": existing.metadata["etag"],
@@ -187,8 +220,35 @@ class LeadTable:
         try:
             result = self._call("store the lead", lambda: self.leads.submit_transaction([marker_update, *new_rows]))
         except TableTransactionError:
-            return self.add(stored, fingerprint, window, outbox_due)
+            return self.add(stored, fingerprint, window, outbox_due, body)
         return Added(stored.id, duplicate=False, etag=result[1]["etag"])
+
+    def _count_duplicate(self, lead_id: str, at: datetime) -> None:
+        """`DuplicateCount` + 1 and `LastDuplicateAt` on the original lead: a MERGE conditional on the ETag
+        just read, retried when concurrent duplicates (or a delivery) changed the row meanwhile. Best
+        effort: the lead is safe either way, so a failure here is logged, not answered with a 503."""
+        row_key = keys.lead_row_key(lead_id)
+
+        def count() -> None:
+            entity = self.leads.get_entity(keys.LEADS_PARTITION, row_key,
+                                           select=["DuplicateCount", "LastDuplicateAt"])
+            last = entity.get("LastDuplicateAt")
+            counted = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": row_key,
+                       "DuplicateCount": int(entity.get("DuplicateCount") or 0) + 1,
+                       "LastDuplicateAt": max(last, at) if isinstance(last, datetime) else at}
+            self.leads.update_entity(counted, mode=UpdateMode.MERGE, etag=entity.metadata["etag"],
+                                     match_condition=MatchConditions.IfNotModified)
+
+        for _ in range(_DUPLICATE_TRIES):
+            try:
+                self._call("count a duplicate", count)
+                return
+            except ResourceModifiedError:
+                continue
+            except (ResourceNotFoundError, StorageUnavailableError) as error:
+                log.warning("duplicate of lead %s not counted (%s)", lead_id, type(error).__name__)
+                return
+        log.warning("duplicate of lead %s not counted: the lead kept changing", lead_id)
 
     # --- delivery ---------------------------------------------------------------------------------
     def load(self, lead_id: str) -> Versioned | None:
@@ -302,9 +362,10 @@ class LeadTable:
             "ReceivedAt": rejected.received_at,
             "Reason": rejected.reason,
             "Status": rejected.status,
-            "Message": rejected.message[:_SHOWN],
-            "Method": rejected.method[:20],
-            "ContentType": rejected.content_type[:200],
+            # Within Azure's limits whatever was sent: short texts without lone surrogates, 2 x 32 KiB of body.
+            "Message": without_lone_surrogates(rejected.message[:_SHOWN]),
+            "Method": without_lone_surrogates(rejected.method[:20]),
+            "ContentType": without_lone_surrogates(rejected.content_type[:200]),
             "BodyBytes": len(rejected.body),
             "Truncated": len(rejected.body) > len(body),
         }

@@ -1,5 +1,8 @@
 """Shared fixtures: real Azurite, a real SMTP server, and the app served by the local host.
 
+- Every test runs under Azure's storage size limits (`azure_limits`, autouse): a request Azure would
+  refuse fails the test even where Azurite accepts it.
+
 - `azurite` (session): `.connection_string` of an in-memory Azurite on free ports.
 - `smtp_server`: a started plain SmtpServer (tests/support/smtp.py); `smtp_server_factory(**options)`
   for AUTH / STARTTLS / SSL. Both are stopped after the test.
@@ -28,6 +31,7 @@ import pytest
 from devhost.azurite import Azurite
 from devhost.flex import FlexHost
 from devhost.host import LocalHost
+from tests.support.azure_limits_enforcer import ENFORCER
 from tests.support.azurite import PROJECT_ROOT, start_test_azurite
 from tests.support.smtp import SmtpServer
 
@@ -36,6 +40,25 @@ pytest_plugins = ("tests.support.azure_ad",)
 
 # Modules whose import-time values depend on the environment (the trigger's queue name): imported afresh.
 FRESH_MODULE_PREFIXES: tuple[str, ...] = ("leads.triggers",)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def azure_limits() -> Iterator[None]:
+    """Every storage request in the session is held to Azure's size limits (Azurite does not enforce them):
+    see tests/support/azure_limits_enforcer.py."""
+    ENFORCER.install()
+    yield
+    ENFORCER.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def no_request_over_azure_limits(azure_limits: None) -> Iterator[None]:
+    """Fail a test in which any storage request would have been refused by Azure, even if the app caught
+    the error (the HTTP trigger turns any exception into a 503)."""
+    ENFORCER.take_violations()
+    yield
+    violations = ENFORCER.take_violations()
+    assert not violations, f"requests Azure would refuse: {violations}"
 
 
 @pytest.fixture(scope="session")

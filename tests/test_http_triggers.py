@@ -149,6 +149,8 @@ def test_status_lists_recent_leads_and_open_breakers_without_personal_data(app_e
     from leads.model import utcnow
 
     lead_id = json.loads(call(http.ingest_lead, body=(SAMPLES / "camelcase-wire.json").read_bytes()).get_body())["id"]
+    again = json.loads(call(http.ingest_lead, body=(SAMPLES / "camelcase-wire.json").read_bytes()).get_body())
+    assert (again["id"], again["duplicate"]) == (lead_id, True)
     runtime_module.runtime().table.record_breaker(
         Breaker("hubspot", "HubSpot refused the token: set LEADS_HUBSPOT_TOKEN.", utcnow() + timedelta(minutes=5)),
         "hubspot")
@@ -157,6 +159,7 @@ def test_status_lists_recent_leads_and_open_breakers_without_personal_data(app_e
     report = json.loads(response.get_body())
     assert [lead["id"] for lead in report["recent_leads"]] == [lead_id]
     assert report["recent_leads"][0]["deliveries"]["email"]["state"] == "pending"
+    assert report["recent_leads"][0]["duplicate_arrivals"] == 1  # the repeat is accounted for on the lead
     assert report["open_breakers"][0]["destination"] == "hubspot"
     text = response.get_body().decode()
     assert "Ana" not in text and "ana.lopez" not in text and "600 000" not in text

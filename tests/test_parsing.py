@@ -79,6 +79,36 @@ def test_same_lead_in_both_casings_has_the_same_fingerprint() -> None:
     assert parse_lead(json.dumps(other).encode()).fingerprint() != parse_lead(json.dumps(camel).encode()).fingerprint()
 
 
+def test_unknown_fields_keys_are_compared_case_insensitively_in_the_fingerprint() -> None:
+    pascal = {"UserDetails": {"Email": "ana@x.example", "Department": "IT"}, "CustomField": {"Inner": [1, {"A": 2}]}}
+    camel = {"userDetails": {"email": "ana@x.example", "department": "IT"}, "customField": {"inner": [1, {"a": 2}]}}
+    assert parse_lead(json.dumps(pascal).encode()).fingerprint() == parse_lead(json.dumps(camel).encode()).fingerprint()
+    changed = {**camel, "customField": {"inner": [1, {"a": 3}]}}
+    assert parse_lead(json.dumps(changed).encode()).fingerprint() != parse_lead(
+        json.dumps(camel).encode()).fingerprint()
+    both = {**camel, "CUSTOMFIELD": 1}  # two keys that differ only in casing still give one stable fingerprint
+    assert parse_lead(json.dumps(both).encode()).fingerprint() == parse_lead(
+        json.dumps(dict(reversed(list(both.items())))).encode()).fingerprint()
+
+
+@pytest.mark.parametrize("details", [{}, {"Country": "US", "Phone": "", "Title": "Teacher"}, None])
+def test_a_lead_that_identifies_no_customer_has_no_fingerprint(details: object) -> None:
+    """The `.edu` shape: Microsoft withholds the personal data, so two such leads look alike but are not one."""
+    lead = parse_lead(json.dumps({"UserDetails": details, "OfferTitle": "Lead Router", "ActionCode": "INS"}).encode())
+    assert not lead.identifies_customer and lead.fingerprint() is None
+    for named in ({"Email": "a@b.example"}, {"FirstName": "Ana"}, {"LastName": "Lopez"}, {"Company": "Contoso"}):
+        assert parse_lead(json.dumps({"UserDetails": named}).encode()).fingerprint() is not None
+
+
+def test_lone_surrogates_become_replacement_characters_in_keys_and_values() -> None:
+    lead = parse_lead(b'{"UserDetails": {"FirstName": "Jo\\ud800e"}, "Note\\udc00": ["\\udfff", {"k\\ud83d": 1}],'
+                      b' "Description": "\\ud83d\\ude00"}')
+    assert lead.customer.first_name == "Jo\ufffde"
+    assert lead.extra == {"Note\ufffd": ["\ufffd", {"k\ufffd": 1}]}
+    assert lead.description == "\U0001F600"  # a valid pair is one character, kept
+    json.dumps(lead.to_dict(), ensure_ascii=False).encode("utf-8")  # encodable everywhere now
+
+
 def test_unknown_action_code_is_kept_not_rejected() -> None:
     lead = parse_lead(b'{"ActionCode": "XYZ"}')
     assert lead.action == "XYZ"
@@ -193,7 +223,8 @@ def test_any_json_object_parses_or_raises_only_the_validation_error(document: di
     except LeadValidationError as error:
         assert error.status == 400
     else:
-        assert len(lead.fingerprint()) == 64
+        fingerprint = lead.fingerprint()
+        assert fingerprint is None if not lead.identifies_customer else len(fingerprint or "") == 64
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.iterdir()), ids=lambda p: p.name)

@@ -3,6 +3,7 @@ blocking the others (leads/recovery.py), on a real Azurite."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -55,10 +56,11 @@ class RefusingStore(LeadTable):
 
     refused_offer = "Refused"
 
-    def add(self, stored: StoredLead, fingerprint: str, window: timedelta, outbox_due: datetime) -> Added:
+    def add(self, stored: StoredLead, fingerprint: str | None, window: timedelta, outbox_due: datetime,
+            body: bytes = b"") -> Added:
         if stored.lead.offer_title == self.refused_offer:
             raise StorageUnavailableError("Table storage refused the lead (PropertyValueTooLarge).")
-        return super().add(stored, fingerprint, window, outbox_due)
+        return super().add(stored, fingerprint, window, outbox_due, body)
 
 
 def test_a_body_storage_refuses_is_set_aside_and_quarantined_and_later_files_go_on(pipeline_up: Pipeline,
@@ -110,6 +112,19 @@ def test_the_same_lead_held_twice_gets_the_same_id(azurite) -> None:
     assert (second.lead_id, second.duplicate) == (first.lead_id, True)
     [row] = fallback.held()
     assert (row.lead_id, row.body) == (first.lead_id, raw)
+
+
+def test_two_leads_that_name_no_customer_are_held_as_two(azurite) -> None:
+    """The .edu shape (Microsoft withholds the personal data): no fingerprint, so never merged, even here."""
+    settings = load_settings({"AzureWebJobsStorage": "x", "LEADS_FALLBACK_STORAGE": azurite.connection_string})
+    assert settings.fallback_storage is not None
+    fallback = FallbackTable(table_service(settings.fallback_storage), "heldnoone")
+    raw = json.dumps({"OfferTitle": "Contoso Analytics", "UserDetails": {}}).encode()
+    assert parse_lead(raw).fingerprint() is None
+    first = fallback.hold("20260101T000000000Z-00000001", None, utcnow(), raw)
+    second = fallback.hold("20260101T000001000Z-00000002", None, utcnow(), raw)
+    assert not first.duplicate and not second.duplicate
+    assert sorted(row.lead_id for row in fallback.held()) == [first.lead_id, second.lead_id]
 
 
 @pytest.fixture
