@@ -27,6 +27,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the server itself binds (asyncio sets SO_REUSEADDR): a port left in TIME_WAIT by the previous
+        # `make run` is free, so the catcher keeps port 1025 and `python -m leads doctor` still finds it.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
