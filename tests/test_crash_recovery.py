@@ -8,9 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,17 +18,11 @@ from leads.model import DELIVERED, SENDING
 from tests.support.azurite import PROJECT_ROOT
 from tests.support.crash_worker import FileRecordingDestination
 from tests.support.pipeline import build_pipeline
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.azurite, pytest.mark.timeout(60)]
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_killed_worker_resends_only_the_call_in_flight(azurite, tmp_path: Path) -> None:
@@ -51,15 +43,15 @@ def test_a_killed_worker_resends_only_the_call_in_flight(azurite, tmp_path: Path
             loaded = pipeline.table.load(lead_id)
             return loaded.stored.deliveries[name].state if loaded else ""
 
-        wait_for(lambda: state("email") == DELIVERED)  # e-mail's answer is in the table ...
+        wait_until(lambda: state("email") == DELIVERED)  # e-mail's answer is in the table ...
         assert state("webhook") == SENDING  # ... while the webhook call is still in flight
-        wait_for(lambda: destinations["webhook"].receipts() == [lead_id])
+        wait_until(lambda: destinations["webhook"].receipts() == [lead_id])
     finally:
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
 
     # The lease (2 s here) runs out; the outbox row says the lead is due again.
-    wait_for(lambda: [item.lead_id for item in pipeline.table.due_work(pipeline.clock())] == [lead_id])
+    wait_until(lambda: [item.lead_id for item in pipeline.table.due_work(pipeline.clock())] == [lead_id])
     report = pipeline.delivery.handle(DeliveryMessage(lead_id))
     assert report.sent == {"webhook": DELIVERED}  # only the destination whose call was in flight
     assert destinations["email"].receipts() == [lead_id]  # e-mail received the lead exactly once

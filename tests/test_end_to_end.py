@@ -8,7 +8,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from leads.settings import load_settings
 from leads.table_store import LeadTable
 from tests.support.samples import SAMPLES
 from tests.support.smtp import SmtpServer
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(120)]
 ACCEPTED = ["partner-center-doc-sample.json", "camelcase-wire.json", "faq-test-lead.json",
@@ -52,13 +52,6 @@ def lead_table(env: dict[str, str], azurite: Any) -> LeadTable:
     return LeadTable(table_service(settings.storage), settings.table, settings.quarantine_table)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_each_sample_is_stored_and_mailed_once_and_a_repeat_sends_nothing(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from leads.sweeper import Sweeper
 from leads.table_store import OutboxItem
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 from tests.support.samples import sample_bytes
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.azurite
 
@@ -288,7 +288,7 @@ def test_a_poison_message_marks_nothing_failed_and_brings_the_lead_back_later(pi
     email.gate = threading.Event()  # e-mail is being sent (a live claim) when the poison message is handled
     worker = threading.Thread(target=pipeline.delivery.handle, args=(message,))
     worker.start()
-    wait_for(lambda: pipeline.table.load(answer.body["id"]).stored.deliveries["email"].state == SENDING)  # type: ignore[union-attr]
+    wait_until(lambda: pipeline.table.load(answer.body["id"]).stored.deliveries["email"].state == SENDING)  # type: ignore[union-attr]
     pipeline.delivery.requeue_poisoned(DeliveryMessage(answer.body["id"]))
     lead = pipeline.table.load(answer.body["id"]).stored  # type: ignore[union-attr]
     assert lead.deliveries["email"].state == SENDING  # the live claim is not overridden
@@ -413,22 +413,13 @@ def test_each_answer_is_recorded_when_it_comes_not_after_the_slowest(pipeline: P
     hubspot.gate = threading.Event()  # HubSpot is slow; e-mail answers at once
     worker = threading.Thread(target=pipeline.delivery.handle, args=(message,))
     worker.start()
-    wait_for(lambda: pipeline.table.load(answer.body["id"]).stored.deliveries["email"].state == DELIVERED)  # type: ignore[union-attr]
+    wait_until(lambda: pipeline.table.load(answer.body["id"]).stored.deliveries["email"].state == DELIVERED)  # type: ignore[union-attr]
     assert pipeline.table.load(answer.body["id"]).stored.deliveries["hubspot"].state == SENDING  # type: ignore[union-attr]
     hubspot.gate.set()
     worker.join()
     assert pipeline.table.load(answer.body["id"]).stored.status == DELIVERED  # type: ignore[union-attr]
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_an_unexpected_error_is_retried_and_logged_without_its_message(pipeline: Pipeline,

@@ -23,7 +23,8 @@ from tests.devhost.http_client import call
 from tests.support.azurite import start_test_azurite
 from tests.support.smtp import SmtpServer
 from tests.support.tcp_proxy import SwitchableProxy
-from tests.test_end_to_end import app_env, lead_table, post, wait_until
+from tests.support.waiting import wait_until
+from tests.test_end_to_end import app_env, lead_table, post
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(180)]
 LEADS = 5

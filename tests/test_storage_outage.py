@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from tests.support.azurite import PROJECT_ROOT
 from tests.support.fake_http import FakeServer, Recorded, Reply
 from tests.support.smtp import SmtpServer
 from tests.support.tcp_proxy import SwitchableProxy
+from tests.support.waiting import wait_until
 from tests.test_end_to_end import lead_table
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(120)]
@@ -48,13 +48,6 @@ def lead_body(n: int, note: str = "") -> bytes:
                        "ActionCode": "INS", "OfferTitle": "Lead Router", "Description": f"lead {n} {note}"}).encode()
 
 
-def wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_table_outage_during_traffic_ends_with_every_lead_delivered_once_and_none_failed(

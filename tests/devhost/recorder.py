@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from tests.support.waiting import wait_until
 
 
 @dataclass
@@ -25,10 +25,4 @@ def reset() -> Recorder:
     return RECORDER
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "the condition") -> None:
-    """Poll `condition` until true; fail with `what` after `timeout` seconds (no timed assertions)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+__all__ = ["RECORDER", "Recorder", "reset", "wait_until"]
