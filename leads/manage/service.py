@@ -201,9 +201,9 @@ def _matches(filters: LeadFilter, row: dict[str, Any], deliveries: dict[str, Del
         return False
     if filters.status in (DELIVERED, SKIPPED) and views.lead_status(DELIVERED, deliveries) != filters.status:
         return False
-    if filters.destination:
-        state = deliveries.get(filters.destination)
-        if state is None or (filters.destination_state and state.state != filters.destination_state):
+    if filters.destination or filters.destination_state:  # a state alone: any destination in it
+        states = [d for name, d in deliveries.items() if filters.destination in (None, name)]
+        if not any(filters.destination_state in (None, d.state) for d in states):
             return False
     if filters.offer:
         needle = filters.offer.casefold()
