@@ -63,9 +63,9 @@ def _json_body(request: Request) -> dict[str, Any]:
 
 
 def _optional_text(document: dict[str, Any], name: str) -> str | None:
-    value = document.get(name)
-    if value is None:
+    if name not in document:
         return None
+    value = document[name]
     if not isinstance(value, str) or not value.strip() or len(value) > 100:
         raise BadRequestError(f"{name} must be a non-empty text of at most 100 characters.", parameter=name)
     return value.strip().lower()
@@ -73,8 +73,8 @@ def _optional_text(document: dict[str, Any], name: str) -> str | None:
 
 def _moment(document: dict[str, Any], name: str) -> Any:
     value = document.get(name)
-    if value is not None and not isinstance(value, str):
-        raise BadRequestError(f"{name} must be an ISO-8601 text.", parameter=name)
+    if name in document and not isinstance(value, str):
+        raise BadRequestError(f"{name} must be an ISO-8601 text such as 2026-11-30.", parameter=name)
     return parse_moment(value, name)
 
 
