@@ -256,7 +256,7 @@ module keyVault 'modules/keyvault.bicep' = {
 // Secrets: each secure parameter goes to its own Key Vault secret, named after the setting with dashes (Key
 // Vault names allow letters, digits and dashes). Written only when given, so a redeploy without the values
 // keeps secrets rotated in the vault with `az keyvault secret set`. An unwritten secret leaves its Key Vault
-// reference unresolved, which matters only if that destination is switched on (README: Secrets).
+// reference unresolved, which matters only if that destination is switched on (docs/deploy.md: Secrets).
 module kvLeadsSmtpPassword 'modules/keyvault-secret.bicep' = if (!empty(leadsSmtpPassword)) {
   name: 'secret-leads-smtp-password'
   scope: rg
