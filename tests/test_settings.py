@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from leads.errors import SettingsError
-from leads.settings import SETTINGS, load_settings
-from leads.settings_doc import render_document
+from leads.settings import SETTINGS, Setting, load_settings
+from leads.settings_doc import render_document, render_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
@@ -31,6 +31,12 @@ def test_the_settings_page_tables_are_the_registry_regenerated() -> None:
     assert render_document(page) == page
     documented = re.findall(r"^\| `([^`]+)` \|", page, flags=re.MULTILINE)
     assert sorted(documented) == sorted(s.name for s in SETTINGS)
+
+
+def test_a_new_group_gets_its_own_table_and_a_pipe_cannot_break_a_row() -> None:
+    tables = render_tables((Setting("LEADS_X", "a|b", "One | two.", secret=True, group="console"),))
+    assert tables.splitlines() == ["**Console**", "", "| Setting | Default | What it does |", "|---|---|---|",
+                                   "| `LEADS_X` | `a\\|b` | One \\| two. *(secret)* |"]
 
 
 def test_defaults() -> None:
