@@ -1,0 +1,224 @@
+"""`python -m leads`: every command against real Azurite, run as a process where the process matters (exit
+codes, what is printed, settings read like `make run`) and in this process for the many filter cases."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leads.destinations.base import Skipped
+from leads.errors import LeadRejectedError
+from leads.messages import DeliveryMessage
+from tests.conftest import clear_cached_functions
+from tests.support.azurite import PROJECT_ROOT
+from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
+
+pytestmark = [pytest.mark.azurite, pytest.mark.timeout(120)]
+
+SUMMARY_KEYS = {"id", "received_at", "status", "test", "edu", "action", "action_meaning", "offer", "company",
+                "country", "name", "email", "duplicate_arrivals", "deliveries"}
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def lead_body(company: str, email: str, first: str = "Ana", last: str = "Lopez", action: str = "INS",
+              offer: str = "Lead Router", test: bool = False, **more: str) -> bytes:
+    marker = "MSFT_TEST_636573304831318844" if test else ""
+    return json.dumps({
+        "userDetails": {"FirstName": marker or first, "LastName": marker or last, "Email": email,
+                        "Phone": more.get("phone", "600000000"), "Country": more.get("country", "ES"),
+                        "Company": marker or company, "Title": more.get("title", "CTO")},
+        "LeadSource": "AzureMarketplace", "ActionCode": action, "OfferTitle": offer,
+        "Description": more.get("description", "hello"),
+    }).encode("utf-8")
+
+
+@dataclass
+class Seeded:
+    pipeline: Pipeline
+    env: dict[str, str]
+    ids: dict[str, str]  # name -> lead id
+    rejected_id: str
+
+
+@pytest.fixture(scope="module")
+def seeded(azurite: Any, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+    """Five leads: a delivered one, one the webhook refused (failed), a Partner Center test lead, a Contoso
+    lead from 40 days ago, and one whose every value starts like a spreadsheet formula; plus one rejected
+    request (a PUT: its body is a good lead, so re-ingesting it takes it in)."""
+    spool = str(tmp_path_factory.mktemp("spool"))
+    webhook = RecordingDestination("webhook")
+    pipeline = build_pipeline(azurite.connection_string, spool,
+                              {"email": RecordingDestination("email"), "webhook": webhook})
+    ids: dict[str, str] = {}
+
+    def add(name: str, body: bytes, webhook_answer: Any = None) -> None:
+        answer = pipeline.ingest.receive("POST", body, "application/json")
+        assert answer.status == 202, answer.body
+        ids[name] = answer.body["id"]
+        if webhook_answer is not None:
+            webhook.script.append(webhook_answer)
+        pipeline.delivery.handle(DeliveryMessage(ids[name]))
+
+    pipeline.clock.offset = -40 * 86400
+    add("old", lead_body("Contoso Old", "old@contoso.example", offer="Archive Offer", action="PLT"))
+    pipeline.clock.offset = 0
+    add("delivered", lead_body("Fabrikam", "ana@fabrikam.example"))
+    add("failed", lead_body("Northwind", "bo@northwind.example", first="Bo", last="Berg", action="DNC"),
+        LeadRejectedError("The webhook answered 422: field company is required."))
+    add("test", lead_body("", "MSFT_TEST_636573304831318844@test.com", test=True), Skipped("test lead"))
+    add("formula", lead_body("=HYPERLINK(\"http://evil.example\")", "@evil.example", first="+SUM(1)",
+                             last="-2+3", description="\tcmd", title="\rtitle", phone="+1 555 0100",
+                             country="=1"))
+    rejected = pipeline.ingest.receive("PUT", lead_body("Tailspin", "tia@tailspin.example"), "application/json")
+    assert rejected.status == 405
+    rows = pipeline.table.rejected()
+    env = {"AzureWebJobsStorage": azurite.connection_string, "LEADS_TABLE": pipeline.settings.table,
+           "LEADS_QUARANTINE_TABLE": pipeline.settings.quarantine_table, "LEADS_QUEUE": pipeline.settings.queue,
+           "LEADS_DESTINATIONS": "email,webhook", "LEADS_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+           "LEADS_SPOOL_DIR": spool}
+    return Seeded(pipeline, env, ids, str(rows[0]["id"] if "id" in rows[0] else rows[0]["RowKey"]))
+
+
+def run_cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m leads ARGS` in a process of its own, with only these settings (no LEADS_* inherited)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("LEADS_", "AzureWebJobs"))}
+    base.update(env, PYTHONPATH=str(PROJECT_ROOT))
+    return subprocess.run([sys.executable, "-m", "leads", *args], cwd=cwd or PROJECT_ROOT / "tests", env=base,
+                          capture_output=True, text=True, timeout=90, check=False)
+
+
+@pytest.fixture
+def cli(seeded: Seeded, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """`cli(*args) -> (exit code, stdout, stderr)` in this process, with the seeded settings."""
+    from leads.cli.app import main
+
+    monkeypatch.chdir(tmp_path)  # no local.settings*.json here: only the environment counts
+    for name, value in seeded.env.items():
+        monkeypatch.setenv(name, value)
+    clear_cached_functions()
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    yield run
+    clear_cached_functions()
+
+
+def listed(cli: Any, *args: str) -> set[str]:
+    code, out, err = cli("list", "--json", "--all", *args)
+    assert code == 0, err
+    return {lead["id"] for lead in json.loads(out)["leads"]}
+
+
+# --- help, usage and settings ---------------------------------------------------------------------------
+def test_help_documents_the_exit_codes_and_a_bad_option_is_usage() -> None:
+    done = run_cli({}, "--help")
+    assert done.returncode == 0
+    for line in ("0  done", "1  a check failed", "2  a settings or storage problem", "3  usage"):
+        assert line in done.stdout
+    bad = run_cli({}, "list", "--colour")
+    assert bad.returncode == 3
+    assert "unrecognized arguments: --colour" in bad.stderr
+
+
+def test_a_missing_storage_setting_is_exit_2_with_the_sentence(tmp_path: Path) -> None:
+    done = run_cli({}, "list", cwd=tmp_path)  # no settings file, no AzureWebJobsStorage
+    assert done.returncode == 2
+    assert "AzureWebJobsStorage" in done.stderr
+
+
+def test_storage_that_does_not_answer_is_exit_2(tmp_path: Path) -> None:
+    dead = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
+            "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+            "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;")
+    done = run_cli({"AzureWebJobsStorage": dead}, "status", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip()
+
+
+# --- list and show --------------------------------------------------------------------------------------
+def test_list_prints_a_table_and_json_with_the_api_shape(seeded: Seeded) -> None:
+    table = run_cli(seeded.env, "list")
+    assert table.returncode == 0, table.stderr
+    assert "Northwind" in table.stdout and "webhook:failed" in table.stdout
+    assert "5 lead(s)." in table.stdout
+
+    done = run_cli(seeded.env, "list", "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert set(answer) == {"leads", "continuation"}
+    assert [lead["id"] for lead in answer["leads"]][-1] == seeded.ids["old"]  # newest first
+    assert all(SUMMARY_KEYS <= set(lead) for lead in answer["leads"])
+
+
+def test_each_filter_narrows_the_list(cli: Any, seeded: Seeded) -> None:
+    ids = seeded.ids
+    assert listed(cli) == set(ids.values())
+    assert listed(cli, "--test") == {ids["test"]}
+    assert ids["test"] not in listed(cli, "--real")
+    assert listed(cli, "--status", "failed") == {ids["failed"]}
+    assert listed(cli, "--destination", "webhook", "--destination-state", "failed") == {ids["failed"]}
+    assert listed(cli, "--offer", "archive") == {ids["old"]}
+    assert listed(cli, "--action", "DNC") == {ids["failed"]}
+    assert listed(cli, "--search", "NORTHWIND") == {ids["failed"]}
+    assert listed(cli, "--search", "bo berg") == {ids["failed"]}
+    recent = (seeded.pipeline.clock() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert ids["old"] not in listed(cli, "--from", recent)
+    assert listed(cli, "--to", recent) == {ids["old"]}
+
+
+def test_limit_pages_and_all_follows_the_tokens(cli: Any, seeded: Seeded) -> None:
+    code, out, _ = cli("list", "--json", "--limit", "2")
+    first = json.loads(out)
+    assert code == 0 and len(first["leads"]) == 2 and first["continuation"]
+    code, out, _ = cli("list", "--json", "--limit", "2", "--continuation", first["continuation"])
+    second = json.loads(out)
+    assert {lead["id"] for lead in second["leads"]}.isdisjoint({lead["id"] for lead in first["leads"]})
+    code, out, _ = cli("list", "--json", "--limit", "2", "--all")
+    assert {lead["id"] for lead in json.loads(out)["leads"]} == set(seeded.ids.values())
+    assert json.loads(out)["continuation"] is None
+
+
+def test_a_bad_filter_is_usage_with_the_sentence_naming_it(cli: Any) -> None:
+    code, _, err = cli("list", "--status", "lost")
+    assert code == 3
+    assert "status must be one of" in err
+    code, _, err = cli("list", "--limit", "500")
+    assert code == 3 and "--limit" in err
+
+
+def test_show_prints_the_lead_and_its_attempts(seeded: Seeded) -> None:
+    done = run_cli(seeded.env, "show", seeded.ids["failed"])
+    assert done.returncode == 0, done.stderr
+    assert "bo@northwind.example" in done.stdout
+    assert "field company is required" in done.stdout  # the webhook's attempt, with its sentence
+
+    as_json = json.loads(run_cli(seeded.env, "show", seeded.ids["failed"], "--json").stdout)
+    assert SUMMARY_KEYS | {"lead", "raw_body", "raw_body_bytes", "campaign"} <= set(as_json)
+    assert as_json["deliveries"]["webhook"]["history"][0]["outcome"] == "failed"
+
+
+def test_show_of_an_unknown_lead_is_exit_1(cli: Any) -> None:
+    code, _, err = cli("show", "20261121T044355123Z-9f3a1c2e")
+    assert code == 1
+    assert "No lead 20261121T044355123Z-9f3a1c2e" in err
+
+
+def test_terminal_control_characters_in_a_lead_are_shown_escaped() -> None:
+    from leads.cli.output import printable
+
+    assert printable("Contoso\x1b[2J\u202eevil") == "Contoso\\x1b[2J\\u202eevil"
