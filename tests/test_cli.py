@@ -19,7 +19,9 @@ import pytest
 
 from leads.destinations.base import Skipped
 from leads.errors import LeadRejectedError
+from leads.keys import new_lead_id
 from leads.messages import DeliveryMessage
+from leads.model import Customer, Lead, StoredLead
 from tests.conftest import clear_cached_functions
 from tests.support.azurite import PROJECT_ROOT
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
@@ -78,8 +80,14 @@ def seeded(azurite: Any, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
         LeadRejectedError("The webhook answered 422: field company is required."))
     add("test", lead_body("", "MSFT_TEST_636573304831318844@test.com", test=True), Skipped("test lead"))
     add("formula", lead_body("=HYPERLINK(\"http://evil.example\")", "@evil.example", first="+SUM(1)",
-                             last="-2+3", description="\tcmd", title="\rtitle", phone="+1 555 0100",
-                             country="=1"))
+                             last="-2+3", phone="+1 555 0100", country="=1"))
+    # Parsing trims values, so a tab or CR cannot lead a value that arrives today: stored directly, so that
+    # the export's guard is held to them all the same.
+    now = pipeline.clock()
+    tabbed = StoredLead(new_lead_id(now), now, Lead(Customer(company="\tcmd", title="\rtitle", email="t@t.example"),
+                                                    description="\t=1+1"))
+    pipeline.table.add(tabbed, None, timedelta(0), now)
+    ids["tabbed"] = tabbed.id
     rejected = pipeline.ingest.receive("PUT", lead_body("Tailspin", "tia@tailspin.example"), "application/json")
     assert rejected.status == 405
     rows = pipeline.table.rejected()
@@ -155,14 +163,14 @@ def test_list_prints_a_table_and_json_with_the_api_shape(seeded: Seeded) -> None
     table = run_cli(seeded.env, "list")
     assert table.returncode == 0, table.stderr
     assert "Northwind" in table.stdout and "webhook:failed" in table.stdout
-    assert "5 lead(s)." in table.stdout
+    assert "6 lead(s)." in table.stdout
 
     done = run_cli(seeded.env, "list", "--json")
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert set(answer) == {"leads", "continuation"}
     assert [lead["id"] for lead in answer["leads"]][-1] == seeded.ids["old"]  # newest first
-    assert all(SUMMARY_KEYS <= set(lead) for lead in answer["leads"])
+    assert all(set(lead) >= SUMMARY_KEYS for lead in answer["leads"])
 
 
 def test_each_filter_narrows_the_list(cli: Any, seeded: Seeded) -> None:
@@ -222,3 +230,63 @@ def test_terminal_control_characters_in_a_lead_are_shown_escaped() -> None:
     from leads.cli.output import printable
 
     assert printable("Contoso\x1b[2J\u202eevil") == "Contoso\\x1b[2J\\u202eevil"
+
+
+# --- export ---------------------------------------------------------------------------------------------
+def test_export_csv_has_every_lead_and_no_cell_can_become_a_formula(seeded: Seeded, tmp_path: Path) -> None:
+    target = tmp_path / "leads.csv"
+    done = run_cli(seeded.env, "export", "--format", "csv", "--output", str(target))
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(target.read_bytes().decode("utf-8"), newline="")))
+    assert {row["id"] for row in rows} == set(seeded.ids.values())
+    formula = next(row for row in rows if row["id"] == seeded.ids["formula"])
+    # Each OWASP trigger character, typed into Partner Center's form, comes out behind a quote.
+    assert formula["company"] == "'=HYPERLINK(\"http://evil.example\")"
+    assert formula["first_name"] == "'+SUM(1)"
+    assert formula["last_name"] == "'-2+3"
+    assert formula["email"] == "'@evil.example"
+    tabbed = next(row for row in rows if row["id"] == seeded.ids["tabbed"])
+    assert (tabbed["company"], tabbed["title"], tabbed["description"]) == ("'\tcmd", "'\rtitle", "'\t=1+1")
+    assert not [(row["id"], name) for row in rows for name, cell in row.items() if cell.startswith(FORMULA_STARTS)]
+    ordinary = next(row for row in rows if row["id"] == seeded.ids["delivered"])
+    assert ordinary["company"] == "Fabrikam" and ordinary["email"] == "ana@fabrikam.example"
+
+
+def test_safe_cell_prefixes_each_trigger_and_nothing_else() -> None:
+    from leads.cli.export import safe_cell
+
+    for start in FORMULA_STARTS:
+        assert safe_cell(f"{start}1+1") == f"'{start}1+1"
+    assert safe_cell("Contoso =1") == "Contoso =1"
+    assert safe_cell(None) == ""
+
+
+def test_export_jsonl_since_a_date_with_a_progress_bar(seeded: Seeded) -> None:
+    since = (seeded.pipeline.clock() - timedelta(days=1)).date().isoformat()
+    done = run_cli(seeded.env, "export", "--format", "jsonl", "--since", since, "--progress")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {r["id"] for r in records} == set(seeded.ids.values()) - {seeded.ids["old"]}
+    failed = next(r for r in records if r["id"] == seeded.ids["failed"])
+    assert failed["lead"]["customer"]["email"] == "bo@northwind.example"
+    assert failed["deliveries"]["webhook"]["state"] == "failed"
+    assert "exporting leads" in done.stderr  # the bar, on stderr: stdout stays the data
+    quiet = run_cli(seeded.env, "export", "--format", "jsonl")  # not a terminal: no bar unless asked
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    bad = run_cli(seeded.env, "export", "--format", "jsonl", "--since", "last week")
+    assert bad.returncode == 3 and "--since 'last week' is not an ISO-8601 date" in bad.stderr
+
+
+# --- status and doctor ----------------------------------------------------------------------------------
+def test_status_answers_why_no_leads(seeded: Seeded) -> None:
+    done = run_cli(seeded.env, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert {"last_lead", "last_test_lead", "why_no_leads", "counts", "destinations"} <= set(report)
+    assert report["last_test_lead"]["id"] == seeded.ids["test"]
+    assert {d["name"] for d in report["destinations"]} == {"email", "webhook"}
+
+    human = run_cli(seeded.env, "status")
+    assert human.returncode == 0, human.stderr
+    assert f"Last test lead: {report['last_test_lead']['received_at']}  {seeded.ids['test']}" in human.stdout
+    assert "Destinations" in human.stdout and "webhook" in human.stdout

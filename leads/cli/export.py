@@ -93,7 +93,8 @@ def csv_row(stored: StoredLead) -> dict[str, str]:
         "offer": lead.lead_source.offer, "lead_source": lead.lead_source.raw, "first_name": customer.first_name,
         "last_name": customer.last_name, "email": customer.email, "phone": customer.phone,
         "country": customer.country, "company": customer.company, "title": customer.title,
-        "description": lead.description, "campaign": json.dumps(lead.campaign, ensure_ascii=False) if lead.campaign else "",
+        "description": lead.description,
+        "campaign": json.dumps(lead.campaign, ensure_ascii=False) if lead.campaign else "",
         "deliveries": " ".join(f"{name}:{d.state}" for name, d in stored.deliveries.items()),
     }
     return {name: safe_cell(row[name]) for name in CSV_COLUMNS}

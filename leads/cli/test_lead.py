@@ -1,7 +1,7 @@
 """`send-test-lead URL`: POST a lead shaped like the one Partner Center's Validate button sends (every value
 `MSFT_TEST_<number>`, docs/marketplace-leads.md; samples/faq-test-lead.json; built by leads/manage/test_lead.py)
-to any endpoint, a deployed one
-with `?code=` included, and say what it answered, how long it took, and what a failure means."""
+to any endpoint, a deployed one with `?code=` included, and say what it answered, how long it took, and what
+a failure means."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from leads.cli.app import CHECK_FAILED, OK, UsageError
 from leads.cli.output import print_json, print_pairs
+
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     send = commands.add_parser("send-test-lead", parents=[common],
@@ -98,7 +99,7 @@ def meaning(status: int, answer: Any, url: str) -> str:
         return (f"Accepted: stored as lead {lead_id}" + (" (recognised as a test lead)" if test else "")
                 + ". Partner Center's Validate would pass." if lead_id else
                 "Accepted (the endpoint answered 2xx). Partner Center's Validate would pass.")
-    if status == 401 or status == 403:
+    if status in {401, 403}:
         return ("Refused: the function key is missing or wrong. Add ?code=<the function key of the leads "
                 "function> to the URL (Partner Center sends the URL as you give it)." if not has_key else
                 "Refused: the function key in ?code= is not this function's (or was rotated): copy it again from "
