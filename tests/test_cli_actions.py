@@ -183,17 +183,24 @@ def test_doctor_json_shape_and_exit_codes(azurite: Any, smtp_server: SmtpServer,
 
 # --- the request path stays free of rich ----------------------------------------------------------------
 RICH_FREE = """
-import sys, json, urllib.request
+import json, os, pkgutil, sys, urllib.error, urllib.request
 import function_app
+import leads.triggers
 from devhost.host import LocalHost
-import leads.triggers.http, leads.triggers.queue, leads.triggers.timer, leads.manage.service
-host = LocalHost(function_app.app, json.load(open("host.json")), __import__("os").environ, port=0)
+for module in pkgutil.iter_modules(leads.triggers.__path__):  # every trigger module, the management one too
+    __import__("leads.triggers." + module.name)
+host = LocalHost(function_app.app, json.load(open("host.json")), os.environ, port=0)
 host.start()
 try:
     body = open("samples/faq-test-lead.json", "rb").read()
     request = urllib.request.Request(host.url("leads"), data=body, method="POST")
     assert urllib.request.urlopen(request).status == 202
-    assert urllib.request.urlopen(host.base_url + "/api/manage/leads").status == 200
+    for route in host.routes:  # every HTTP function with a fixed route answers once
+        if "{" not in route.template and route.allows("GET"):
+            try:
+                urllib.request.urlopen(host.url(route.template)).read()
+            except urllib.error.HTTPError:
+                pass
 finally:
     host.stop()
 print(sorted(name for name in sys.modules if name == "rich" or name.startswith("rich.")))
