@@ -164,6 +164,8 @@ def test_list_prints_a_table_and_json_with_the_api_shape(seeded: Seeded) -> None
     assert table.returncode == 0, table.stderr
     assert "Northwind" in table.stdout and "webhook:failed" in table.stdout
     assert "6 lead(s)." in table.stdout
+    every = run_cli(seeded.env, "list", "--all", "--limit", "2", "--progress")
+    assert "6 lead(s)." in every.stdout and "reading leads" in every.stderr  # the bar, on stderr
 
     done = run_cli(seeded.env, "list", "--json")
     assert done.returncode == 0, done.stderr

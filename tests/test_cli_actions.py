@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,9 @@ def test_send_test_lead_to_the_local_host(local_host_factory: Callable[..., Star
     human = run_cli({}, "send-test-lead", host.url("leads"))
     assert human.returncode == 0, human.stderr
     assert "status:   202" in human.stdout and "recognised as a test lead" in human.stdout
+    tls_to_plain = run_cli({}, "send-test-lead", host.url("leads").replace("http://", "https://"))
+    assert tls_to_plain.returncode == 1
+    assert "does not speak TLS on this port; use http:// instead" in tls_to_plain.stdout
     wrong_route = run_cli({}, "send-test-lead", host.url("lead"))
     assert wrong_route.returncode == 1
     assert "no function answers at this route" in wrong_route.stdout
@@ -151,7 +155,9 @@ def test_send_test_lead_to_a_dead_port_says_nothing_listens() -> None:
 
 
 def test_send_test_lead_sentences_for_keys_and_failures() -> None:
-    from leads.cli.test_lead import meaning
+    from leads.cli.test_lead import meaning, tls_sentence
+
+    assert "certificate is not trusted" in tls_sentence("app.example", "SSLError(... CERTIFICATE_VERIFY_FAILED ...)")
 
     assert "Add ?code=" in meaning(401, "", "https://app.azurewebsites.net/api/leads")
     assert "not this function's" in meaning(401, "", "https://app.azurewebsites.net/api/leads?code=x")
@@ -211,7 +217,9 @@ def test_the_app_serving_requests_never_imports_rich(azurite: Any) -> None:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADS_", "AzureWebJobs"))}
-    env.update(AzureWebJobsStorage=azurite.connection_string, PYTHONPATH=str(PROJECT_ROOT))
+    suffix = uuid.uuid4().hex[:10]  # tables of its own: other tests count the default table's leads
+    env.update(AzureWebJobsStorage=azurite.connection_string, PYTHONPATH=str(PROJECT_ROOT),
+               LEADS_TABLE=f"leads{suffix}", LEADS_QUARANTINE_TABLE=f"rejected{suffix}", LEADS_QUEUE=f"work-{suffix}")
     done = subprocess.run([sys.executable, "-c", RICH_FREE], cwd=PROJECT_ROOT, env=env, capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr

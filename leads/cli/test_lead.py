@@ -64,9 +64,7 @@ def send(url: str, timeout: float) -> dict[str, Any]:
             answer = response.text[:2000]
         sentence = meaning(status, answer, url)
     except requests.exceptions.SSLError as error:
-        sentence = (f"The TLS handshake with {host} failed ({type(error.args[0] if error.args else error).__name__}): "
-                    "check the host name in the URL and that its certificate is valid (REQUESTS_CA_BUNDLE for a "
-                    "private CA); an http:// endpoint needs http://, not https://.")
+        sentence = tls_sentence(host, str(error))
     except requests.exceptions.ConnectTimeout:
         sentence = f"{host} did not accept a connection within {timeout:g} s: check the host name and any firewall."
     except requests.exceptions.Timeout:
@@ -77,6 +75,15 @@ def send(url: str, timeout: float) -> dict[str, Any]:
     ok = status is not None and 200 <= status < 300
     return {"url": shown, "ok": ok, "status": status, "answer": answer, "elapsed_ms": elapsed_ms,
             "sentence": sentence}
+
+
+def tls_sentence(host: str, text: str) -> str:
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (f"The TLS handshake with {host} failed: its certificate is not trusted or not for this host name "
+                "(check the host in the URL; for a private CA set REQUESTS_CA_BUNDLE).")
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text.lower():
+        return f"The TLS handshake with {host} failed: it does not speak TLS on this port; use http:// instead."
+    return f"The TLS handshake with {host} failed: check the URL's host and scheme (https:// or http://)."
 
 
 def connection_sentence(host: str, error: Exception) -> str:
