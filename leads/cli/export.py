@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from leads.cli.app import OK, UsageError
@@ -54,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from leads.runtime import runtime
 
     table = runtime().table
-    stream: TextIO = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
+    # Into FILE.partial, renamed when complete: a failed export never leaves a short file that looks whole.
+    partial = Path(f"{args.output}.partial") if args.output else None
+    stream: TextIO = partial.open("w", encoding="utf-8", newline="") if partial else sys.stdout
     try:
         with progress("exporting leads", None, wants_progress(args.progress)) as advance:
             write = csv_writer(stream) if args.format == "csv" else jsonl_writer(stream)
@@ -62,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
                 write(stored)
                 advance(1)
     finally:
-        if args.output:
+        if partial:
             stream.close()
+    if partial:
+        partial.replace(args.output)
     return OK
 
 
