@@ -56,3 +56,15 @@ class LeadRejectedError(DestinationError):
 
 class ConcurrentUpdateError(LeadsError):
     """Someone else changed the lead since it was read (ETag mismatch): read it again and redo."""
+
+
+class BadRequestError(LeadsError):
+    """A management request names something malformed (a query parameter, a body field): answer 400."""
+
+    def __init__(self, explanation: str, *, parameter: str = "") -> None:
+        super().__init__(explanation)
+        self.parameter = parameter
+
+
+class NotFoundError(LeadsError):
+    """No lead (or rejected request) with that id: answer 404."""

@@ -51,3 +51,11 @@ def rejected_row_key(received_at: datetime) -> str:
 
 
 PREFIX_END = chr(ord(":") + 1)  # "lead:" <= key < "lead;" selects one prefix
+
+
+def lead_key_range(since: datetime | None = None, until: datetime | None = None) -> tuple[str, str]:
+    """[low, high) of the `lead:` row keys received between `since` and `until` (inclusive, to the
+    millisecond): newest first, so `until` gives the low bound and `since` the high one."""
+    low = "lead:" if until is None else f"lead:{_inverted_millis(until)}"
+    high = "lead" + PREFIX_END if since is None else f"lead:{_inverted_millis(since)}{PREFIX_END}"
+    return low, high

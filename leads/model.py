@@ -175,6 +175,11 @@ class DeliveryState:
     lease_until: str = ""
     next_attempt_at: str = ""
     expired_claims: int = 0  # claims whose lease ran out with no answer recorded (the worker died)
+    # The last attempts, oldest first: {"at", "outcome", "sentence", "record_id"} (policy.HISTORY_LIMIT).
+    history: tuple[dict[str, str], ...] = ()
+
+    def __post_init__(self) -> None:  # read back from JSON as a list: the same value either way
+        object.__setattr__(self, "history", tuple(dict(entry) for entry in self.history))
 
     @property
     def is_terminal(self) -> bool:

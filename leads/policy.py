@@ -31,6 +31,15 @@ TEST_LEAD_SKIP = (
 )
 REMOVED_SKIP = "Not sent: this destination was removed from LEADS_DESTINATIONS."
 BLOCKED_RECHECK_SECONDS = 3600
+HISTORY_LIMIT = 20  # attempts kept per destination (oldest dropped): the lead's row stays within Azure's limits
+SENTENCE_LIMIT = 300  # characters of each attempt's sentence (the full last one is `last_error`)
+CRASHED = "crashed"
+
+
+def with_attempt(state: DeliveryState, at: datetime, outcome: str, sentence: str, record_id: str = "") -> DeliveryState:
+    """`state` with one more attempt in its history (the last HISTORY_LIMIT kept)."""
+    entry = {"at": iso(at), "outcome": outcome, "sentence": sentence[:SENTENCE_LIMIT], "record_id": record_id[:200]}
+    return state.with_(history=(*state.history, entry)[-HISTORY_LIMIT:])
 
 
 def initial_state(lead: Lead, is_crm: bool, forward_test_leads: bool) -> DeliveryState:
@@ -87,6 +96,8 @@ def claim(stored: StoredLead, names: Sequence[str], now: datetime, lease: timede
     for name in names:
         state = deliveries[name]
         crashed = int(_lease_ran_out(state, now))
+        if crashed:
+            state = with_attempt(state, now, CRASHED, _crash_sentence(name, state))
         deliveries[name] = state.with_(state=SENDING, attempts=state.attempts + 1, lease_until=iso(now + lease),
                                        expired_claims=state.expired_claims + crashed)
     return StoredLead(stored.id, stored.received_at, stored.lead, deliveries)
@@ -98,7 +109,8 @@ def settle_crashes(stored: StoredLead, now: datetime, delays: Sequence[int]) -> 
     deliveries = dict(stored.deliveries)
     for name, state in stored.deliveries.items():
         if _lease_ran_out(state, now) and state.expired_claims + 1 > len(delays):
-            deliveries[name] = state.with_(state=FAILED, lease_until="", next_attempt_at="", last_error=(
+            crashed = with_attempt(state, now, CRASHED, _crash_sentence(name, state))
+            deliveries[name] = crashed.with_(state=FAILED, lease_until="", next_attempt_at="", last_error=(
                 f"Delivery kept crashing: {state.expired_claims + 1} times the worker sending to {name} stopped "
                 f"(crash, timeout or storage loss) before it could record the answer, so {name} may have the lead "
                 f"already. See the app's logs for the cause, then replay it with `python -m leads replay "
@@ -106,6 +118,11 @@ def settle_crashes(stored: StoredLead, now: datetime, delays: Sequence[int]) -> 
     if deliveries == stored.deliveries:
         return stored
     return StoredLead(stored.id, stored.received_at, stored.lead, deliveries)
+
+
+def _crash_sentence(name: str, state: DeliveryState) -> str:
+    return (f"The worker sending to {name} stopped before recording an answer (its lease ran out: crash, timeout "
+            f"or storage loss); {name} may have the lead already. See the app's logs for the cause.")
 
 
 def retry_delay(attempts: int, delays: Sequence[int], retry_after: float | None) -> timedelta | None:
@@ -124,6 +141,13 @@ def blocked_delay(attempts: int, delays: Sequence[int]) -> timedelta:
 
 
 def apply_outcome(state: DeliveryState, outcome: Outcome, now: datetime, delays: Sequence[int]) -> DeliveryState:
+    """The state after `outcome`, with the attempt appended to its history."""
+    after = _after(state, outcome, now, delays)
+    sentence = "Delivered." if after.state == DELIVERED else after.last_error
+    return with_attempt(after, now, after.state, sentence, after.record_id if after.state == DELIVERED else "")
+
+
+def _after(state: DeliveryState, outcome: Outcome, now: datetime, delays: Sequence[int]) -> DeliveryState:
     done = state.with_(lease_until="", next_attempt_at="", expired_claims=0)  # an answer, recorded: no crash
     if isinstance(outcome, Delivered):
         return done.with_(state=DELIVERED, delivered_at=iso(now), record_id=outcome.record_id, last_error="")
@@ -148,7 +172,9 @@ def record(stored: StoredLead, outcomes: Mapping[str, Outcome], now: datetime, d
     deliveries = dict(stored.deliveries)
     for name, outcome in outcomes.items():
         state = apply_outcome(deliveries[name], outcome, now, delays)
-        deliveries[name] = state.with_(last_error=state.last_error.replace("{id}", stored.id))
+        last = {**state.history[-1], "sentence": state.history[-1]["sentence"].replace("{id}", stored.id)}
+        deliveries[name] = state.with_(last_error=state.last_error.replace("{id}", stored.id),
+                                       history=(*state.history[:-1], last))
     return StoredLead(stored.id, stored.received_at, stored.lead, deliveries)
 
 
@@ -167,8 +193,9 @@ def replay(stored: StoredLead, now: datetime, crm_flags: Mapping[str, bool], for
             return False
         return state.state in (FAILED, BLOCKED) or not only_failed
 
-    deliveries = {
-        name: initial_state(stored.lead, crm_flags.get(name, True), forward_test_leads) if wanted(state) else state
+    deliveries = {  # the attempt history stays with the destination
+        name: initial_state(stored.lead, crm_flags.get(name, True), forward_test_leads).with_(history=state.history)
+        if wanted(state) else state
         for name, state in stored.deliveries.items()
     }
     return StoredLead(stored.id, stored.received_at, stored.lead, deliveries)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -97,7 +97,7 @@ def lead_entity(stored: StoredLead, body: bytes = b"") -> dict[str, Any]:
         "Country": customer.country[:_SHOWN],
         "Company": customer.company[:_SHOWN],
         "Title": customer.title[:_SHOWN],
-        "Deliveries": json.dumps({name: asdict(state) for name, state in stored.deliveries.items()}),
+        "Deliveries": deliveries_json(stored),
     }
     for index, chunk in enumerate(_chunks(json.dumps(lead.to_dict(), ensure_ascii=False), _CHUNK)):
         entity["Lead" if index == 0 else f"Lead_{index}"] = chunk
@@ -109,16 +109,33 @@ def lead_entity(stored: StoredLead, body: bytes = b"") -> dict[str, Any]:
 
 
 def stored_from_entity(entity: dict[str, Any]) -> StoredLead:
-    deliveries = json.loads(entity.get("Deliveries") or "{}")
     received = entity["ReceivedAt"]
     return StoredLead(
         id=entity["Id"],
         received_at=received if isinstance(received, datetime) else parse_iso(str(received)) or received,
         lead=Lead.from_dict(json.loads(_joined(entity, "Lead"))),
-        deliveries={name: DeliveryState(**state) for name, state in deliveries.items()},
+        deliveries=deliveries_from_json(entity.get("Deliveries") or "{}"),
         duplicates=int(entity.get("DuplicateCount") or 0),
         last_duplicate_at=entity.get("LastDuplicateAt"),
     )
+
+
+def deliveries_json(stored: StoredLead) -> str:
+    """The Deliveries column: one string property (at most 32K UTF-16 code units in Azure). When the attempt
+    histories would overflow it, the oldest attempts of the longest history go first."""
+    states = {name: asdict(state) for name, state in stored.deliveries.items()}
+    text = json.dumps(states)  # ASCII only (escaped): its length is its UTF-16 length
+    while len(text) > _CHUNK:
+        longest = max(states.values(), key=lambda state: len(state["history"]))
+        if not longest["history"]:
+            break  # no history left to drop; the last errors are capped by the destinations
+        longest["history"] = longest["history"][1:]
+        text = json.dumps(states)
+    return text
+
+
+def deliveries_from_json(text: str) -> dict[str, DeliveryState]:
+    return {name: DeliveryState(**state) for name, state in json.loads(text).items()}
 
 
 def raw_body_of(entity: dict[str, Any]) -> bytes:
@@ -135,7 +152,7 @@ def _delivery_columns(stored: StoredLead) -> dict[str, Any]:
         "PartitionKey": keys.LEADS_PARTITION,
         "RowKey": keys.lead_row_key(stored.id),
         "Status": stored.status,
-        "Deliveries": json.dumps({name: asdict(state) for name, state in stored.deliveries.items()}),
+        "Deliveries": deliveries_json(stored),
     }
 
 
@@ -353,6 +370,35 @@ class LeadTable:
 
         return self._call("list leads", run)
 
+    def lead_rows(self, equal: Mapping[str, str | bool] | None = None, since: datetime | None = None,
+                  until: datetime | None = None, after: str | None = None, select: list[str] | None = None,
+                  page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Lead rows newest first (with their RowKey), lazily: the `lead:` range narrowed to [since, until]
+        by key, then `after` (a RowKey: resume exactly after it), each `equal` column compared by the
+        server. Read with `select`, the rows are only the columns asked for."""
+        low, high = keys.lead_key_range(since, until)
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params: dict[str, Any] = {"pk": keys.LEADS_PARTITION, "lo": low, "hi": high}
+        if after:
+            query += " and RowKey gt @after"
+            params["after"] = after
+        for index, (column, value) in enumerate(sorted((equal or {}).items())):
+            query += f" and {column} eq @v{index}"
+            params[f"v{index}"] = value
+        columns = None if select is None else sorted({"RowKey", *select})
+        with _storage_errors("list leads"):
+            for row in self.leads.query_entities(query, parameters=params, select=columns,
+                                                 results_per_page=page_size):
+                yield dict(row)
+
+    def lead_entity_of(self, lead_id: str) -> dict[str, Any] | None:
+        """The whole row of a lead (its raw body included), or None."""
+        try:
+            return dict(self._call("read the lead", lambda: self.leads.get_entity(
+                keys.LEADS_PARTITION, keys.lead_row_key(lead_id))))
+        except ResourceNotFoundError:
+            return None
+
     # --- rejected requests ------------------------------------------------------------------------
     def quarantine(self, rejected: RejectedRequest) -> None:
         body = rejected.body[: 2 * _BINARY_CHUNK]
@@ -380,6 +426,30 @@ class LeadTable:
             return [dict(row) for _, row in zip(range(limit), rows, strict=False)]
 
         return self._call("list rejected requests", run)
+
+    def rejected_page(self, limit: int, after: str | None = None) -> list[dict[str, Any]]:
+        """Rejected requests newest first (RowKey included), at most `limit`, resuming after a RowKey."""
+        query = "PartitionKey eq @pk" + (" and RowKey gt @after" if after else "")
+        params = {"pk": keys.QUARANTINE_PARTITION, **({"after": after} if after else {})}
+
+        def run() -> list[dict[str, Any]]:
+            rows = self.quarantine_table.query_entities(query, parameters=params, results_per_page=limit)
+            return [dict(row) for row in islice(rows, limit)]
+
+        return self._call("list rejected requests", run)
+
+    def rejected_one(self, row_key: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._call("read a rejected request", lambda: self.quarantine_table.get_entity(
+                keys.QUARANTINE_PARTITION, row_key)))
+        except ResourceNotFoundError:
+            return None
+
+    def mark_reingested(self, row_key: str, outcome: str) -> None:
+        """Note on the rejected request what its re-ingest answered (it stays, as the record of the try)."""
+        row = {"PartitionKey": keys.QUARANTINE_PARTITION, "RowKey": row_key, "Reingested": outcome[:_SHOWN]}
+        with suppress(ResourceNotFoundError):
+            self._call("note the re-ingest", lambda: self.quarantine_table.update_entity(row, mode=UpdateMode.MERGE))
 
     # --- circuit breakers (visible in status) -------------------------------------------------------
     def record_breaker(self, breaker: Breaker | None, destination: str) -> None:

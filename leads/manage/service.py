@@ -1,0 +1,218 @@
+"""The management service: every answer of `/api/manage/` (and of the CLI) as a JSON-ready dict. Errors are
+typed (leads.errors): BadRequestError (400), NotFoundError (404), StorageUnavailableError (503)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from leads import keys, policy
+from leads.errors import BadRequestError, ConcurrentUpdateError, NotFoundError
+from leads.manage import views
+from leads.manage.filters import DESTINATION_STATES, LeadFilter, decode_token, encode_token
+from leads.messages import DeliveryMessage
+from leads.model import BLOCKED, DELIVERED, FAILED, SKIPPED, DeliveryState, utcnow
+from leads.runtime import Runtime
+from leads.table_store import deliveries_from_json, raw_body_of, stored_from_entity
+
+_SERVER_STATUSES = frozenset({"pending", "retrying", "blocked", "failed"})  # the Status column says these
+_REJECTED_ID = re.compile(r"^\d{13}:[0-9a-f]{8}$")
+_REPLAY_TRIES = 5
+REPLAYABLE_STATES = tuple(s for s in DESTINATION_STATES if s not in (DELIVERED, "sending"))
+
+Wanted = Callable[[str, DeliveryState], bool]
+
+
+class ManageService:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.table = rt.table
+
+    # --- leads ------------------------------------------------------------------------------------
+    def list_leads(self, filters: LeadFilter, limit: int = 50, continuation: str | None = None) -> dict[str, Any]:
+        """Newest first. Status, test and action are compared by the table, the date range is a RowKey range;
+        the rest is matched here over the summary columns. A page ends after `limit` matches; its token
+        resumes right after the last one."""
+        after = decode_token(continuation, "lead:")
+        equal: dict[str, str | bool] = {}
+        if filters.status in _SERVER_STATUSES:
+            equal["Status"] = filters.status or ""
+        elif filters.status in (DELIVERED, SKIPPED):
+            equal["Status"] = DELIVERED
+        if filters.test is not None:
+            equal["IsTest"] = filters.test
+        if filters.action:
+            equal["ActionCode"] = filters.action
+        page_size = 1000 if filters.needs_python else limit + 1
+        rows = self.table.lead_rows(equal, filters.since, filters.until, after, views.LIST_COLUMNS, page_size)
+        found: list[dict[str, Any]] = []
+        last_key = None
+        for row in rows:
+            if len(found) == limit:  # one more row exists: the page has a next one (perhaps empty)
+                return {"leads": found, "continuation": encode_token(str(last_key))}
+            last_key = row["RowKey"]
+            deliveries = deliveries_from_json(str(row.get("Deliveries") or "{}"))
+            if _matches(filters, row, deliveries):
+                found.append(views.summary(row, deliveries))
+        return {"leads": found, "continuation": None}
+
+    def get_lead(self, lead_id: str) -> dict[str, Any]:
+        entity = self._entity(lead_id)
+        return views.detail(entity, stored_from_entity(entity), raw_body_of(entity))
+
+    def _entity(self, lead_id: str) -> dict[str, Any]:
+        try:
+            keys.received_at_of(lead_id)
+        except ValueError:
+            raise NotFoundError(f"{lead_id[:80]!r} is not a lead id (they look like 20261121T044355123Z-9f3a1c2e)."
+                                ) from None
+        entity = self.table.lead_entity_of(lead_id)
+        if entity is None:
+            raise NotFoundError(f"No lead {lead_id} in table {self.rt.settings.table}.")
+        return entity
+
+    # --- replay -----------------------------------------------------------------------------------
+    def replay_lead(self, lead_id: str, destination: str | None = None) -> dict[str, Any]:
+        """Failed and blocked destinations again (or the one named, whatever its state unless delivered or
+        being sent right now)."""
+        stored = stored_from_entity(self._entity(lead_id))
+        if destination is not None and destination not in stored.deliveries:
+            raise BadRequestError(f"Lead {lead_id} has no destination {destination[:40]!r}; it has "
+                                  f"{', '.join(stored.deliveries) or 'none'}.", parameter="destination")
+        wanted: Wanted = ((lambda name, state: name == destination) if destination is not None
+                          else (lambda name, state: state.state in (FAILED, BLOCKED)))
+        sentence, queued = self._replay(lead_id, wanted)
+        return {"id": lead_id, "result": sentence, "queued": queued}
+
+    def replay_many(self, destination: str | None, states: tuple[str, ...] = (FAILED, BLOCKED),
+                    since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+        bad = [s for s in states if s not in REPLAYABLE_STATES]
+        if bad or not states:
+            raise BadRequestError(f"states must be some of {', '.join(REPLAYABLE_STATES)}"
+                                  + (f", not {bad[0][:40]!r}." if bad else "."), parameter="states")
+        if destination is not None and destination not in self.rt.settings.destinations:
+            raise BadRequestError(f"{destination[:40]!r} is not a configured destination (LEADS_DESTINATIONS: "
+                                  f"{', '.join(self.rt.settings.destinations)}).", parameter="destination")
+
+        def wanted(name: str, state: DeliveryState) -> bool:
+            return (destination is None or name == destination) and state.state in states
+
+        results = []
+        for lead_id in self._candidates(states, since, until):
+            sentence, queued = self._replay(lead_id, wanted)
+            results.append({"id": lead_id, "result": sentence, "queued": queued})
+        return {"queued": sum(1 for r in results if r["queued"]), "results": results}
+
+    def _candidates(self, states: tuple[str, ...], since: datetime | None, until: datetime | None) -> Iterator[str]:
+        if set(states) <= {FAILED, BLOCKED}:  # the `attention:` index lists exactly these: no scan
+            for lead_id, _status in self.table.needing_attention():
+                received = keys.received_at_of(lead_id)
+                if (since is None or received >= since) and (until is None or received <= until):
+                    yield lead_id
+            return
+        for row in self.table.lead_rows(since=since, until=until, select=["Id", "Deliveries"]):
+            deliveries = deliveries_from_json(str(row.get("Deliveries") or "{}"))
+            if any(d.state in states for d in deliveries.values()):
+                yield str(row["Id"])
+
+    def _replay(self, lead_id: str, wanted: Wanted) -> tuple[str, bool]:
+        settings = self.rt.settings
+        for _ in range(_REPLAY_TRIES):
+            current = self.table.load(lead_id)
+            if current is None:
+                return "Not found (deleted meanwhile).", False
+            now = utcnow()
+            reset = policy.replay(current.stored, now, settings.crm_flags, settings.forward_test_leads,
+                                  only_failed=False)
+            chosen = {name: reset.deliveries[name] if wanted(name, state) else state
+                      for name, state in current.stored.deliveries.items()}
+            again = sorted(name for name in chosen if chosen[name] != current.stored.deliveries[name])
+            if not again:
+                return (f"Nothing to replay: no destination in that state is waiting (status "
+                        f"{current.stored.status}; a delivered one or one being sent now is left alone)."), False
+            replayed = type(current.stored)(current.stored.id, current.stored.received_at, current.stored.lead,
+                                            chosen, current.stored.duplicates, current.stored.last_duplicate_at)
+            try:
+                self.table.save(replayed, current.etag, outbox_due=now, previous=current.stored)
+            except ConcurrentUpdateError:
+                continue
+            self.rt.queue.send(DeliveryMessage(lead_id))
+            return f"Queued again for {', '.join(again)}.", True
+        return "The lead kept changing while being replayed; try again in a moment.", False
+
+    # --- rejected requests ------------------------------------------------------------------------
+    def list_quarantine(self, limit: int = 50, continuation: str | None = None) -> dict[str, Any]:
+        after = decode_token(continuation, "")
+        if after is not None and not _REJECTED_ID.match(after):
+            raise BadRequestError("continuation is not a token this list gave; start again without it.",
+                                  parameter="continuation")
+        rows = self.table.rejected_page(limit + 1, after)
+        shown = rows[:limit]
+        token = encode_token(str(shown[-1]["RowKey"])) if len(rows) > limit else None
+        return {"requests": [views.rejected(row) for row in shown], "continuation": token}
+
+    def get_quarantined(self, request_id: str) -> dict[str, Any]:
+        return views.rejected(self._rejected(request_id), with_body=True)
+
+    def _rejected(self, request_id: str) -> dict[str, Any]:
+        row = self.table.rejected_one(request_id) if _REJECTED_ID.match(request_id) else None
+        if row is None:
+            raise NotFoundError(f"No rejected request {request_id[:80]!r} in table "
+                                f"{self.rt.settings.quarantine_table}.")
+        return row
+
+    def reingest(self, request_id: str) -> dict[str, Any]:
+        """The stored body through ingest again, as Partner Center's POST (its cause fixed). The rejected
+        request stays, marked with what the re-ingest answered; a new rejection is kept as a new one."""
+        row = self._rejected(request_id)
+        if row.get("Truncated"):
+            raise BadRequestError(f"Only the first {len(views.body_of(row))} bytes of this request were kept, so "
+                                  "it cannot be re-ingested; ask the sender to send it again.")
+        answer = self.rt.ingest.receive("POST", views.body_of(row), str(row.get("ContentType") or ""))
+        outcome = f"{answer.status} " + str(answer.body.get("id") or answer.body.get("error") or "")
+        self.table.mark_reingested(request_id, f"{utcnow():%Y-%m-%dT%H:%M:%SZ}: {outcome}")
+        return {"status": answer.status, "answer": answer.body}
+
+    # --- status, checks, test lead ----------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        from leads.manage.health import status_report
+
+        return status_report(self.rt)
+
+    def doctor(self) -> dict[str, Any]:
+        from leads.manage.health import doctor_report
+
+        return doctor_report(self.rt.settings)
+
+    def send_test_lead(self) -> dict[str, Any]:
+        from leads.manage.test_lead import test_lead_body
+
+        answer = self.rt.ingest.receive("POST", test_lead_body(utcnow()), "application/json")
+        return answer.body
+
+
+def _matches(filters: LeadFilter, row: dict[str, Any], deliveries: dict[str, DeliveryState]) -> bool:
+    """The filters no column answers (and the edges of the date range, finer than the key's millisecond)."""
+    received = row.get("ReceivedAt")
+    if isinstance(received, datetime) and ((filters.since and received < filters.since)
+                                           or (filters.until and received > filters.until)):
+        return False
+    if filters.status in (DELIVERED, SKIPPED) and views.lead_status(DELIVERED, deliveries) != filters.status:
+        return False
+    if filters.destination:
+        state = deliveries.get(filters.destination)
+        if state is None or (filters.destination_state and state.state != filters.destination_state):
+            return False
+    if filters.offer:
+        needle = filters.offer.casefold()
+        if not any(needle in str(row.get(c) or "").casefold() for c in ("OfferTitle", "LeadSource")):
+            return False
+    if filters.text:
+        needle = filters.text.casefold()
+        first, last = str(row.get("FirstName") or ""), str(row.get("LastName") or "")
+        fields = (row.get("Company"), row.get("Email"), first, last, f"{first} {last}")
+        if not any(needle in str(value or "").casefold() for value in fields):
+            return False
+    return True
