@@ -180,7 +180,7 @@
     const date = new Date(iso);
     if (isNaN(date.getTime())) return "";
     const local = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
-    return local.toISOString().slice(0, 16);
+    return local.toISOString().slice(0, 19);
   }
 
   async function leadsView(params) {

@@ -57,7 +57,7 @@ def open_console(user_data_dir: Path, viewport: dict[str, int] | None = None) ->
         try:
             page = context.pages[0] if context.pages else context.new_page()
             session = BrowserSession(page)
-            context.on("request", lambda request: session.requests.append(request))
+            context.on("request", lambda request: session.requests.append(request))  # noqa: PLW0108 - Playwright tags its handler: a builtin method cannot be
             page.on("console", lambda message: _console(session, message))
             page.on("pageerror", lambda error: session.page_errors.append(str(error)))
             page.on("dialog", lambda dialog: _dialog(session, dialog))
