@@ -43,12 +43,7 @@ class LeadFilter:
                                   parameter=unknown[0])
         destination = _text(params, "destination")
         destination_state = _choice(params, "destination_state", DESTINATION_STATES)
-        if destination_state and not destination:
-            raise BadRequestError("destination_state needs destination: say which destination's state, e.g. "
-                                  "destination=email&destination_state=failed.", parameter="destination_state")
         since, until = parse_moment(params.get("from"), "from"), parse_moment(params.get("to"), "to")
-        if since and until and since > until:
-            raise BadRequestError("from is later than to: swap them.", parameter="from")
         return cls(test=_boolean(params, "test"), status=_choice(params, "status", LEAD_STATUSES),
                    destination=destination.lower() if destination else None, destination_state=destination_state,
                    offer=_text(params, "offer"), action=_text(params, "action"), since=since, until=until,
@@ -57,7 +52,8 @@ class LeadFilter:
     @property
     def needs_python(self) -> bool:
         """Whether a filter is applied after reading (no column holds it): a scan, not an index lookup."""
-        return bool(self.destination or self.offer or self.text or self.status in (DELIVERED, SKIPPED))
+        return bool(self.destination or self.destination_state or self.offer or self.text
+                    or self.status in (DELIVERED, SKIPPED))
 
 
 def parse_limit(value: str | None) -> int:

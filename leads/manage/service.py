@@ -18,7 +18,8 @@ from leads.runtime import Runtime
 from leads.table_store import deliveries_from_json, raw_body_of, stored_from_entity
 
 _SERVER_STATUSES = frozenset({"pending", "retrying", "blocked", "failed"})  # the Status column says these
-_REJECTED_ID = re.compile(r"^\d{13}:[0-9a-f]{8}$")
+_REJECTED_ROW = re.compile(r"^\d{13}:[0-9a-f]{8}$")
+_REJECTED_ID = re.compile(r"^(\d{13})-([0-9a-f]{8})$")  # the RowKey with `-` for `:` (views.rejected)
 _REPLAY_TRIES = 5
 REPLAYABLE_STATES = tuple(s for s in DESTINATION_STATES if s not in (DELIVERED, "sending"))
 
@@ -145,7 +146,7 @@ class ManageService:
     # --- rejected requests ------------------------------------------------------------------------
     def list_quarantine(self, limit: int = 50, continuation: str | None = None) -> dict[str, Any]:
         after = decode_token(continuation, "")
-        if after is not None and not _REJECTED_ID.match(after):
+        if after is not None and not _REJECTED_ROW.match(after):
             raise BadRequestError("continuation is not a token this list gave; start again without it.",
                                   parameter="continuation")
         rows = self.table.rejected_page(limit + 1, after)
@@ -157,7 +158,8 @@ class ManageService:
         return views.rejected(self._rejected(request_id), with_body=True)
 
     def _rejected(self, request_id: str) -> dict[str, Any]:
-        row = self.table.rejected_one(request_id) if _REJECTED_ID.match(request_id) else None
+        found = _REJECTED_ID.match(request_id)
+        row = self.table.rejected_one(f"{found[1]}:{found[2]}") if found else None
         if row is None:
             raise NotFoundError(f"No rejected request {request_id[:80]!r} in table "
                                 f"{self.rt.settings.quarantine_table}.")
@@ -172,7 +174,7 @@ class ManageService:
                                   "it cannot be re-ingested; ask the sender to send it again.")
         answer = self.rt.ingest.receive("POST", views.body_of(row), str(row.get("ContentType") or ""))
         outcome = f"{answer.status} " + str(answer.body.get("id") or answer.body.get("error") or "")
-        self.table.mark_reingested(request_id, f"{utcnow():%Y-%m-%dT%H:%M:%SZ}: {outcome}")
+        self.table.mark_reingested(str(row["RowKey"]), f"{utcnow():%Y-%m-%dT%H:%M:%SZ}: {outcome}")
         return {"status": answer.status, "answer": answer.body}
 
     # --- status, checks, test lead ----------------------------------------------------------------
@@ -201,9 +203,9 @@ def _matches(filters: LeadFilter, row: dict[str, Any], deliveries: dict[str, Del
         return False
     if filters.status in (DELIVERED, SKIPPED) and views.lead_status(DELIVERED, deliveries) != filters.status:
         return False
-    if filters.destination:
-        state = deliveries.get(filters.destination)
-        if state is None or (filters.destination_state and state.state != filters.destination_state):
+    if filters.destination or filters.destination_state:  # a state alone: any destination in it
+        states = [d for name, d in deliveries.items() if filters.destination in (None, name)]
+        if not any(filters.destination_state in (None, d.state) for d in states):
             return False
     if filters.offer:
         needle = filters.offer.casefold()

@@ -76,7 +76,7 @@ def detail(row: dict[str, Any], stored: StoredLead, raw_body: bytes) -> dict[str
 
 def rejected(row: dict[str, Any], with_body: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "id": str(row["RowKey"]),
+        "id": str(row["RowKey"]).replace(":", "-"),  # URL-friendly; service.py turns it back into the RowKey
         "received_at": moment_text(row.get("ReceivedAt")),
         "reason": str(row.get("Reason") or ""),
         "status": int(row.get("Status") or 0),

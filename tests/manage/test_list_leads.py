@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from leads.errors import BadRequestError, NotFoundError
-from leads.manage.filters import LeadFilter
+from leads.manage.filters import LeadFilter, parse_limit
 from leads.manage.service import ManageService
 from leads.model import utcnow
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
@@ -88,6 +88,8 @@ def test_python_filters(seeded: tuple[Pipeline, ManageService]) -> None:
     by_state = every(service, LeadFilter.from_query({"destination": "email", "destination_state": "blocked"}))
     assert [lead["id"] for lead in by_state] == expected(lambda n: n % 7 == 4)
     assert every(service, LeadFilter.from_query({"destination": "hubspot"})) == []
+    any_blocked = every(service, LeadFilter.from_query({"destination_state": "blocked"}))
+    assert any_blocked == by_state
 
 
 def test_detail_has_the_whole_lead_and_history(seeded: tuple[Pipeline, ManageService], azurite: Any,
@@ -113,9 +115,12 @@ def test_errors_name_the_problem(seeded: tuple[Pipeline, ManageService]) -> None
     with pytest.raises(NotFoundError, match="No lead"):
         service.get_lead(varied_lead(0, NOW - timedelta(days=900)).id)
     for query, name in [({"status": "lost"}, "status"), ({"test": "yes"}, "test"), ({"from": "monday"}, "from"),
-                        ({"destination_state": "failed"}, "destination_state"), ({"colour": "red"}, "colour")]:
+                        ({"destination_state": "lost"}, "destination_state"), ({"colour": "red"}, "colour")]:
         with pytest.raises(BadRequestError) as caught:
             LeadFilter.from_query(query)
         assert caught.value.parameter == name and name in caught.value.explanation
+    for limit in ("0", "101", "ten"):
+        with pytest.raises(BadRequestError, match="limit must be"):
+            parse_limit(limit)
     with pytest.raises(BadRequestError, match="continuation"):
         service.list_leads(LeadFilter(), 5, "bm90LWEta2V5")

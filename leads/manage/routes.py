@@ -1,0 +1,174 @@
+"""The management API's routes, in one table: the HTTP trigger dispatches with it and the OpenAPI description
+(leads/manage/openapi.py) is built from it. Plain Python: a request in, (status, JSON, headers) out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from leads.errors import BadRequestError, LeadsError, NotFoundError, SettingsError, StorageUnavailableError
+from leads.manage.auth import OPERATOR, READER, AuthError, authorize, identify
+from leads.manage.filters import LeadFilter, parse_limit, parse_moment
+from leads.manage.service import ManageService
+
+log = logging.getLogger("leads.manage")
+_MAX_BODY = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Request:
+    path: dict[str, str]
+    query: Mapping[str, str]
+    body: bytes
+
+
+Handler = Callable[[ManageService, Request], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str  # under /api/manage
+    role: str
+    handler: Handler
+    operation: str  # OpenAPI operationId
+    summary: str
+    answer: str  # the schema name of the success body
+    status: int = 200
+    query: tuple[str, ...] = ()  # OpenAPI parameter names (leads/manage/openapi.py)
+    body: str | None = None  # the schema name of an (optional) JSON body
+    errors: tuple[int, ...] = field(default=(400, 401, 403, 404, 405, 503))
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "/?$")
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    if not request.body.strip():
+        return {}
+    if len(request.body) > _MAX_BODY:
+        raise BadRequestError(f"The body is larger than {_MAX_BODY} bytes.")
+    try:
+        document = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequestError("The body is not JSON: send a JSON object, or nothing.") from None
+    if not isinstance(document, dict):
+        raise BadRequestError("The body must be a JSON object.")
+    return document
+
+
+def _optional_text(document: dict[str, Any], name: str) -> str | None:
+    if name not in document:
+        return None
+    value = document[name]
+    if not isinstance(value, str) or not value.strip() or len(value) > 100:
+        raise BadRequestError(f"{name} must be a non-empty text of at most 100 characters.", parameter=name)
+    return value.strip().lower()
+
+
+def _moment(document: dict[str, Any], name: str) -> Any:
+    value = document.get(name)
+    if name in document and not isinstance(value, str):
+        raise BadRequestError(f"{name} must be an ISO-8601 text such as 2026-11-30.", parameter=name)
+    return parse_moment(value, name)
+
+
+def list_leads(service: ManageService, request: Request) -> dict[str, Any]:
+    filters = LeadFilter.from_query(request.query)
+    return service.list_leads(filters, parse_limit(request.query.get("limit")), request.query.get("continuation"))
+
+
+def replay_lead(service: ManageService, request: Request) -> dict[str, Any]:
+    document = _json_body(request)
+    return service.replay_lead(request.path["id"], _optional_text(document, "destination"))
+
+
+def replay_many(service: ManageService, request: Request) -> dict[str, Any]:
+    document = _json_body(request)
+    states = document.get("states", ["failed", "blocked"])
+    if not isinstance(states, list) or not all(isinstance(s, str) for s in states):
+        raise BadRequestError("states must be a list of states such as [\"failed\", \"blocked\"].", parameter="states")
+    since, until = _moment(document, "from"), _moment(document, "to")
+    return service.replay_many(_optional_text(document, "destination"), tuple(s.lower() for s in states),
+                               since, until)
+
+
+def list_quarantine(service: ManageService, request: Request) -> dict[str, Any]:
+    unknown = sorted(set(request.query) - {"limit", "continuation"})
+    if unknown:
+        raise BadRequestError(f"Unknown parameter {unknown[0]!r}; the quarantine takes limit and continuation.",
+                              parameter=unknown[0])
+    return service.list_quarantine(parse_limit(request.query.get("limit")), request.query.get("continuation"))
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/leads", READER, list_leads, "listLeads", "Leads, newest first, filtered and paged",
+          "LeadPage", query=("test", "status", "destination", "destination_state", "offer", "action", "from", "to",
+                             "q", "limit", "continuation"), errors=(400, 401, 403, 405, 503)),
+    Route("GET", "/leads/{id}", READER, lambda s, r: s.get_lead(r.path["id"]), "getLead",
+          "One lead: every field, the body as received, each destination's attempt history", "LeadDetail"),
+    Route("POST", "/leads/{id}/replay", OPERATOR, replay_lead, "replayLead",
+          "Send a lead again to its failed and blocked destinations (or to the one named)", "ReplayResult",
+          body="ReplayOne"),
+    Route("POST", "/replay", OPERATOR, replay_many, "replayMany",
+          "Send again every lead in the given states (of one destination, in a date range)", "ReplayMany",
+          body="ReplayFilter", errors=(400, 401, 403, 405, 503)),
+    Route("GET", "/quarantine", READER, list_quarantine, "listQuarantine", "Rejected requests, newest first",
+          "QuarantinePage", query=("limit", "continuation"), errors=(400, 401, 403, 405, 503)),
+    Route("GET", "/quarantine/{id}", READER, lambda s, r: s.get_quarantined(r.path["id"]), "getQuarantined",
+          "One rejected request with its body", "QuarantinedDetail"),
+    Route("POST", "/quarantine/{id}/reingest", OPERATOR, lambda s, r: s.reingest(r.path["id"]), "reingest",
+          "Run a rejected request through ingest again (its cause fixed)", "Reingested"),
+    Route("GET", "/status", READER, lambda s, r: s.status(), "status",
+          "Why do I see no leads: last lead, last test lead, counts, each destination's health", "Status",
+          errors=(401, 403, 405, 503)),
+    Route("POST", "/doctor", OPERATOR, lambda s, r: s.doctor(), "doctor",
+          "Run the live checks of every destination and of storage", "Doctor", errors=(401, 403, 405, 503)),
+    Route("POST", "/test-lead", OPERATOR, lambda s, r: s.send_test_lead(), "sendTestLead",
+          "Send a Partner Center-shaped test lead (MSFT_TEST) through ingest", "IngestAccepted", status=202,
+          errors=(401, 403, 405, 503)),
+)
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+          ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    return status, {"error": code, "message": message}, headers or {}
+
+
+def dispatch(method: str, path: str, query: Mapping[str, str], body: bytes, headers: Mapping[str, str],
+             env: Mapping[str, str], via_key: bool, service: Callable[[], ManageService],
+             ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Answer one management request: who (401), which route (404, 405), may they (403), then the service."""
+    try:
+        caller = identify({k.lower(): v for k, v in headers.items()}, env, via_key)
+        path = "/" + path.strip("/")
+        matches = [(route, found) for route in ROUTES if (found := route.pattern.match(path))]
+        if not matches:
+            return error(404, "not_found", f"No management route {path[:100]!r}; see /api/openapi.json.")
+        chosen = [(route, found) for route, found in matches if route.method == method.upper()]
+        if not chosen:
+            allowed = ", ".join(sorted({route.method for route, _ in matches}))
+            return error(405, "method_not_allowed", f"{method.upper()[:10]} is not allowed here; use {allowed}.",
+                         {"Allow": allowed})
+        route, found = chosen[0]
+        authorize(caller, route.role)
+        answer = route.handler(service(), Request(found.groupdict(), query, body))
+        return route.status, answer, {}
+    except AuthError as refused:
+        extra = {"WWW-Authenticate": 'Bearer realm="leads"'} if refused.status == 401 else {}
+        return error(refused.status, "unauthorized" if refused.status == 401 else "forbidden",
+                     refused.explanation, extra)
+    except BadRequestError as bad:
+        return error(400, "bad_request", bad.explanation)
+    except NotFoundError as missing:
+        return error(404, "not_found", missing.explanation)
+    except (StorageUnavailableError, SettingsError) as down:
+        return error(503, "unavailable", down.explanation + " Please retry later.", {"Retry-After": "30"})
+    except LeadsError as other:
+        log.warning("management request failed: %s", type(other).__name__)
+        return error(503, "unavailable", other.explanation, {"Retry-After": "30"})

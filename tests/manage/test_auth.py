@@ -1,0 +1,120 @@
+"""Who may use the management API: each rule, on the dispatcher and through the local host.
+
+The canned principals are shaped as App Service Authentication sends them: base64 of
+`{"auth_typ", "claims": [{"typ", "val"}], "name_typ", "role_typ"}` ("Work with user identities in Azure App
+Service authentication", section "Decoding the client principal header",
+https://learn.microsoft.com/azure/app-service/configure-authentication-user-identities). Entra app roles
+arrive as claims of type `roles`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from leads.manage.auth import TURN_ON_SIGN_IN
+from leads.manage.routes import dispatch
+
+AZURE = {"WEBSITE_INSTANCE_ID": "0123abcd"}
+SIGNED_IN = {**AZURE, "WEBSITE_AUTH_ENABLED": "True"}
+
+
+def principal(*roles: str, role_claim: str = "roles") -> str:
+    document = {"auth_typ": "aad", "name_typ": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+                "role_typ": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
+                "claims": [{"typ": "name", "val": "Operator Person"}, *({"typ": role_claim, "val": r} for r in roles)]}
+    return base64.b64encode(json.dumps(document).encode()).decode()
+
+
+class NoService:
+    """The routes under test must answer before the service is built (or not at all)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: {"called": name}
+
+
+def answer(method: str, path: str, env: dict[str, str], headers: dict[str, str] | None = None,
+           via_key: bool = False) -> tuple[int, dict[str, Any]]:
+    status, body, _ = dispatch(method, path, {}, b"", headers or {}, env, via_key, NoService)  # type: ignore[arg-type]
+    return status, body
+
+
+def test_locally_open() -> None:
+    assert answer("GET", "status", {}) == (200, {"called": "status"})
+    assert answer("POST", "doctor", {}) == (200, {"called": "doctor"})
+
+
+def test_in_azure_without_sign_in_closed_with_a_sentence() -> None:
+    status, body = answer("GET", "status", AZURE)
+    assert status == 401 and body == {"error": "unauthorized", "message": TURN_ON_SIGN_IN}
+    assert "App Service Authentication" in body["message"] and "/api/manage-key/" in body["message"]
+
+
+def test_forged_principal_ignored_when_sign_in_is_off() -> None:
+    forged = {"X-MS-CLIENT-PRINCIPAL": principal("Leads.Operator")}
+    assert answer("GET", "status", AZURE, forged)[0] == 401
+    assert answer("POST", "doctor", AZURE, forged)[0] == 401
+
+
+def test_roles_when_sign_in_is_on() -> None:
+    reader = {"X-MS-CLIENT-PRINCIPAL": principal("Leads.Reader")}
+    operator = {"x-ms-client-principal": principal("Leads.Operator")}
+    nobody = {"X-MS-CLIENT-PRINCIPAL": principal()}
+    assert answer("GET", "status", SIGNED_IN, reader)[0] == 200
+    status, body = answer("POST", "doctor", SIGNED_IN, reader)
+    assert status == 403 and body["error"] == "forbidden" and "Leads.Operator" in body["message"]
+    assert answer("POST", "doctor", SIGNED_IN, operator)[0] == 200
+    assert answer("GET", "leads/x", SIGNED_IN, operator)[0] == 200  # an operator reads too
+    assert answer("GET", "status", SIGNED_IN, nobody)[0] == 403
+    uri_role = {"X-MS-CLIENT-PRINCIPAL": principal(
+        "Leads.Reader", role_claim="http://schemas.microsoft.com/ws/2008/06/identity/claims/role")}
+    assert answer("GET", "status", SIGNED_IN, uri_role)[0] == 200
+
+
+def test_sign_in_on_but_no_or_bad_principal() -> None:
+    status, body = answer("GET", "status", SIGNED_IN)
+    assert status == 401 and "Sign in" in body["message"]
+    assert answer("GET", "status", SIGNED_IN, {"X-MS-CLIENT-PRINCIPAL": "%%%not base64"})[0] == 401
+    assert answer("GET", "status", SIGNED_IN, {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(b"[1]").decode()})[0] == 401
+
+
+def test_function_key_route_is_trusted() -> None:
+    assert answer("POST", "doctor", AZURE, via_key=True) == (200, {"called": "doctor"})
+
+
+def test_unknown_route_and_method() -> None:
+    assert answer("GET", "nothing", {})[0] == 404
+    status, body = answer("DELETE", "leads", {})
+    assert status == 405 and "GET" in body["message"]
+
+
+def call(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, method=method, headers=headers or {}, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def test_through_the_host_in_azure_mode(local_host_factory: Callable[..., Any]) -> None:
+    host = local_host_factory({"WEBSITE_INSTANCE_ID": "0123abcd", "WEBSITE_AUTH_ENABLED": None})
+    forged = {"X-MS-CLIENT-PRINCIPAL": principal("Leads.Operator")}
+    status, body = call(host.url("manage/status"), headers=forged)
+    assert status == 401 and body["message"] == TURN_ON_SIGN_IN
+    assert call(host.url("manage-key/leads?limit=1"))[0] == 200  # the host checks keys in Azure, not here
+    assert call(host.url("health"))[0] == 200  # unchanged
+
+
+@pytest.mark.parametrize("roles, expected", [(("Leads.Reader",), (200, 403)), (("Leads.Operator",), (200, 202))])
+def test_through_the_host_signed_in(local_host_factory: Callable[..., Any], roles: tuple[str, ...],
+                                    expected: tuple[int, int]) -> None:
+    host = local_host_factory({"WEBSITE_INSTANCE_ID": "0123abcd", "WEBSITE_AUTH_ENABLED": "True"})
+    headers = {"X-MS-CLIENT-PRINCIPAL": principal(*roles)}
+    assert call(host.url("manage/leads"), headers=headers)[0] == expected[0]
+    assert call(host.url("manage/test-lead"), "POST", headers)[0] == expected[1]
