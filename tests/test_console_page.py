@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +18,7 @@ ROUTES = {"console": "text/html", "console/app.js": "text/javascript", "console/
 
 
 def test_each_file_is_served_with_a_csp_that_forbids_inline_script_and_other_hosts(local_host_factory) -> None:
-    host = local_host_factory()
+    host = local_host_factory({"WEBSITE_INSTANCE_ID": None, "WEBSITE_AUTH_ENABLED": None})
     for route, content_type in ROUTES.items():
         with urllib.request.urlopen(host.url(route), timeout=10) as response:
             assert response.status == 200
@@ -30,6 +32,15 @@ def test_each_file_is_served_with_a_csp_that_forbids_inline_script_and_other_hos
         assert directives["script-src"] == "'self'"  # no 'unsafe-inline', no 'unsafe-eval', no other host
         assert directives["frame-ancestors"] == "'none'"
         assert body == (CONSOLE_DIR / ("index.html" if route == "console" else route.split("/")[1])).read_bytes()
+
+
+def test_in_azure_without_sign_in_the_console_is_closed_with_the_sentence_that_opens_it(local_host_factory) -> None:
+    host = local_host_factory({"WEBSITE_INSTANCE_ID": "0123abcd", "WEBSITE_AUTH_ENABLED": None})
+    for route in ROUTES:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(host.url(route), timeout=10)
+        assert refused.value.code == 401
+        assert "Sign-in is not configured" in json.loads(refused.value.read())["message"]
 
 
 @pytest.mark.parametrize("name", ["index.html", "app.js", "app.css"])

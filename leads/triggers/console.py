@@ -1,12 +1,16 @@
 """The operator console: three static files from leads/console/, served with a strict Content-Security-Policy.
 
-The page holds no data; it reads everything from /api/manage/ (which checks who is asking), so these routes
-only serve files. The CSP forbids inline script and style and any other host: a lead field that carries
+The page holds no data; it reads everything from /api/manage/, which checks each caller's app role. These
+routes only refuse what the API refuses before any role: in Azure without sign-in, a 401 with the sentence
+that says how to turn it on (leads/manage/auth.py); a signed-in person without a role gets the page, and the
+page shows the API's 403 sentence. The CSP forbids inline script and style and any other host: a lead field that carries
 markup can never run (the page also sets every value as text).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from functools import cache
 from pathlib import Path
 
@@ -25,7 +29,15 @@ def _file(name: str) -> bytes:
     return (CONSOLE_DIR / name).read_bytes()
 
 
-def serve(name: str) -> func.HttpResponse:
+def serve(req: func.HttpRequest, name: str) -> func.HttpResponse:
+    from leads.manage.auth import AuthError, identify
+
+    try:
+        identify({k.lower(): v for k, v in req.headers.items()}, os.environ, via_key=False)
+    except AuthError as error:
+        return func.HttpResponse(json.dumps({"error": "unauthorized", "message": error.explanation}),
+                                 status_code=error.status, mimetype="application/json", charset="utf-8",
+                                 headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
     headers = {
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,
         "X-Content-Type-Options": "nosniff",
@@ -38,14 +50,14 @@ def serve(name: str) -> func.HttpResponse:
 
 @bp.route(route="console", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def console_page(req: func.HttpRequest) -> func.HttpResponse:
-    return serve("index.html")
+    return serve(req, "index.html")
 
 
 @bp.route(route="console/app.js", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def console_script(req: func.HttpRequest) -> func.HttpResponse:
-    return serve("app.js")
+    return serve(req, "app.js")
 
 
 @bp.route(route="console/app.css", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def console_style(req: func.HttpRequest) -> func.HttpResponse:
-    return serve("app.css")
+    return serve(req, "app.css")
