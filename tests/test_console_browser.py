@@ -196,7 +196,7 @@ def test_a_failed_lead_shows_its_attempts_and_is_delivered_after_replay_on_scree
     assert "500" in " ".join(card.locator("tbody tr td:nth-child(3)").all_text_contents())
     email = page.locator("section.card", has=page.locator("#dest-email"))
     assert email.locator("h3 .badge").text_content() == "delivered"
-    page.screenshot(path=str(screenshots / "console-lead-failed.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "console-lead-failed.png"))
 
     console.receiver.heal()
     page.click("#replay-webhook")
@@ -204,7 +204,8 @@ def test_a_failed_lead_shows_its_attempts_and_is_delivered_after_replay_on_scree
     wait_until(lambda: card.locator("h3 .badge").text_content() == "delivered", timeout=60)
     assert card.locator("tbody tr td:nth-child(2)").all_text_contents()[-1] == "delivered"
     assert page.locator("#summary-title + dl .badge").first.text_content() == "delivered"
-    page.screenshot(path=str(screenshots / "console-lead-delivered.png"), full_page=True)
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "console-lead-delivered.png"))
     assert browser.problems() == []
     only_this_host(browser, console.base)
 
@@ -264,7 +265,7 @@ def test_the_whole_flow_works_with_the_keyboard_alone(
     page.keyboard.type("northwind")
     page.keyboard.press("Enter")
     wait_until(lambda: lead_companies(browser) == ["Northwind Traders"], timeout=15)
-    assert page.locator("#announcer").text_content() == "1 leads shown."
+    wait_until(lambda: page.locator("#announcer").text_content() == "1 leads shown.")  # said to screen readers
     tab_to(browser, "#lead-table tbody th a")
     assert focused(browser)["outline"] != "none"  # the focus is visible
     page.keyboard.press("Enter")
@@ -282,7 +283,8 @@ def test_the_whole_flow_works_with_the_keyboard_alone(
     page.keyboard.press("Enter")
     page.locator("#why-title").wait_for()
     assert focused(browser)["id"] == "view-title"
-    page.screenshot(path=str(screenshots / "console-status.png"), full_page=True)
+    assert "null" not in str(page.locator("main").text_content())
+    page.screenshot(path=str(screenshots / "console-status.png"))
     tab_to(browser, "nav a[data-section=test-lead]")
     page.keyboard.press("Enter")
     tab_to(browser, "#send-test-lead")

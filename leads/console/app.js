@@ -113,7 +113,7 @@
   // ---- Views ----
   function view(title, ...content) {
     const heading = h("h1", { id: "view-title", tabindex: "-1", text: title });
-    main.replaceChildren(heading, ...content);
+    main.replaceChildren(heading, ...content.filter((part) => part !== null && part !== undefined));
     return heading;
   }
 
