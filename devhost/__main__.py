@@ -104,7 +104,9 @@ def print_banner(host: LocalHost, storage: str, mail: str, extra: list[str] | No
         methods = ", ".join(sorted(route.methods)) if route.methods else "any method"
         lines.append(f"  {route.function.name}: {host.url(route.template)}  [{methods}]")
     lines += ["", f"  Storage: {storage}", f"  E-mails: {mail}",
-              "  Function keys are not checked locally (like Core Tools).", "  Stop: Ctrl-C", ""]
+              "  Function keys are not checked locally (like Core Tools).",
+              "  The console and the management API (/api/manage) are open here without sign-in (loopback only; "
+              "in Azure they need Entra sign-in or the function key).", "  Stop: Ctrl-C", ""]
     print("\n".join(lines), flush=True)
 
 

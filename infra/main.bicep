@@ -186,6 +186,9 @@ param leadsOutboxGraceSeconds string = '120'
 @description('LEADS_REQUEUE_AGAIN_SECONDS: After the sweeper (or the poison handler) enqueues a lead again, how long before it does so once more if the lead is still unfinished.')
 param leadsRequeueAgainSeconds string = '300'
 
+@description('LEADS_CONSOLE_URL: Address of the lead console, e.g. `https://<app>.azurewebsites.net/api/console` (locally `http://127.0.0.1:7071/api/console`): the notification e-mail links to each lead there. Empty: no link.')
+param leadsConsoleUrl string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'app': 'marketplace-leads'
@@ -423,6 +426,7 @@ var appSettings = {
   LEADS_DELIVERY_LEASE_SECONDS: leadsDeliveryLeaseSeconds
   LEADS_OUTBOX_GRACE_SECONDS: leadsOutboxGraceSeconds
   LEADS_REQUEUE_AGAIN_SECONDS: leadsRequeueAgainSeconds
+  LEADS_CONSOLE_URL: leadsConsoleUrl
 }
 
 module functionApp 'modules/functionapp.bicep' = {

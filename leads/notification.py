@@ -21,6 +21,7 @@ import email.utils
 import html
 import re
 import unicodedata
+import urllib.parse
 from datetime import UTC, datetime
 from email.header import Header
 from email.message import EmailMessage
@@ -202,7 +203,14 @@ def _notes(stored: StoredLead, include_pii: bool) -> list[str]:
     return notes
 
 
-def _text_body(stored: StoredLead, include_pii: bool) -> str:
+def console_link(console_url: str, lead_id: str) -> str:
+    """The lead in the console (its `#/leads/<id>` route), or "" without LEADS_CONSOLE_URL."""
+    if not console_url:
+        return ""
+    return f"{console_url.rstrip('/')}#/leads/{urllib.parse.quote(lead_id, safe='')}"
+
+
+def _text_body(stored: StoredLead, include_pii: bool, link: str = "") -> str:
     rows = _rows(stored)
     width = max(len(label) for label, _ in rows) + 2
     lines = ["New Microsoft commercial marketplace lead", ""]
@@ -215,6 +223,8 @@ def _text_body(stored: StoredLead, include_pii: bool) -> str:
             lines += ["", "Description:"] + [f"    {line}" for line in description.split("\n")]
     for note in _notes(stored, include_pii):
         lines += ["", note]
+    if link:
+        lines += ["", f"Open the lead in the console (sign-in needed): {link}"]
     return "\n".join(lines) + "\n"
 
 
@@ -227,7 +237,7 @@ def _html_table(rows: list[tuple[str, str]]) -> str:
     return f"<table>{cells}</table>"
 
 
-def _html_body(stored: StoredLead, subject: str, include_pii: bool) -> str:
+def _html_body(stored: StoredLead, subject: str, include_pii: bool, link: str = "") -> str:
     parts = ["<h2>New Microsoft commercial marketplace lead</h2>", _html_table(_rows(stored))]
     if include_pii:
         parts += ["<h3>Customer</h3>", _html_table(_personal_rows(stored.lead))]
@@ -238,6 +248,9 @@ def _html_body(stored: StoredLead, subject: str, include_pii: bool) -> str:
                 f'<div dir="auto" style="white-space:pre-wrap">{html.escape(description)}</div>',
             ]
     parts += [f"<p>{html.escape(note)}</p>" for note in _notes(stored, include_pii)]
+    if link:
+        parts.append(f'<p><a href="{html.escape(link, quote=True)}">Open the lead in the console</a> (sign-in '
+                     "needed)</p>")
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f"<title>{html.escape(subject)}</title></head><body>{''.join(parts)}</body></html>\n"
@@ -245,10 +258,11 @@ def _html_body(stored: StoredLead, subject: str, include_pii: bool) -> str:
 
 
 def build_notification(
-    stored: StoredLead, settings: EmailSettings, *, now: datetime | None = None
+    stored: StoredLead, settings: EmailSettings, *, now: datetime | None = None, console_url: str = ""
 ) -> EmailMessage:
     """The notification for one lead, ready for `smtplib.SMTP.send_message`. `now` is the Date header
-    (the time of sending, by default now)."""
+    (the time of sending, by default now); with `console_url` (LEADS_CONSOLE_URL) it links to the lead there."""
+    link = console_link(console_url, stored.id)
     subject = build_subject(stored.lead)
     message = EmailMessage(policy=POLICY)
     message["Subject"] = subject
@@ -259,8 +273,8 @@ def build_notification(
     message["X-Lead-Id"] = _NOT_ATEXT.sub("-", stored.id)
     # RFC 3834: machine-generated, so auto-responders (out-of-office) do not answer it.
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(_text_body(stored, settings.include_pii), subtype="plain", charset="utf-8")
-    message.add_alternative(_html_body(stored, subject, settings.include_pii), subtype="html", charset="utf-8")
+    message.set_content(_text_body(stored, settings.include_pii, link), subtype="plain", charset="utf-8")
+    message.add_alternative(_html_body(stored, subject, settings.include_pii, link), subtype="html", charset="utf-8")
     for part in message.iter_parts():
         # set_content gives each new part its own MIME-Version; it belongs on the top level only.
         del part["MIME-Version"]

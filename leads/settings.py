@@ -143,6 +143,9 @@ SETTINGS: tuple[Setting, ...] = (
             "enqueues it again."),
     Setting("LEADS_REQUEUE_AGAIN_SECONDS", "300", "After the sweeper (or the poison handler) enqueues a lead "
             "again, how long before it does so once more if the lead is still unfinished."),
+    Setting("LEADS_CONSOLE_URL", "", "Address of the lead console, e.g. `https://<app>.azurewebsites.net/api/console` "
+            "(locally `http://127.0.0.1:7071/api/console`): the notification e-mail links to each lead there. "
+            "Empty: no link."),
 )
 
 DESTINATION_NAMES = ("email", "webhook", "dynamics", "salesforce", "marketo", "hubspot")
@@ -248,6 +251,7 @@ class Settings:
     delivery_lease_seconds: int = 600
     outbox_grace_seconds: int = 120
     requeue_again_seconds: int = 300
+    console_url: str = ""  # LEADS_CONSOLE_URL: the notification e-mail links to `<it>#/leads/<id>`
 
     @property
     def poison_queue(self) -> str:
@@ -495,6 +499,7 @@ def _read(env: Mapping[str, str]) -> Settings:
         delivery_lease_seconds=_int("LEADS_DELIVERY_LEASE_SECONDS", get("LEADS_DELIVERY_LEASE_SECONDS"), minimum=1),
         outbox_grace_seconds=_int("LEADS_OUTBOX_GRACE_SECONDS", get("LEADS_OUTBOX_GRACE_SECONDS"), minimum=1),
         requeue_again_seconds=_int("LEADS_REQUEUE_AGAIN_SECONDS", get("LEADS_REQUEUE_AGAIN_SECONDS"), minimum=1),
+        console_url=check_outbound_url("LEADS_CONSOLE_URL", get("LEADS_CONSOLE_URL")),
     )
 
 

@@ -297,3 +297,23 @@ def test_any_text_in_any_field_makes_a_well_formed_message(
     text, page = parts(message)
     assert text.startswith("New Microsoft commercial marketplace lead")
     assert page.startswith("<!DOCTYPE html>")
+
+
+def test_links_to_the_lead_in_the_console_when_leads_console_url_is_set() -> None:
+    from leads.destinations.email import create
+    from leads.settings import load_settings
+
+    console = 'https://leads.example.com/api/console?x="<b>'  # escaped in HTML, kept whole in text
+    text, page = parts(parse(serialise(build_notification(stored(), EMAIL, console_url=console + "/"))))
+    link = f"{console}#/leads/{LEAD_ID}"
+    assert f"Open the lead in the console (sign-in needed): {link}" in text
+    assert 'href="https://leads.example.com/api/console?x=&quot;&lt;b&gt;#/leads/' + LEAD_ID + '"' in page
+    assert "<b>" not in page
+    text, page = parts(parse(serialise(build_notification(stored(), EMAIL))))
+    assert "console" not in text and "console" not in page  # no setting, no link
+    settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                              "LEADS_CONSOLE_URL": "https://leads.example.com/api/console"})
+    assert create(settings).console_url == "https://leads.example.com/api/console"
+    insecure = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                              "LEADS_CONSOLE_URL": "http://leads.example.com/api/console"})
+    assert insecure.console_url == "" and "LEADS_CONSOLE_URL" in insecure.warnings

@@ -35,7 +35,7 @@ _REPLY_MAX = 300  # characters of a server reply quoted in a sentence
 
 
 def create(settings: Settings) -> EmailDestination:
-    return EmailDestination(settings.email, timeout=settings.http_timeout)
+    return EmailDestination(settings.email, timeout=settings.http_timeout, console_url=settings.console_url)
 
 
 @dataclass
@@ -53,9 +53,10 @@ class EmailDestination:
     name = NAME
     is_crm = False
 
-    def __init__(self, settings: EmailSettings, *, timeout: float) -> None:
+    def __init__(self, settings: EmailSettings, *, timeout: float, console_url: str = "") -> None:
         self.settings = settings
         self.timeout = timeout
+        self.console_url = console_url
 
     # -- Destination protocol ---------------------------------------------------------------------------
 
@@ -63,7 +64,7 @@ class EmailDestination:
         problem = self.settings_problem()
         if problem:
             raise ConfigurationError(problem)
-        message = build_notification(stored, self.settings)
+        message = build_notification(stored, self.settings, console_url=self.console_url)
         progress = _Progress()
         try:
             smtp = self._open(progress)

@@ -118,3 +118,12 @@ def test_through_the_host_signed_in(local_host_factory: Callable[..., Any], role
     headers = {"X-MS-CLIENT-PRINCIPAL": principal(*roles)}
     assert call(host.url("manage/leads"), headers=headers)[0] == expected[0]
     assert call(host.url("manage/test-lead"), "POST", headers)[0] == expected[1]
+
+
+def test_devhost_says_the_console_and_api_are_open_locally(capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    from devhost.__main__ import print_banner
+
+    print_banner(SimpleNamespace(routes=[], url=lambda route: route), "azurite", "mail")  # type: ignore[arg-type]
+    assert "management API (/api/manage) are open here without sign-in" in capsys.readouterr().out
