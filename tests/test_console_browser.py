@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,6 +73,13 @@ class Console:
         status, answer = post(f"{self.base}leads", json.dumps(body).encode())
         assert status == 202, answer
         return str(answer["id"])
+
+    def api_error(self, path: str) -> str:
+        try:
+            urllib.request.urlopen(f"{self.base}manage/{path}", timeout=10)
+        except urllib.error.HTTPError as error:
+            return str(json.loads(error.read())["message"])
+        raise AssertionError(f"{path} answered 2xx")
 
     def wait_status(self, lead_id: str, *statuses: str) -> None:
         wait_until(lambda: self.api(f"leads/{lead_id}")["status"] in statuses, timeout=60)
@@ -320,3 +328,32 @@ def test_page_weight_on_first_load(console: Console, browser: BrowserSession) ->
     print(f"\nconsole first load: {sum(sizes.values())} bytes in {len(sizes)} requests "
           f"(page, script and style: {static} bytes, uncompressed): {sizes}")
     assert set(sizes) >= {"/api/console", "/api/console/app.js", "/api/console/app.css", "/api/manage/leads"}
+
+
+def test_quarantine_doctor_and_errors_show_what_the_api_answered(console: Console, browser: BrowserSession) -> None:
+    status, refused = post(f"{console.base}leads", b'{"UserDetails": {"Company": "Contoso"},}')
+    assert status == 400
+    page = browser.page
+    page.goto(console.url("#/quarantine"))
+    request = page.locator("main tbody th a").first
+    request.wait_for()
+    assert page.locator("main tbody td:nth-child(3)").first.text_content() == "invalid_json"
+    request.click()
+    page.locator("#body-title").wait_for()
+    assert page.locator("pre.raw").text_content() == '{"UserDetails": {"Company": "Contoso"},}'
+    page.click("#reingest")  # the cause is not fixed: refused again, with the ingest's own sentence
+    page.locator("#reingest-result p").wait_for()
+    assert page.locator("#reingest-result p").text_content() == f"Refused again (400). {refused['message']}"
+
+    page.goto(console.url("#/doctor"))
+    page.click("#run-doctor")
+    page.locator("#doctor-result table").wait_for()
+    checks = page.locator("#doctor-result tbody tr").all_text_contents()
+    assert any(row.startswith("email") for row in checks), checks
+
+    page.goto(console.url("#/leads/20261130T000000000Z-00000000"))  # well formed, not stored
+    page.locator("main .error").wait_for()
+    assert page.locator("main .error").text_content() == console.api_error("leads/20261130T000000000Z-00000000")
+    assert page.locator("main .error").get_attribute("role") == "alert"
+    problems = browser.problems()  # the browser reports the 404 itself; the page logs nothing else
+    assert all("status of 404" in problem for problem in problems), problems
