@@ -25,10 +25,10 @@ param maximumInstanceCount int = 100
 @description('Region of a second storage account that holds leads while the main table is unreachable (LEADS_FALLBACK_STORAGE), e.g. the paired region; empty (the default): no fallback account, such a lead gets 503 with Retry-After.')
 param fallbackStorageLocation string = ''
 
-@description('Put Microsoft Entra sign-in (App Service Authentication) in front of the operator pages. /api/leads and /api/health stay outside it.')
+@description('Put Microsoft Entra sign-in (App Service Authentication) in front of the console (/api/console) and the management API (/api/manage/); /api/leads and /api/health stay outside it. Needs an app registration first (docs/deploy.md).')
 param enableOperatorSignIn bool = false
 
-@description('With enableOperatorSignIn: application (client) id of the Entra app registration used for sign-in.')
+@description('With enableOperatorSignIn: application (client) id of the Entra app registration used for sign-in (app roles Leads.Reader and Leads.Operator).')
 param operatorSignInClientId string = ''
 
 @description('With enableOperatorSignIn: tenant users sign in from (default: this subscription\'s tenant).')
@@ -259,7 +259,7 @@ module keyVault 'modules/keyvault.bicep' = {
 // Secrets: each secure parameter goes to its own Key Vault secret, named after the setting with dashes (Key
 // Vault names allow letters, digits and dashes). Written only when given, so a redeploy without the values
 // keeps secrets rotated in the vault with `az keyvault secret set`. An unwritten secret leaves its Key Vault
-// reference unresolved, which matters only if that destination is switched on (README: Secrets).
+// reference unresolved, which matters only if that destination is switched on (docs/deploy.md: Secrets).
 module kvLeadsSmtpPassword 'modules/keyvault-secret.bicep' = if (!empty(leadsSmtpPassword)) {
   name: 'secret-leads-smtp-password'
   scope: rg

@@ -7,7 +7,7 @@ delivered and send nothing. Each destination's answer is recorded as soon as it 
 write, serialised within the worker), independently of the others. What remains is a window, not a
 guarantee: a worker that dies (crash, timeout, storage lost for longer than the lease) between a call and
 its record leaves a lease that runs out; the outbox row brings the lead back then and only that
-destination is sent again. Whether a second send makes a duplicate depends on the destination (README,
+destination is sent again. Whether a second send makes a duplicate depends on the destination (docs/destinations.md,
 "What a re-send does")."""
 
 from __future__ import annotations

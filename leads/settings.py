@@ -1,6 +1,6 @@
 """Every app setting, read once into one typed object.
 
-`SETTINGS` is the single list of names the app reads: README, `local.settings.sample.json` and the
+`SETTINGS` is the single list of names the app reads: docs/settings.md, `local.settings.sample.json` and the
 Bicep test are checked against it. `load_settings()` reads them from the environment (which is how
 the Functions host exposes app settings). Only missing storage settings raise a `SettingsError`: intake
 needs storage and nothing else. Any other bad setting is kept as a sentence naming it: a destination's

@@ -24,7 +24,13 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from leads import keys
-from leads.azure_limits import BINARY_CHUNK_BYTES, STRING_CHUNK_UNITS, chunk_utf16, without_lone_surrogates
+from leads.azure_limits import (
+    BINARY_CHUNK_BYTES,
+    STRING_CHUNK_UNITS,
+    chunk_utf16,
+    utf16_units,
+    without_lone_surrogates,
+)
 from leads.breaker import Breaker
 from leads.errors import ConcurrentUpdateError, StorageUnavailableError
 from leads.model import DeliveryState, Lead, StoredLead, parse_iso
@@ -122,15 +128,22 @@ def stored_from_entity(entity: dict[str, Any]) -> StoredLead:
 
 def deliveries_json(stored: StoredLead) -> str:
     """The Deliveries column: one string property (at most 32K UTF-16 code units in Azure). When the attempt
-    histories would overflow it, the oldest attempts of the longest history go first."""
+    histories would overflow it, the oldest attempts of the longest history go first, then long last errors
+    are cut."""
     states = {name: asdict(state) for name, state in stored.deliveries.items()}
-    text = json.dumps(states)  # ASCII only (escaped): its length is its UTF-16 length
-    while len(text) > _CHUNK:
+
+    def dumped() -> str:
+        return without_lone_surrogates(json.dumps(states, ensure_ascii=False))
+
+    text = dumped()
+    while utf16_units(text) > _CHUNK:
         longest = max(states.values(), key=lambda state: len(state["history"]))
         if not longest["history"]:
-            break  # no history left to drop; the last errors are capped by the destinations
+            for state in states.values():
+                state["last_error"] = state["last_error"][:_SHOWN]
+            return dumped()
         longest["history"] = longest["history"][1:]
-        text = json.dumps(states)
+        text = dumped()
     return text
 
 

@@ -23,10 +23,12 @@ def test_no_tracked_file_reads_or_names_a_folder_outside_the_repository() -> Non
     assert offenders == []
 
 
-def test_the_samples_and_references_the_readme_cites_are_in_the_repository() -> None:
+def test_the_samples_and_references_the_documentation_cites_are_in_the_repository() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    troubleshooting = (PROJECT_ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
     for cited in ("samples/camelcase-wire.json", "samples/faq-test-lead-as-printed.txt", "docs/faq/"):
         assert cited in readme
         assert (PROJECT_ROOT / cited).exists(), cited
+    assert "docs/faq/" in troubleshooting  # the FAQ its Partner Center messages are quoted from
     assert (PROJECT_ROOT / "docs" / "stack.md").is_file()
     assert (PROJECT_ROOT / "docs" / "marketplace-leads.md").is_file()

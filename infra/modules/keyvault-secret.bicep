@@ -11,7 +11,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
 }
 
 resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_41: These are third-party credentials (SMTP, CRM) whose lifetime the vendor sets; an invented expiry date would not rotate them, only make a valid one look expired. Rotation is az keyvault secret set (README).
+  // checkov:skip=CKV_AZURE_41: These are third-party credentials (SMTP, CRM) whose lifetime the vendor sets; an invented expiry date would not rotate them, only make a valid one look expired. Rotation is az keyvault secret set (docs/deploy.md).
   parent: vault
   name: name
   properties: {

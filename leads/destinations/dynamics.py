@@ -45,7 +45,7 @@ WHERE_USER = "Power Platform admin center > Environments > your environment > Se
 LEAD_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:marketplace-leads:dynamics-365:lead")
 LEADSOURCE_WEB = 8  # leadsourcecode choice "Web" (standard choices 1-10, docs/marketplace-leads.md §4)
 
-# Default mapping of lead columns to our lead's fields (see the README, Dynamics 365). Values are paths for
+# Default mapping of lead columns to our lead's fields (see docs/destinations.md, Dynamics 365). Values are paths for
 # `leads.mapping.lead_value`, or `computed.subject` / `computed.description`, or `=<literal>` (a number
 # is sent as a number, which is what a choice column such as leadsourcecode needs).
 DEFAULT_FIELD_MAP: dict[str, str] = {

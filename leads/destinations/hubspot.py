@@ -1,7 +1,7 @@
 """HubSpot (Partner Center has no HubSpot connector): a private app's access token and the CRM v3 contacts
 API. The contact is identified by e-mail: create it, and when HubSpot answers 409 (the e-mail is already a
 contact) update that contact by e-mail (`PATCH /crm/v3/objects/contacts/{email}?idProperty=email`), so a
-redelivered lead never creates a second contact. See the README (HubSpot).
+redelivered lead never creates a second contact. See docs/destinations.md (HubSpot).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 Sync Leads with `createOrUpdate` on e-mail, so a redelivered lead updates the same person.
 
 Marketo answers HTTP 200 to almost everything: the outcome is in `success`, `errors[]` (response level,
-6xx/7xx codes) and each record's `status` and `reasons[]` (1xxx codes). See the README (Marketo).
+6xx/7xx codes) and each record's `status` and `reasons[]` (1xxx codes). See docs/destinations.md (Marketo).
 """
 
 from __future__ import annotations

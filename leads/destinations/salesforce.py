@@ -7,7 +7,7 @@
   errors become visible (and classified), and with an External ID field on Lead a redelivered lead
   updates its record instead of creating a second one.
 
-See the README (Salesforce).
+See docs/destinations.md (Salesforce).
 """
 
 from __future__ import annotations

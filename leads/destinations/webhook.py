@@ -1,6 +1,6 @@
 """Webhook: the normalized lead as signed JSON, POSTed to LEADS_WEBHOOK_URL (Power Automate's "When a HTTP
 request is received", a Zapier "Catch Hook", your own endpoint). Not a CRM: Partner Center's test leads
-go here too. The body is documented in the README (Webhook); the signature in leads/webhook_signature.py.
+go here too. The body is documented in docs/destinations.md (Webhook); the signature in leads/webhook_signature.py.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def create(settings: Settings) -> Destination:
 
 
 def webhook_payload(stored: StoredLead) -> dict[str, Any]:
-    """The JSON a receiver gets (the README (Webhook)): every field always present, empty when unknown."""
+    """The JSON a receiver gets (docs/destinations.md, Webhook): every field always present, empty when unknown."""
     lead = stored.lead
     return {
         "schema": SCHEMA,
@@ -128,7 +128,7 @@ class Webhook:
         if status in (400, 409, 413, 415, 422):
             return LeadRejectedError(
                 f"{LABEL} at {host} refused this lead (HTTP {status}): its own logs say why. Fix the receiver "
-                f"(the body is described in the README (Webhook)), {replay_hint(lead_id)}.")
+                f"(the body is described in docs/destinations.md, Webhook), {replay_hint(lead_id)}.")
         return ConfigurationError(
             f"{LABEL} at {host} answered HTTP {status}: check LEADS_WEBHOOK_URL and the receiver.")
 

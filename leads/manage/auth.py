@@ -7,7 +7,9 @@ Service authentication", learn.microsoft.com/azure/app-service/configure-authent
 The platform strips that header from incoming requests only when authentication is on, so it is trusted only
 when `WEBSITE_AUTH_ENABLED` is `True`. App roles: `Leads.Reader` to read, `Leads.Operator` to act (and read).
 In Azure (`WEBSITE_INSTANCE_ID` set) without sign-in every request is refused; locally everything is open.
-A script uses the function key on `/api/manage-key/...` instead: the host checks the key there."""
+A script sends a bearer token for the app registration (docs/deploy.md), or, while sign-in is off, uses the
+function key on `/api/manage-key/...`: the host checks the key there (with sign-in on, App Service asks a
+token there too)."""
 
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ PRINCIPAL_HEADER = "x-ms-client-principal"
 # The claim types a role arrives under: Entra's `roles`, or the principal's role_typ (usually this URI).
 _ROLE_TYPES = frozenset({"roles", "role", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"})
 TURN_ON_SIGN_IN = (
-    "Sign-in is not configured for this app, so the management API and the console are closed. Deploy with the "
-    "Bicep parameter that turns on App Service Authentication (Microsoft Entra sign-in) and give people the "
-    "Leads.Reader or Leads.Operator app role, or call /api/manage-key/... with the function key.")
+    "Sign-in is not configured for this app, so the management API and the console are closed. Deploy with "
+    "enableOperatorSignIn=true (App Service Authentication with Microsoft Entra; docs/deploy.md) and give people "
+    "the Leads.Reader or Leads.Operator app role, or call /api/manage-key/... with the function key.")
 
 
 class AuthError(LeadsError):

@@ -405,19 +405,42 @@ def test_flex_consumption_python_311() -> None:
     assert "linuxFxVersion" not in site["properties"]["siteConfig"]  # rejected on Flex
 
 
-def test_operator_sign_in_is_off_by_default_and_leaves_partner_center_out() -> None:
+def test_operator_sign_in_is_off_by_default() -> None:
     assert main()["parameters"]["enableOperatorSignIn"]["default"] is False
-    condition, _ = body(main()["modules"]["operatorSignIn"])
+    condition, config = body(main()["modules"]["operatorSignIn"])
     assert condition == "enableOperatorSignIn"
+    assert config["params"]["clientId"] == "operatorSignInClientId"
+
+
+def test_operator_sign_in_excludes_exactly_ingest_and_health_and_protects_the_rest() -> None:
     prefix = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))["extensions"]["http"]["routePrefix"]
     signin = parse("modules/operator-signin.bicep")
-    excluded = signin["parameters"]["excludedPaths"]["default"]
-    assert f"/{prefix}/leads" in excluded, "Partner Center cannot sign in: the ingest route must be excluded"
-    assert f"/{prefix}/health" in excluded
+    assert "excludedPaths" not in signin["parameters"], "the exclusions are fixed, not widened by a parameter"
+    excluded = signin["variables"]["excludedPaths"]["value"]
+    # Partner Center cannot sign in (function key in the URL); the health probe is anonymous. Nothing else.
+    assert sorted(excluded) == sorted([f"/{prefix}/leads", f"/{prefix}/health"])
+    protected = [f"/{prefix}/console", f"/{prefix}/console/app.js", f"/{prefix}/manage/leads",
+                 f"/{prefix}/manage/replay", f"/{prefix}/status", f"/{prefix}/openapi.json"]
+    for path in protected:
+        assert not any(path == e or "*" in e or path.startswith(e.rstrip("/") + "/") for e in excluded), path
+
     auth = only_resource("modules/operator-signin.bicep", "Microsoft.Web/sites/config")
     assert auth["name"] == "authsettingsV2"
-    assert auth["properties"]["globalValidation"]["excludedPaths"] == "excludedPaths"
-    assert auth["properties"]["globalValidation"]["requireAuthentication"] is True
+    properties = auth["properties"]
+    assert properties["platform"]["enabled"] is True
+    validation = properties["globalValidation"]
+    assert validation["requireAuthentication"] is True
+    assert validation["unauthenticatedClientAction"] == "RedirectToLoginPage"
+    assert validation["redirectToProvider"] == "azureactivedirectory"
+    assert validation["excludedPaths"] == "excludedPaths"
+    assert properties["httpSettings"]["requireHttps"] is True
+    entra = properties["identityProviders"]["azureActiveDirectory"]
+    assert entra["enabled"] is True
+    assert entra["registration"]["clientId"] == "clientId"
+    assert "clientSecretSettingName" not in entra["registration"], "no secret: ID tokens are enough"
+    assert entra["registration"]["openIdIssuer"].endswith("${tenantId}/v2.0")
+    assert sorted(entra["validation"]["allowedAudiences"]) == sorted(["api://${clientId}", "clientId"])
+    assert properties["login"]["tokenStore"]["enabled"] is False  # the app reads the principal header only
 
 
 def test_outputs_name_the_app_and_the_ingest_url_without_a_key() -> None:

@@ -52,7 +52,7 @@ def test_locally_open() -> None:
 def test_in_azure_without_sign_in_closed_with_a_sentence() -> None:
     status, body = answer("GET", "status", AZURE)
     assert status == 401 and body == {"error": "unauthorized", "message": TURN_ON_SIGN_IN}
-    assert "App Service Authentication" in body["message"] and "/api/manage-key/" in body["message"]
+    assert "enableOperatorSignIn=true" in body["message"] and "/api/manage-key/" in body["message"]
 
 
 def test_forged_principal_ignored_when_sign_in_is_off() -> None:
