@@ -273,7 +273,7 @@ def test_the_whole_flow_works_with_the_keyboard_alone(
     page.keyboard.type("northwind")
     page.keyboard.press("Enter")
     wait_until(lambda: lead_companies(browser) == ["Northwind Traders"], timeout=15)
-    wait_until(lambda: page.locator("#announcer").text_content() == "1 leads shown.")  # said to screen readers
+    wait_until(lambda: page.locator("#announcer").text_content() == "1 lead shown.")  # said to screen readers
     tab_to(browser, "#lead-table tbody th a")
     assert focused(browser)["outline"] != "none"  # the focus is visible
     page.keyboard.press("Enter")
@@ -309,6 +309,12 @@ def test_on_a_phone_the_page_fits_the_screen(console: Console, tmp_path: Path, s
         phone.page.locator("#lead-table tbody th a").first.wait_for()
         # Only the table scrolls sideways, inside its own region; the page itself does not.
         assert phone.page.evaluate("document.documentElement.scrollWidth") <= 390
+        # The filters are folded so the leads come first, and open from the keyboard.
+        assert phone.page.locator("#filter-q").is_hidden()
+        phone.page.locator("summary").focus()
+        phone.page.keyboard.press("Enter")
+        assert phone.page.locator("#filter-q").is_visible()
+        phone.page.keyboard.press("Enter")
         phone.page.screenshot(path=str(screenshots / "console-phone.png"))
         assert phone.problems() == []
 

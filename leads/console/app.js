@@ -128,17 +128,22 @@
     return h("a", { href: "#/leads/" + encodeURIComponent(lead.id), text: label });
   }
 
+  const LEAD_COLUMNS = ["Received", "Lead", "Status", "Kind", "Name", "E-mail", "Offer", "Action", "Deliveries"];
+
   function leadRow(lead) {
+    // data-label: on a phone each row is a card and each cell says what it is (app.css).
+    const cell = (index, attrs, ...content) => h(index === 1 ? "th" : "td",
+      Object.assign({ "data-label": LEAD_COLUMNS[index] }, index === 1 ? { scope: "row" } : {}, attrs), ...content);
     return h("tr", {},
-      h("td", {}, when(lead.received_at)),
-      h("th", { scope: "row" }, leadLink(lead)),
-      h("td", {}, badge(lead.status)),
-      h("td", { text: lead.test ? "test" : "real" }),
-      h("td", { text: shown(lead.name) }),
-      h("td", { text: shown(lead.email) }),
-      h("td", { text: shown(lead.offer) }),
-      h("td", { title: shown(lead.action_meaning), text: shown(lead.action) }),
-      h("td", {}, deliveryList(lead.deliveries)));
+      cell(0, {}, when(lead.received_at)),
+      cell(1, {}, leadLink(lead)),
+      cell(2, {}, badge(lead.status)),
+      cell(3, { text: lead.test ? "test" : "real" }),
+      cell(4, { text: shown(lead.name) }),
+      cell(5, { text: shown(lead.email) }),
+      cell(6, { text: shown(lead.offer) }),
+      cell(7, { title: shown(lead.action_meaning), text: shown(lead.action) }),
+      cell(8, {}, deliveryList(lead.deliveries)));
   }
 
   function filterForm(params) {
@@ -173,7 +178,11 @@
       const hash = "#/leads" + (query.toString() ? "?" + query.toString() : "");
       if (location.hash === hash) route(); else location.hash = hash;
     });
-    return form;
+    // On a phone the filters fold away (a native, keyboard-usable disclosure) unless some are in use.
+    const active = FILTERS.filter(([name]) => params.get(name)).length;
+    const wide = window.matchMedia("(min-width: 40rem)").matches;
+    return h("details", { class: "filter-box", open: wide || active > 0 },
+      h("summary", { text: "Filters" + (active ? " (" + active + " in use)" : "") }), form);
   }
 
   function toLocalInput(iso) {
@@ -189,8 +198,7 @@
     const more = h("button", { type: "button", id: "more-leads", class: "secondary", hidden: true, text: "Load more leads" });
     const count = h("p", { id: "lead-count", class: "muted" });
     const heading = view("Leads", filterForm(params), results);
-    const head = h("tr", {}, ["Received", "Lead", "Status", "Kind", "Name", "E-mail", "Offer", "Action", "Deliveries"]
-      .map((name) => h("th", { scope: "col", text: name })));
+    const head = h("tr", {}, LEAD_COLUMNS.map((name) => h("th", { scope: "col", text: name })));
     results.append(count, h("div", { class: "scroll", role: "region", "aria-label": "Leads found", tabindex: "0" },
       h("table", { id: "lead-table" }, h("caption", { class: "visually-hidden", text: "Leads, newest first" }),
         h("thead", {}, head), rows)), more);
@@ -207,7 +215,8 @@
         total += answer.leads.length;
         continuation = answer.continuation;
         more.hidden = !continuation;
-        count.textContent = total === 0 ? "No lead matches these filters." : total + (continuation ? "+" : "") + " leads shown.";
+        count.textContent = total === 0 ? "No lead matches these filters."
+          : total + (continuation ? "+" : "") + (total === 1 && !continuation ? " lead shown." : " leads shown.");
         announce(count.textContent);
       } catch (error) {
         results.append(errorBox(error));
