@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from leads import keys, policy
-from leads.errors import BadRequestError, ConcurrentUpdateError, NotFoundError
+from leads.errors import BadRequestError, ConcurrentUpdateError, NotFoundError, StorageUnavailableError
 from leads.manage import views
 from leads.manage.filters import DESTINATION_STATES, LeadFilter, decode_token, encode_token
 from leads.messages import DeliveryMessage
@@ -192,6 +192,8 @@ class ManageService:
         from leads.manage.test_lead import test_lead_body
 
         answer = self.rt.ingest.receive("POST", test_lead_body(utcnow()), "application/json")
+        if answer.status != 202:  # a well-formed lead: only storage can refuse it
+            raise StorageUnavailableError(str(answer.body.get("message") or "The test lead was not stored."))
         return answer.body
 
 

@@ -128,3 +128,16 @@ def test_doctor_reports_every_check(azurite: Any, tmp_path: Path) -> None:
     # The recording e-mail double is not what doctor builds: it checks the real e-mail settings (none here).
     assert report["ok"] is False and any(c["destination"] == "email" and not c["ok"] for c in report["checks"])
     assert any(c["destination"] == "storage" and c["ok"] for c in report["checks"])
+
+
+def test_a_test_lead_storage_refuses_is_an_error_not_an_answer(azurite: Any, tmp_path: Path) -> None:
+    import re
+
+    from leads.errors import StorageUnavailableError
+
+    dead = re.sub(r"TableEndpoint=http://[^/;]+", "TableEndpoint=http://127.0.0.1:9", azurite.connection_string)
+    assert dead != azurite.connection_string
+    pipeline = build_pipeline(azurite.connection_string, str(tmp_path), {"email": RecordingDestination("email")},
+                              table_connection=dead)
+    with pytest.raises(StorageUnavailableError, match="storage is unavailable"):
+        ManageService(pipeline.runtime).send_test_lead()

@@ -12,6 +12,7 @@ import base64
 import json
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,13 @@ from leads.manage.auth import TURN_ON_SIGN_IN
 from leads.manage.routes import dispatch
 
 AZURE = {"WEBSITE_INSTANCE_ID": "0123abcd"}
+
+
+def own_tables(**env: str | None) -> dict[str, str | None]:
+    """Tables and queue of this test only: the session's Azurite is shared, and other tests read `leads`."""
+    suffix = uuid.uuid4().hex[:8]
+    return {"LEADS_TABLE": f"auth{suffix}", "LEADS_QUARANTINE_TABLE": f"authq{suffix}",
+            "LEADS_QUEUE": f"auth-{suffix}", **env}
 SIGNED_IN = {**AZURE, "WEBSITE_AUTH_ENABLED": "True"}
 
 
@@ -103,7 +111,7 @@ def call(url: str, method: str = "GET", headers: dict[str, str] | None = None) -
 
 
 def test_through_the_host_in_azure_mode(local_host_factory: Callable[..., Any]) -> None:
-    host = local_host_factory({"WEBSITE_INSTANCE_ID": "0123abcd", "WEBSITE_AUTH_ENABLED": None})
+    host = local_host_factory(own_tables(WEBSITE_INSTANCE_ID="0123abcd", WEBSITE_AUTH_ENABLED=None))
     forged = {"X-MS-CLIENT-PRINCIPAL": principal("Leads.Operator")}
     status, body = call(host.url("manage/status"), headers=forged)
     assert status == 401 and body["message"] == TURN_ON_SIGN_IN
@@ -114,7 +122,7 @@ def test_through_the_host_in_azure_mode(local_host_factory: Callable[..., Any]) 
 @pytest.mark.parametrize("roles, expected", [(("Leads.Reader",), (200, 403)), (("Leads.Operator",), (200, 202))])
 def test_through_the_host_signed_in(local_host_factory: Callable[..., Any], roles: tuple[str, ...],
                                     expected: tuple[int, int]) -> None:
-    host = local_host_factory({"WEBSITE_INSTANCE_ID": "0123abcd", "WEBSITE_AUTH_ENABLED": "True"})
+    host = local_host_factory(own_tables(WEBSITE_INSTANCE_ID="0123abcd", WEBSITE_AUTH_ENABLED="True"))
     headers = {"X-MS-CLIENT-PRINCIPAL": principal(*roles)}
     assert call(host.url("manage/leads"), headers=headers)[0] == expected[0]
     assert call(host.url("manage/test-lead"), "POST", headers)[0] == expected[1]
