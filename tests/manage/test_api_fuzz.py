@@ -81,8 +81,9 @@ def test_schemathesis_against_the_local_host(local_host_factory: Callable[..., A
          "--url", host.url("").rstrip("/"),
          "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS, "--generation-with-security-parameters", "false",
          "--max-examples", str(MAX_EXAMPLES), "--phases", "examples,coverage,fuzzing",
-         "--workers", "1", "--request-timeout", "30", "--no-color", "--seed", "8"],
-        capture_output=True, text=True, timeout=280, check=False)
+         "--workers", "1", "--request-timeout", "30", "--no-color", "--seed", "8",
+         "--generation-database", "none"],
+        capture_output=True, text=True, timeout=280, check=False, cwd=tmp_path)
     output = run.stdout + run.stderr
     cases = sum(int(n) for n in _CASES.findall(output))
     with capsys.disabled():
