@@ -3,6 +3,7 @@ are due now, and what a destination's answer does to its state. No I/O here."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -23,6 +24,8 @@ from leads.model import (
     parse_iso,
 )
 
+# "…; will retry." in a transient error's sentence is untrue once the schedule is spent.
+_RETRY_PROMISE = re.compile(r";\s*will retry(?: later)?(?=[.\s]|$)")
 Outcome = Delivered | Skipped | DestinationError
 
 TEST_LEAD_SKIP = (
@@ -161,7 +164,8 @@ def _after(state: DeliveryState, outcome: Outcome, now: datetime, delays: Sequen
         if delay is None:
             spent = timedelta(seconds=sum(delays))
             return done.with_(state=FAILED, last_error=(
-                f"Gave up after {state.attempts} attempts over {_duration(spent)}: {outcome.explanation} "
+                f"Gave up after {state.attempts} attempts over {_duration(spent)}: "
+                f"{_RETRY_PROMISE.sub('', outcome.explanation)} "
                 f"Replay it with `python -m leads replay {{id}}` once fixed."))
         return done.with_(state=RETRYING, last_error=outcome.explanation, next_attempt_at=iso(now + delay))
     # LeadRejectedError or any other permanent refusal: retrying would fail the same way.

@@ -203,3 +203,13 @@ def test_next_due_is_the_earliest_wait() -> None:
                   b=DeliveryState(state=BLOCKED, next_attempt_at=iso(soon)), c=DeliveryState(state=DELIVERED))
     assert policy.next_due(lead) == soon
     assert policy.next_due(stored(c=DeliveryState(state=DELIVERED))) is None
+
+
+def test_a_spent_schedule_does_not_keep_the_promise_to_retry() -> None:
+    sentence = "Could not connect to the webhook at hooks.example; will retry. If it persists, check LEADS_WEBHOOK_URL."
+    result = policy.apply_outcome(DeliveryState(state=SENDING, attempts=4), TransientDestinationError(sentence),
+                                  NOW, DELAYS)
+    assert result.state == FAILED
+    assert "will retry" not in result.last_error
+    assert "Could not connect to the webhook at hooks.example. If it persists, check LEADS_WEBHOOK_URL." \
+        in result.last_error

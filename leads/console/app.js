@@ -267,7 +267,7 @@
     const deliveries = Object.entries(lead.deliveries || {}).map(([name, d]) => h("section",
       { class: "card", "aria-labelledby": "dest-" + name },
       h("h3", { id: "dest-" + name }, name + " ", badge(d.state)),
-      definitions([["State", d.state], ["Attempts", d.attempts], ["Last error", d.last_error],
+      definitions([["State", d.state], ["Attempts since the last replay", d.attempts], ["Last error", d.last_error],
         ["Record id", d.record_id], ["Delivered at", when(d.delivered_at)], ["Next attempt", when(d.next_attempt_at)]]),
       h("button", { type: "button", id: "replay-" + name, class: "secondary", text: "Replay to " + name,
         onclick: (event) => replay(lead.id, name, event.currentTarget) }),
