@@ -13,11 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^(```|~~~)")
-# Written by the browser tests (tests that drive the console in Chromium save them); until a run has made them
-# the link to them cannot resolve, so they alone may be missing.
-MADE_BY_THE_BROWSER_TESTS = frozenset({ROOT / "docs" / "screenshots" / "console-leads.png"})
-
-
 def prose_lines(text: str) -> list[str]:
     """The lines outside fenced code blocks (a `#` or `[x](y)` inside a code block is not markdown)."""
     lines, fenced = [], False
@@ -63,7 +58,7 @@ def broken_links(path: Path) -> list[str]:
             continue
         file_part, _, anchor = target.partition("#")
         destination = (path.parent / file_part).resolve() if file_part else path
-        if not destination.exists() and destination not in MADE_BY_THE_BROWSER_TESTS:
+        if not destination.exists():
             broken.append(f"{target}: no such file")
         elif anchor and destination.suffix == ".md" and anchor not in anchors_of(destination):
             broken.append(f"{target}: no heading makes #{anchor} in {destination.name}")
