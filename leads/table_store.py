@@ -32,6 +32,7 @@ from leads.azure_limits import (
     without_lone_surrogates,
 )
 from leads.breaker import Breaker
+from leads.chunked import joined_bytes
 from leads.errors import ConcurrentUpdateError, StorageUnavailableError
 from leads.model import DeliveryState, Lead, StoredLead, parse_iso
 from leads.policy import needs_attention
@@ -153,11 +154,7 @@ def deliveries_from_json(text: str) -> dict[str, DeliveryState]:
 
 def raw_body_of(entity: dict[str, Any]) -> bytes:
     """The request body a lead row was stored from (before lone surrogates were replaced)."""
-    parts, index = [], 0
-    while f"Body{index}" in entity:
-        parts.append(bytes(entity[f"Body{index}"]))
-        index += 1
-    return b"".join(parts)
+    return joined_bytes(entity)
 
 
 def _delivery_columns(stored: StoredLead) -> dict[str, Any]:

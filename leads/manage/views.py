@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from leads.chunked import joined_bytes
 from leads.model import DELIVERED, SKIPPED, DeliveryState, StoredLead, action_meaning, iso
 
 # Columns the list reads (never the lead JSON nor the body): what a summary shows and what filters need.
@@ -93,8 +94,5 @@ def rejected(row: dict[str, Any], with_body: bool = False) -> dict[str, Any]:
 
 
 def body_of(row: dict[str, Any]) -> bytes:
-    parts, index = [], 0
-    while f"Body{index}" in row:
-        parts.append(bytes(row[f"Body{index}"]))
-        index += 1
-    return b"".join(parts)
+    """A rejected request's body as kept (the first 64 KiB)."""
+    return joined_bytes(row)
