@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,18 @@ from tests.support.azurite import PROJECT_ROOT
 pytestmark = [pytest.mark.azurite, pytest.mark.timeout(60)]
 
 
+def first_answer(process: subprocess.Popen[str], url: str) -> Any:
+    """The first answer of a devhost just started (it binds its port within seconds)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return call("GET", url)
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"devhost did not answer:\n{process.communicate()[0]}") from None
+            time.sleep(0.1)
+
+
 def test_python_m_devhost_serves_the_app_and_stops_on_sigterm(azurite, queue_name):
     port = free_port()
     env = {**os.environ, "PORT": str(port), "DEVHOST_APP": "tests.devhost.sample_app",
@@ -27,15 +40,7 @@ def test_python_m_devhost_serves_the_app_and_stops_on_sigterm(azurite, queue_nam
     process = subprocess.Popen([sys.executable, "-m", "devhost"], cwd=PROJECT_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        answer = None
-        while answer is None:
-            try:
-                answer = call("GET", f"http://127.0.0.1:{port}/api/hello")
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"devhost did not answer:\n{process.communicate()[0]}") from None
-                time.sleep(0.1)
+        answer = first_answer(process, f"http://127.0.0.1:{port}/api/hello")
         assert (answer.status, answer.body) == (200, b"hello")
     finally:
         process.send_signal(signal.SIGTERM)
@@ -54,15 +59,7 @@ def test_python_m_devhost_flex_serves_each_group_from_its_own_process_and_stops_
     process = subprocess.Popen([sys.executable, "-m", "devhost"], cwd=PROJECT_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        answer = None
-        while answer is None:
-            try:
-                answer = call("GET", f"http://127.0.0.1:{port}/api/whoami")
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"devhost did not answer:\n{process.communicate()[0]}") from None
-                time.sleep(0.1)
+        answer = first_answer(process, f"http://127.0.0.1:{port}/api/whoami")
         assert answer.status == 200
         http_pid = json.loads(answer.body)["pid"]
         assert http_pid != process.pid  # served by the http group's worker process
