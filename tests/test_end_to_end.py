@@ -16,6 +16,7 @@ import pytest
 from leads.model import DELIVERED
 from leads.settings import load_settings
 from leads.table_store import LeadTable
+from tests.support.http_json import post
 from tests.support.samples import SAMPLES
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import wait_until
@@ -25,13 +26,6 @@ ACCEPTED = ["partner-center-doc-sample.json", "camelcase-wire.json", "faq-test-l
             "azure-table-destination-row.json"]
 
 
-def post(url: str, body: bytes, method: str = "POST") -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def app_env(smtp: SmtpServer, tmp_path: Path, **extra: str) -> dict[str, str]:

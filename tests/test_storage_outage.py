@@ -8,13 +8,10 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +19,7 @@ from leads.model import DELIVERED, FAILED, RETRYING, utcnow
 from leads.table_store import LeadTable
 from tests.support.azurite import PROJECT_ROOT
 from tests.support.fake_http import FakeServer, Recorded, Reply
+from tests.support.http_json import post
 from tests.support.smtp import SmtpServer
 from tests.support.tcp_proxy import SwitchableProxy
 from tests.support.waiting import wait_until
@@ -33,13 +31,6 @@ OUTAGE_SECONDS = 20
 RETRY_SECONDS = 2
 
 
-def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def lead_body(n: int, note: str = "") -> bytes:

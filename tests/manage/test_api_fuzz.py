@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.http_json import post
+
 MAX_EXAMPLES = 8
 # Not checked here, and why:
 # - ignored_auth, missing_required_header: the local host does not check function keys (as Core Tools), and
@@ -35,13 +37,6 @@ CONFIG = "[phases.coverage]\nunexpected-methods = []\n"
 _CASES = re.compile(r"(\d+)\s+generated", re.IGNORECASE)
 
 
-def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
 
 
 def with_examples(document: dict[str, Any], lead_id: str, rejected_id: str) -> dict[str, Any]:
