@@ -165,6 +165,12 @@ param leadsMarketoClientSecret string = ''
 @description('LEADS_MARKETO_FIELD_MAP: JSON object that changes or extends the lead mapping.')
 param leadsMarketoFieldMap string = ''
 
+@description('LEADS_MARKETO_UPDATE_EXISTING: true overwrites a known person\'s mapped fields; false fills only empty ones.')
+param leadsMarketoUpdateExisting string = 'false'
+
+@description('LEADS_MARKETO_ACTIVITY_TYPE_ID: id of a custom activity type recorded on the person for every lead (empty: none).')
+param leadsMarketoActivityTypeId string = ''
+
 // --- hubspot ---
 @description('LEADS_HUBSPOT_URL: HubSpot API base URL.')
 param leadsHubspotUrl string = 'https://api.hubapi.com'
@@ -175,6 +181,9 @@ param leadsHubspotToken string = ''
 
 @description('LEADS_HUBSPOT_FIELD_MAP: JSON object that changes or extends the contact property mapping.')
 param leadsHubspotFieldMap string = ''
+
+@description('LEADS_HUBSPOT_UPDATE_EXISTING: true overwrites an existing contact\'s mapped properties; false fills only empty ones.')
+param leadsHubspotUpdateExisting string = 'false'
 
 // --- delivery timing ---
 @description('LEADS_DELIVERY_LEASE_SECONDS: How long a worker holds a destination it is sending to. A worker that dies is replaced after this; keep it at least the host\'s functionTimeout.')
@@ -420,9 +429,12 @@ var appSettings = {
   LEADS_MARKETO_CLIENT_ID: leadsMarketoClientId
   LEADS_MARKETO_CLIENT_SECRET: '${secretRefPrefix}LEADS-MARKETO-CLIENT-SECRET/)'
   LEADS_MARKETO_FIELD_MAP: leadsMarketoFieldMap
+  LEADS_MARKETO_UPDATE_EXISTING: leadsMarketoUpdateExisting
+  LEADS_MARKETO_ACTIVITY_TYPE_ID: leadsMarketoActivityTypeId
   LEADS_HUBSPOT_URL: leadsHubspotUrl
   LEADS_HUBSPOT_TOKEN: '${secretRefPrefix}LEADS-HUBSPOT-TOKEN/)'
   LEADS_HUBSPOT_FIELD_MAP: leadsHubspotFieldMap
+  LEADS_HUBSPOT_UPDATE_EXISTING: leadsHubspotUpdateExisting
   LEADS_DELIVERY_LEASE_SECONDS: leadsDeliveryLeaseSeconds
   LEADS_OUTBOX_GRACE_SECONDS: leadsOutboxGraceSeconds
   LEADS_REQUEUE_AGAIN_SECONDS: leadsRequeueAgainSeconds

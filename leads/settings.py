@@ -130,12 +130,21 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True, group="marketo"),
     Setting("LEADS_MARKETO_FIELD_MAP", "", "JSON object that changes or extends the lead mapping.",
             group="marketo"),
+    Setting("LEADS_MARKETO_UPDATE_EXISTING", "false", "`true`: a lead from a person Marketo already has overwrites "
+            "that person's mapped fields (the old behaviour). `false`: it fills only the fields that are empty.",
+            group="marketo"),
+    Setting("LEADS_MARKETO_ACTIVITY_TYPE_ID", "", "Id of a custom activity type (Admin > Marketo Custom "
+            "Activities) recorded on the person for every lead, new or known. Empty: no activity.",
+            group="marketo"),
     # HubSpot
     Setting("LEADS_HUBSPOT_URL", "https://api.hubapi.com", "HubSpot API base URL.", group="hubspot"),
     Setting("LEADS_HUBSPOT_TOKEN", "", "Private app access token (scopes crm.objects.contacts.read and "
             ".write).", secret=True, group="hubspot"),
     Setting("LEADS_HUBSPOT_FIELD_MAP", "", "JSON object that changes or extends the contact property "
             "mapping.", group="hubspot"),
+    Setting("LEADS_HUBSPOT_UPDATE_EXISTING", "false", "`true`: a lead from an existing contact overwrites its "
+            "mapped properties (the old behaviour). `false`: it fills only empty properties. Either way the lead "
+            "is logged as a note on that contact.", group="hubspot"),
     # Delivery timing (tests shorten them; the defaults suit Azure)
     Setting("LEADS_DELIVERY_LEASE_SECONDS", "600", "How long a worker holds a destination it is sending to. "
             "A worker that dies is replaced after this; keep it at least the host's functionTimeout."),
@@ -216,6 +225,8 @@ class MarketoSettings:
     client_id: str = ""
     client_secret: str = field(default="", repr=False)
     field_map: str = ""
+    update_existing: bool = False
+    activity_type_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -223,6 +234,7 @@ class HubSpotSettings:
     url: str = "https://api.hubapi.com"
     token: str = field(default="", repr=False)
     field_map: str = ""
+    update_existing: bool = False
 
 
 @dataclass(frozen=True)
@@ -317,6 +329,16 @@ def _int(name: str, value: str, minimum: int = 0, maximum: int | None = None) ->
     if maximum is not None and number > maximum:
         return _int_default(name, f"{name} must be at most {maximum}, not {number}.", minimum)
     return number
+
+
+def _optional_int(name: str, value: str) -> int | None:
+    """Empty means "not set"; anything else must be a positive whole number."""
+    if not value.strip():
+        return None
+    if value.strip().isascii() and value.strip().isdigit() and int(value) > 0:
+        return int(value)
+    _report(name, f"{name} must be a positive whole number (or empty), not {value!r}.")
+    return None
 
 
 def _int_default(name: str, sentence: str, minimum: int) -> int:
@@ -489,11 +511,14 @@ def _read(env: Mapping[str, str]) -> Settings:
             client_id=get("LEADS_MARKETO_CLIENT_ID"),
             client_secret=get("LEADS_MARKETO_CLIENT_SECRET"),
             field_map=get("LEADS_MARKETO_FIELD_MAP"),
+            update_existing=_flag("LEADS_MARKETO_UPDATE_EXISTING", get("LEADS_MARKETO_UPDATE_EXISTING")),
+            activity_type_id=_optional_int("LEADS_MARKETO_ACTIVITY_TYPE_ID", get("LEADS_MARKETO_ACTIVITY_TYPE_ID")),
         ),
         hubspot=HubSpotSettings(
             url=check_outbound_url("LEADS_HUBSPOT_URL", get("LEADS_HUBSPOT_URL")),
             token=get("LEADS_HUBSPOT_TOKEN"),
             field_map=get("LEADS_HUBSPOT_FIELD_MAP"),
+            update_existing=_flag("LEADS_HUBSPOT_UPDATE_EXISTING", get("LEADS_HUBSPOT_UPDATE_EXISTING")),
         ),
         fallback_storage=fallback_storage(get("LEADS_FALLBACK_STORAGE"), storage),
         delivery_lease_seconds=_int("LEADS_DELIVERY_LEASE_SECONDS", get("LEADS_DELIVERY_LEASE_SECONDS"), minimum=1),

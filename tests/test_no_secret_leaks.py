@@ -55,9 +55,10 @@ def vendors() -> Iterator[dict[str, FakeServer]]:
                                                               "result": [{"id": 318581, "status": "created"}]}))
         hubspot.on("POST", CONTACTS, Reply(409, {"status": "error", "category": "CONFLICT",
                                                  "message": "Contact already exists. Existing ID: 512"}))  # [CONFLICT]
-        hubspot.on_pattern("PATCH", rf"{CONTACTS}/.+", lambda _r, _m: Reply(401, {
-            "status": "error", "category": "INVALID_AUTHENTICATION",
-            "message": "Authentication credentials not found."}))  # [ERRORS]
+        for method in ("GET", "PATCH"):  # reading the known contact, or updating it
+            hubspot.on_pattern(method, rf"{CONTACTS}/.+", lambda _r, _m: Reply(401, {
+                "status": "error", "category": "INVALID_AUTHENTICATION",
+                "message": "Authentication credentials not found."}))  # [ERRORS]
         salesforce.on("POST", "/services/oauth2/token", Reply(400, {
             "error": "invalid_client", "error_description": "invalid client credentials"}))  # [OAUTH-ERRORS]
         yield {"webhook": webhook, "marketo": marketo, "hubspot": hubspot, "salesforce": salesforce}

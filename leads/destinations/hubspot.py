@@ -1,11 +1,14 @@
 """HubSpot (Partner Center has no HubSpot connector): a private app's access token and the CRM v3 contacts
 API. The contact is identified by e-mail: create it, and when HubSpot answers 409 (the e-mail is already a
-contact) update that contact by e-mail (`PATCH /crm/v3/objects/contacts/{email}?idProperty=email`), so a
-redelivered lead never creates a second contact. See docs/destinations.md (HubSpot).
+contact) that contact is read by e-mail and only its empty properties are filled
+(`PATCH /crm/v3/objects/contacts/{email}?idProperty=email`): what sales wrote stays, unless
+LEADS_HUBSPOT_UPDATE_EXISTING=true. The lead itself is then logged as a note on that contact's timeline.
+A redelivered lead never creates a second contact. See docs/destinations.md (HubSpot).
 """
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -23,7 +26,7 @@ from leads.destinations.vendor_common import (
 )
 from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
 from leads.mapping import map_fields
-from leads.model import StoredLead
+from leads.model import StoredLead, iso
 from leads.settings import HubSpotSettings, Settings
 
 LABEL = "HubSpot"
@@ -43,6 +46,9 @@ DEFAULT_PROPERTIES = {
 }
 WRITE_SCOPE = "crm.objects.contacts.write"
 READ_SCOPE = "crm.objects.contacts.read"
+CONTACTS = "/crm/v3/objects/contacts"
+NOTES = "/crm/v3/objects/notes"
+NOTE_TO_CONTACT = 202  # HubSpot-defined association type "note to contact" (Notes guide, Associations)
 PRIVATE_APPS = "HubSpot Settings > Integrations > Private Apps (Development > Legacy apps in newer accounts)"
 
 
@@ -64,6 +70,7 @@ class HubSpot:
                                            f"with the scopes {READ_SCOPE} and {WRITE_SCOPE}, and copy its access "
                                            "token.")
         self.properties = self.problems.field_map(DEFAULT_PROPERTIES, settings.field_map, MAP_SETTING)
+        self.update_existing = settings.update_existing
         self.session = new_session()
 
     def deliver(self, stored: StoredLead) -> Delivered | Skipped:
@@ -73,19 +80,51 @@ class HubSpot:
         if not email:
             # E-mail is how HubSpot tells contacts apart; without it every redelivery would add a contact.
             return no_email_skip(LABEL)
-        response = self._call("POST", "/crm/v3/objects/contacts", json={"properties": properties})
+        response = self._call("POST", CONTACTS, json={"properties": properties})
         if response.status_code == 409:  # CONFLICT: "Contact already exists. Existing ID: ..."
-            # As documented: the e-mail in the path ("@" is legal there), idProperty=email.
-            response = self._call("PATCH", f"/crm/v3/objects/contacts/{quote(str(email), safe='@')}",
-                                  params={"idProperty": "email"}, json={"properties": properties})
-            if response.status_code == 404:
-                raise TransientDestinationError(
-                    "HubSpot said the contact exists, then did not find it by e-mail (merged or deleted "
-                    "meanwhile); will retry.")
+            contact_id = self._update_known_contact(str(email), properties)
+            self._log_note(contact_id, stored)
+            return Delivered(contact_id)
         if response.status_code in (200, 201):
             body = json_body(response)
             return Delivered(str(body.get("id", "")) if isinstance(body, dict) else "")
         raise _refusal(response, stored.id)
+
+    def _update_known_contact(self, email: str, properties: dict[str, Any]) -> str:
+        """Fill the known contact's empty properties (all mapped ones with LEADS_HUBSPOT_UPDATE_EXISTING);
+        returns its id. As documented: the e-mail in the path ("@" is legal there), idProperty=email."""
+        path = f"{CONTACTS}/{quote(email, safe='@')}"
+        contact_id = ""
+        changes = properties
+        if not self.update_existing:
+            response = self._call("GET", path, params={"idProperty": "email", "properties": ",".join(properties)})
+            body = json_body(response)
+            if response.status_code != 200 or not isinstance(body, dict):
+                raise _gone_or_refused(response)
+            contact_id = str(body.get("id", ""))
+            found = body.get("properties")
+            current: dict[str, Any] = found if isinstance(found, dict) else {}
+            changes = {name: value for name, value in properties.items()
+                       if name != "email" and not str(current.get(name) or "").strip()}
+            if not changes:
+                return contact_id
+        response = self._call("PATCH", path, params={"idProperty": "email"}, json={"properties": changes})
+        body = json_body(response)
+        if response.status_code != 200:
+            raise _gone_or_refused(response)
+        return str(body.get("id", contact_id)) if isinstance(body, dict) else contact_id
+
+    def _log_note(self, contact_id: str, stored: StoredLead) -> None:
+        """The marketplace interaction, on the contact's timeline (hs_note_body is HTML: values escaped)."""
+        lines = [f"Marketplace lead {stored.id}", *stored.lead.summary.splitlines()]
+        note = {"properties": {"hs_timestamp": iso(stored.received_at),
+                               "hs_note_body": "<br>".join(html.escape(line) for line in lines)},
+                "associations": [{"to": {"id": contact_id},
+                                  "types": [{"associationCategory": "HUBSPOT_DEFINED",
+                                             "associationTypeId": NOTE_TO_CONTACT}]}]}
+        response = self._call("POST", NOTES, json=note)
+        if response.status_code not in (200, 201):
+            raise _refusal(response, stored.id)
 
     def check(self) -> list[Check]:
         checks = self.problems.checks(self.name)
@@ -141,6 +180,14 @@ class HubSpot:
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return send(self.session, method, f"{self.url}{path}", label=LABEL, timeout=self.timeout,
                     headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+
+
+def _gone_or_refused(response: requests.Response) -> DestinationError:
+    if response.status_code == 404:
+        return TransientDestinationError(
+            "HubSpot said the contact exists, then did not find it by e-mail (merged or deleted meanwhile); "
+            "will retry.")
+    return _refusal(response, "")
 
 
 def _refusal(response: requests.Response, lead_id: str) -> DestinationError:

@@ -1,5 +1,8 @@
 """Marketo Engage: a LaunchPoint custom service (client id + secret of an API-only user) and the REST API's
-Sync Leads with `createOrUpdate` on e-mail, so a redelivered lead updates the same person.
+Sync Leads on e-mail. A new person is created (`createOnly`); a person Marketo already has is read and only
+their empty fields are filled (`updateOnly` on the id), so what sales wrote stays — unless
+LEADS_MARKETO_UPDATE_EXISTING=true (`createOrUpdate`, the old behaviour). With LEADS_MARKETO_ACTIVITY_TYPE_ID
+each lead is also recorded as a custom activity on the person. A redelivered lead never adds a person.
 
 Marketo answers HTTP 200 to almost everything: the outcome is in `success`, `errors[]` (response level,
 6xx/7xx codes) and each record's `status` and `reasons[]` (1xxx codes). See docs/destinations.md (Marketo).
@@ -48,6 +51,8 @@ TOKEN_CODES = {"601", "602"}  # access token invalid / expired: fetch a new one 
 TRANSIENT_CODES = {"502", "604", "608", "611", "614", "615", "713"}
 RATE_LIMIT_WINDOW_SECONDS = 20.0  # 606: more than 100 calls in the last 20 seconds
 CST = timedelta(hours=-6)  # 607: "the daily quota resets daily at 12:00AM CST"
+LEAD_EXISTS = "1005"  # createOnly: "Lead already exists" (Marketo "Error Codes", record-level)
+ACTIVITY_TYPES = "Admin > Database Management > Marketo Custom Activities"
 ROLE_FIX = ("in Marketo Admin > Users & Roles > Roles, give the API-only user's role the API permission "
             "Read-Write Person (or Read-Write Lead)")
 
@@ -86,6 +91,8 @@ class Marketo:
                                                    "Admin > Integration > LaunchPoint > your custom service > "
                                                    "View Details.")
         self.fields = self.problems.field_map(DEFAULT_FIELDS, settings.field_map, MAP_SETTING)
+        self.update_existing = settings.update_existing
+        self.activity_type_id = settings.activity_type_id
         self.session = new_session()
         self.tokens = TokenCache(self._fetch_token)
 
@@ -95,18 +102,76 @@ class Marketo:
         if not record.get("email"):
             # Marketo finds the person by e-mail (lookupField); without one it would skip the record anyway.
             return no_email_skip(LABEL)
-        body = {"action": "createOrUpdate", "lookupField": "email", "input": [record]}
+        action = "createOrUpdate" if self.update_existing else "createOnly"
+        result = self._sync(action, "email", record, stored.id)
+        status = str(result.get("status", ""))
+        if status == "skipped" and _reason(result)[0] == LEAD_EXISTS:
+            person_id = self._fill_empty_fields(str(record["email"]), record, stored.id)
+        elif status in ("created", "updated"):
+            person_id = str(result.get("id", ""))
+        else:
+            raise _record_refusal(*_reason(result), status, stored.id)
+        if self.activity_type_id is not None and person_id:
+            self._add_activity(person_id, stored)
+        return Delivered(person_id)
+
+    def _sync(self, action: str, lookup_field: str, record: dict[str, Any], lead_id: str) -> dict[str, Any]:
+        """Sync Leads with one record; its result (status, id, reasons)."""
+        body = {"action": action, "lookupField": lookup_field, "input": [record]}
         answer = self.tokens.call(lambda token: self._rest(token, "POST", "/rest/v1/leads.json", json=body),
                                   _token_rejected)
-        self._raise_response_errors(answer, stored.id)
+        self._raise_response_errors(answer, lead_id)
+        results = answer.get("result") or [{}]
+        return results[0] if isinstance(results[0], dict) else {}
+
+    def _fill_empty_fields(self, email: str, record: dict[str, Any], lead_id: str) -> str:
+        """The person Marketo already has: read their mapped fields by e-mail and write only the empty ones.
+        Get Leads by Filter Type as POST with `_method=GET` (documented for long queries) keeps the e-mail
+        address out of the URL."""
+        form = {"filterType": "email", "filterValues": email, "fields": ",".join(["id", *record])}
+        answer = self.tokens.call(lambda token: self._rest(token, "POST", "/rest/v1/leads.json",
+                                                           params={"_method": "GET"}, data=form), _token_rejected)
+        self._raise_response_errors(answer, lead_id)
+        people = [p for p in answer.get("result") or [] if isinstance(p, dict)]
+        if not people:
+            raise TransientDestinationError("Marketo said this person exists, then did not find them by e-mail "
+                                            "(merged or deleted meanwhile); will retry.")
+        if len(people) > 1:
+            raise _record_refusal("1007", "", "skipped", lead_id)
+        person = people[0]
+        person_id = str(person.get("id", ""))
+        empty = {name: value for name, value in record.items()
+                 if name != "email" and not str(person.get(name) or "").strip()}
+        if empty:
+            result = self._sync("updateOnly", "id", {"id": person.get("id"), **empty}, lead_id)
+            if str(result.get("status", "")) != "updated":
+                raise _record_refusal(*_reason(result), str(result.get("status", "")), lead_id)
+        return person_id
+
+    def _add_activity(self, person_id: str, stored: StoredLead) -> None:
+        """Add Custom Activities: the lead on the person's activity log, its offer as the primary attribute."""
+        activity = {"leadId": int(person_id) if person_id.isdigit() else person_id,
+                    "activityDate": stored.received_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "activityTypeId": self.activity_type_id,
+                    "primaryAttributeValue": stored.lead.offer_name or stored.lead.action_meaning}
+        answer = self.tokens.call(lambda token: self._rest(token, "POST", "/rest/v1/activities/external.json",
+                                                           json={"input": [activity]}), _token_rejected)
+        if answer.get("success") is False:
+            errors = [e for e in answer.get("errors") or [] if isinstance(e, dict)]
+            if errors and str(errors[0].get("code")) == "603":
+                raise ConfigurationError(
+                    "Marketo denied adding the lead's activity (603): in Marketo Admin > Users & Roles > Roles, give "
+                    "the API-only user's role the API permission Read-Write Activity, or empty "
+                    "LEADS_MARKETO_ACTIVITY_TYPE_ID.")
+            self._raise_response_errors(answer, stored.id)
         results = answer.get("result") or [{}]
         result = results[0] if isinstance(results[0], dict) else {}
-        status = str(result.get("status", ""))
-        if status in ("created", "updated"):
-            return Delivered(str(result.get("id", "")))
-        reasons = [r for r in result.get("reasons") or [] if isinstance(r, dict)]
-        reason = reasons[0] if reasons else {}
-        raise _record_refusal(str(reason.get("code", "")), str(reason.get("message", "")), status, stored.id)
+        if str(result.get("status", "")) != "added":
+            code, _message = _reason(result)
+            raise ConfigurationError(
+                f"Marketo did not add the lead's activity ({code or result.get('status') or 'no status'}): set "
+                f"LEADS_MARKETO_ACTIVITY_TYPE_ID to the id of an approved custom activity type ({ACTIVITY_TYPES}) "
+                "whose primary attribute is a string, or empty it.")
 
     def check(self) -> list[Check]:
         checks = self.problems.checks(self.name)
@@ -116,7 +181,24 @@ class Marketo:
         checks.append(token)
         if token.ok:
             checks.append(check_step(self.name, "mapped fields", self._mapped_fields_exist))
+            if self.activity_type_id is not None:
+                checks.append(check_step(self.name, "activity type", self._activity_type_exists))
         return checks
+
+    def _activity_type_exists(self) -> str:
+        answer = self.tokens.call(lambda token: self._rest(token, "GET", "/rest/v1/activities/external/types.json"),
+                                  _token_rejected)
+        self._raise_response_errors(answer, "")
+        for item in answer.get("result") or []:
+            if isinstance(item, dict) and item.get("id") == self.activity_type_id:
+                if str(item.get("status", "approved")) != "approved":
+                    raise ConfigurationError(
+                        f"The Marketo custom activity type {self.activity_type_id} is a draft: approve it in "
+                        f"{ACTIVITY_TYPES}.")
+                return f"OK ({item.get('name') or item.get('apiName')}, {self.activity_type_id})"
+        raise ConfigurationError(
+            f"Marketo has no custom activity type {self.activity_type_id}: set LEADS_MARKETO_ACTIVITY_TYPE_ID to the "
+            f"id shown in {ACTIVITY_TYPES}, or empty it.")
 
     def _token_works(self) -> str:
         self.tokens.get()
@@ -192,6 +274,13 @@ class Marketo:
 def _token_rejected(answer: dict[str, Any]) -> bool:
     return answer.get("success") is False and any(
         str(e.get("code")) in TOKEN_CODES for e in answer.get("errors") or [] if isinstance(e, dict))
+
+
+def _reason(result: dict[str, Any]) -> tuple[str, str]:
+    """The first reason (code, message) of a record-level result."""
+    reasons = [r for r in result.get("reasons") or [] if isinstance(r, dict)]
+    reason = reasons[0] if reasons else {}
+    return str(reason.get("code", "")), str(reason.get("message", ""))
 
 
 def _response_refusal(code: str, message: str, lead_id: str) -> DestinationError:

@@ -13,6 +13,12 @@ Canned answers copy these documents:
   (https://github.com/HubSpot/hubspot-api-nodejs/issues/268)
 - [VALIDATION] "Property values were not valid: [{...,\"error\":\"PROPERTY_DOESNT_EXIST\",\"name\":...}]" with
   category VALIDATION_ERROR, as returned by HubSpot and quoted in public integrations (e.g. INVALID_EMAIL).
+- [READ] "Retrieve a contact" (GET /crm/v3/objects/contacts/{email}?idProperty=email&properties=...; answers
+  {id, properties, createdAt, updatedAt, archived}; 404 OBJECT_NOT_FOUND when there is none),
+  https://developers.hubspot.com/docs/api-reference/latest/crm/objects/contacts/guide
+- [NOTES] "Activities | Notes" (POST /crm/v3/objects/notes with hs_timestamp, hs_note_body and an association of
+  type 202 note-to-contact; scopes crm.objects.contacts.read/.write; answers 201 with the note),
+  https://developers.hubspot.com/docs/api-reference/latest/crm/activities/notes/guide.md
 - [TOKEN-INFO] "Private apps" (POST /oauth/v2/private-apps/get/access-token-info lists a token's scopes),
   https://developers.hubspot.com/docs/api/private-apps
 """
@@ -84,14 +90,93 @@ def test_creates_a_contact_with_the_private_app_token_and_standard_properties(se
         "Please call me about pricing."]
 
 
-def test_a_contact_that_exists_is_updated_by_email_so_redelivery_adds_no_contact(server: FakeServer) -> None:
+def known_contact(**properties: object) -> Reply:
+    """[READ]: what sales already wrote on the contact; HubSpot returns null or "" for empty properties."""
+    return Reply(200, {"id": "512", "properties": {"email": "ada@contoso.example", **properties},
+                       "createdAt": "2025-03-02T09:00:00Z", "updatedAt": "2026-10-01T16:20:00Z", "archived": False})
+
+
+def note_created(_request: object) -> Reply:
+    return Reply(201, {"id": "90017", "properties": {"hs_createdate": "2026-11-21T12:00:01.000Z"},
+                       "createdAt": "2026-11-21T12:00:01.000Z", "archived": False})  # [NOTES]
+
+
+def test_a_known_contact_gets_only_its_empty_properties_and_the_lead_as_a_note(server: FakeServer) -> None:
     server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))  # [CONFLICT]
+    server.on("GET", BY_EMAIL, known_contact(firstname="Augusta Ada", lastname="King", jobtitle="Countess",
+                                             phone="", company=None))  # [READ]
     server.on("PATCH", BY_EMAIL, Reply(200, contact()))  # [UPDATE]
+    server.on("POST", "/crm/v3/objects/notes", note_created)
+
     assert hubspot(server).deliver(stored_lead()) == Delivered("512")
+
+    [read] = server.sent("GET", BY_EMAIL)
+    assert read.query["idProperty"] == ["email"]
+    assert set(read.query["properties"][0].split(",")) >= {"firstname", "lastname", "jobtitle", "company"}
     [update] = server.sent("PATCH", BY_EMAIL)
     assert update.query == {"idProperty": ["email"]}
-    assert update.headers["Authorization"] == f"Bearer {TOKEN}"
+    changed = update.json()["properties"]
+    assert set(changed) == {"phone", "company", "country", "message"}  # sales' name and title stay
+    assert changed["company"] == "Contoso"
+    [note] = server.sent("POST", "/crm/v3/objects/notes")
+    body = note.json()
+    assert body["associations"] == [{"to": {"id": "512"}, "types": [
+        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]}]
+    assert body["properties"]["hs_timestamp"] == "2026-11-21T12:00:00.000Z"
+    assert "Offer: Contoso Analytics." in body["properties"]["hs_note_body"]
+    assert "20261121T120000000Z-0a1b2c3d" in body["properties"]["hs_note_body"]
+
+
+def test_a_known_contact_with_every_property_filled_is_not_written_only_noted(server: FakeServer) -> None:
+    server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))
+    server.on("GET", BY_EMAIL, known_contact(**dict.fromkeys((
+        "firstname", "lastname", "phone", "company", "jobtitle", "country", "message"), "sales wrote this")))
+    server.on("POST", "/crm/v3/objects/notes", note_created)
+    assert hubspot(server).deliver(stored_lead()) == Delivered("512")
+    assert server.sent("PATCH", BY_EMAIL) == []
+    assert len(server.sent("POST", "/crm/v3/objects/notes")) == 1
+
+
+def test_update_existing_overwrites_the_contact_as_before_and_still_notes_it(server: FakeServer) -> None:
+    server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))
+    server.on("PATCH", BY_EMAIL, Reply(200, contact()))
+    server.on("POST", "/crm/v3/objects/notes", note_created)
+    assert hubspot(server, LEADS_HUBSPOT_UPDATE_EXISTING="true").deliver(stored_lead()) == Delivered("512")
+    assert server.sent("GET", BY_EMAIL) == []
+    [update] = server.sent("PATCH", BY_EMAIL)
     assert update.json()["properties"]["lastname"] == "Lovelace"
+    assert server.sent("POST", "/crm/v3/objects/notes")[0].json()["associations"][0]["to"] == {"id": "512"}
+
+
+def test_a_new_contact_gets_no_note_its_message_property_holds_the_lead(server: FakeServer) -> None:
+    server.on("POST", CONTACTS, Reply(201, contact()))
+    hubspot(server).deliver(stored_lead())
+    assert server.sent("POST", "/crm/v3/objects/notes") == []
+
+
+def test_the_note_escapes_the_leads_markup(server: FakeServer) -> None:
+    server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))
+    server.on("GET", BY_EMAIL, known_contact())
+    server.on("PATCH", BY_EMAIL, Reply(200, contact()))
+    server.on("POST", "/crm/v3/objects/notes", note_created)
+    hubspot(server).deliver(stored_lead(description='<img src=x onerror="alert(1)"> & more'))
+    body = server.sent("POST", "/crm/v3/objects/notes")[0].json()["properties"]["hs_note_body"]
+    assert "<img" not in body
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; more" in body
+    assert "<br>" in body
+
+
+def test_a_note_refused_for_a_missing_scope_names_it(server: FakeServer) -> None:
+    server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))
+    server.on("GET", BY_EMAIL, known_contact())
+    server.on("PATCH", BY_EMAIL, Reply(200, contact()))
+    server.on("POST", "/crm/v3/objects/notes", error(
+        403, "MISSING_SCOPES", "This app hasn't been granted all required scopes to make this call.",
+        errors=[{"message": "One or more of the following scopes are required.",
+                 "context": {"requiredScopes": ["crm.objects.contacts.write"]}}]))  # [SCOPES]
+    with pytest.raises(ConfigurationError) as raised:
+        hubspot(server).deliver(stored_lead())
+    assert "crm.objects.contacts.write" in raised.value.explanation
 
 
 def test_the_field_map_setting_changes_properties(server: FakeServer) -> None:
@@ -154,9 +239,12 @@ def test_429_is_retried_after_hubspots_delay(server: FakeServer) -> None:
 
 def test_a_contact_gone_between_conflict_and_update_is_retried(server: FakeServer) -> None:
     server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))
-    server.on("PATCH", BY_EMAIL, error(404, "OBJECT_NOT_FOUND", "resource not found"))
+    server.on("GET", BY_EMAIL, error(404, "OBJECT_NOT_FOUND", "resource not found"))
     with pytest.raises(TransientDestinationError):
         hubspot(server).deliver(stored_lead())
+    server.on("PATCH", BY_EMAIL, error(404, "OBJECT_NOT_FOUND", "resource not found"))
+    with pytest.raises(TransientDestinationError):
+        hubspot(server, LEADS_HUBSPOT_UPDATE_EXISTING="true").deliver(stored_lead())
 
 
 def test_a_lead_without_email_is_skipped(server: FakeServer) -> None:

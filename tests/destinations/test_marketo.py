@@ -12,6 +12,14 @@ Canned answers copy these documents (Adobe's Marketo developer docs, repository 
 - [ERRORS] "Error Codes" (HTTP 200 with success=false and errors[] {code, message}; record-level status
   "skipped" with reasons[]; codes 601, 602, 603, 606, 607, 1003, 1006, 1007; identity 401 for a bad client id or
   secret), https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/error-codes
+- [QUERY] "Leads" > Query: Get Leads by Filter Type (filterType, filterValues, fields; "POST with _method=GET" and a
+  form body for long queries; answers result[] with the requested fields, null for empty ones), same page as
+  [LEADS]; Sync Leads actions createOnly (an existing person → record status "skipped", reason 1005 "Lead already
+  exists" [ERRORS]) and updateOnly with lookupField id.
+- [ACTIVITIES] "Activities" > Add Custom Activities (POST /rest/v1/activities/external.json, input[] {leadId,
+  activityDate, activityTypeId, primaryAttributeValue}; result[] {id, status "added"}; permission Read-Write
+  Activity) and Get Custom Activity Types (GET /rest/v1/activities/external/types.json),
+  https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/lead-database/activities
 - [IDENTITY-401] the identity error body {"error": "invalid_client", "error_description": "Bad client credentials"}
   as seen in public Marketo REST clients' tests (e.g. the mkto_rest Ruby gem).
 """
@@ -29,7 +37,7 @@ from leads.destinations.marketo import Marketo, seconds_until_quota_reset
 from leads.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
 from leads.model import Customer
 from tests.destinations.sample import edu_lead, settings, stored_lead
-from tests.support.fake_http import FakeServer, Reply
+from tests.support.fake_http import FakeServer, Recorded, Reply
 
 SECRET = "kZ3x9vQp2LmN8rT4wY6uB1cD5fG7hJ0a"
 CLIENT_ID = "b417d98f-9289-47d1-a61f-db141bf0267f"
@@ -73,7 +81,46 @@ def marketo(server: FakeServer, url_suffix: str = "", **env: str) -> Marketo:
     return destination
 
 
-def test_sync_leads_create_or_update_on_email_with_the_bearer_token(server: FakeServer) -> None:
+class MarketoPeople:
+    """The lead database behind Sync Leads and Get Leads by Filter Type, answering as [LEADS]/[QUERY] show,
+    so a test can look at what a person holds afterwards."""
+
+    def __init__(self, server: FakeServer, known: dict[str, object] | None = None) -> None:
+        """`known`: the fields of a person Marketo already has under the sample lead's e-mail."""
+        self.people: dict[int, dict[str, object]] = {}
+        if known is not None:
+            self.people[318581] = {"email": "ada@contoso.example", **known}
+        server.on("POST", SYNC, self.answer)
+
+    def by_email(self, email: str) -> list[tuple[int, dict[str, object]]]:
+        return [(i, p) for i, p in self.people.items() if p.get("email") == email]
+
+    def answer(self, request: Recorded) -> Reply:
+        if request.query.get("_method") == ["GET"]:
+            form = {k: v[0] for k, v in request.form().items()}
+            assert form["filterType"] == "email"
+            names = form["fields"].split(",")
+            found = [{"id": i, **{n: person.get(n) for n in names if n != "id"}}
+                     for i, person in self.by_email(form["filterValues"])]
+            return Reply(200, {"requestId": "a9ae#148add1e53d", "success": True, "result": found})  # [QUERY]
+        body = request.json()
+        [record] = body["input"]
+        if body["lookupField"] == "id":
+            person_id = int(record.pop("id"))
+            self.people[person_id].update(record)
+            return synced("updated", person_id)  # [LEADS] updateOnly
+        matches = self.by_email(record["email"])
+        if matches and body["action"] == "createOnly":
+            return skipped("1005", "Lead already exists")  # [ERRORS]
+        if matches:
+            matches[0][1].update(record)
+            return synced("updated", matches[0][0])
+        person_id = 318581 + len(self.people)
+        self.people[person_id] = dict(record)
+        return synced("created", person_id)
+
+
+def test_sync_leads_create_only_on_email_with_the_bearer_token(server: FakeServer) -> None:
     server.on("POST", SYNC, synced())
     destination = marketo(server, url_suffix="/rest")  # the endpoint as Admin > Web Services shows it
     assert (destination.name, destination.is_crm) == ("marketo", True)
@@ -86,19 +133,104 @@ def test_sync_leads_create_or_update_on_email_with_the_bearer_token(server: Fake
     assert token.form() == {"grant_type": ["client_credentials"], "client_id": [CLIENT_ID], "client_secret": [SECRET]}
     [sync] = server.sent("POST", SYNC)
     assert sync.headers["Authorization"] == "Bearer cdf01657-110d-4155-99a7-f986b2ff13a0:int"
-    assert sync.json() == {"action": "createOrUpdate", "lookupField": "email", "input": [{
+    assert sync.json() == {"action": "createOnly", "lookupField": "email", "input": [{
         "firstName": "Ada", "lastName": "Lovelace", "email": "ada@contoso.example", "phone": "16175555555",
         "company": "Contoso", "title": "CTO", "country": "US", "leadSource": "AzureMarketplace-INS|contoso.analytics",
     }]}
 
 
-def test_a_redelivered_lead_updates_the_same_person(server: FakeServer) -> None:
-    answers = iter([synced("created"), synced("updated")])
-    server.on("POST", SYNC, lambda _r: next(answers))
+def test_a_redelivered_lead_finds_the_same_person(server: FakeServer) -> None:
+    people = MarketoPeople(server)
     destination = marketo(server)
     assert destination.deliver(stored_lead()) == destination.deliver(stored_lead()) == Delivered("318581")
-    assert [r.json()["action"] for r in server.sent("POST", SYNC)] == ["createOrUpdate", "createOrUpdate"]
+    assert len(people.people) == 1
+    assert [r.json()["action"] for r in server.sent("POST", SYNC) if not r.query] == ["createOnly", "createOnly"]
     assert len(server.sent("POST", TOKEN)) == 1  # cached for its lifetime
+
+
+def test_a_known_person_gets_only_their_empty_fields(server: FakeServer) -> None:
+    people = MarketoPeople(server, {"firstName": "Augusta Ada", "lastName": "King",
+                                                           "title": "Countess", "phone": None, "company": ""})
+    assert marketo(server).deliver(stored_lead(Customer(
+        first_name="Ada", last_name="Lovelace", email="ada@contoso.example", phone="16175555555", country="US",
+        company="Contoso", title="CTO"))) == Delivered("318581")
+    person = people.people[318581]
+    assert (person["firstName"], person["lastName"], person["title"]) == ("Augusta Ada", "King", "Countess")
+    assert (person["phone"], person["company"], person["country"]) == ("16175555555", "Contoso", "US")
+    [lookup] = [r for r in server.sent("POST", SYNC) if r.query]
+    assert lookup.query == {"_method": ["GET"]}  # the e-mail address travels in the body, not the URL
+    assert "ada@contoso.example" in lookup.form()["filterValues"]
+    [update] = [r.json() for r in server.sent("POST", SYNC) if not r.query and r.json()["action"] == "updateOnly"]
+    assert update["lookupField"] == "id"
+    assert set(update["input"][0]) == {"id", "phone", "company", "country", "leadSource"}
+
+
+def test_a_known_person_with_every_field_filled_is_not_written(server: FakeServer) -> None:
+    MarketoPeople(server, dict.fromkeys((
+        "firstName", "lastName", "phone", "company", "title", "country", "leadSource"), "sales wrote this"))
+    assert marketo(server).deliver(stored_lead()) == Delivered("318581")
+    assert [r.json()["action"] for r in server.sent("POST", SYNC) if not r.query] == ["createOnly"]
+
+
+def test_update_existing_overwrites_the_known_person_as_before(server: FakeServer) -> None:
+    people = MarketoPeople(server, {"firstName": "Augusta Ada", "title": "Countess"})
+    assert marketo(server, LEADS_MARKETO_UPDATE_EXISTING="true").deliver(stored_lead()) == Delivered("318581")
+    assert (people.people[318581]["firstName"], people.people[318581]["title"]) == ("Ada", "CTO")
+    assert [r.json()["action"] for r in server.sent("POST", SYNC)] == ["createOrUpdate"]
+
+
+def test_a_person_gone_between_create_and_lookup_is_retried(server: FakeServer) -> None:
+    answers = iter([skipped("1005", "Lead already exists"),
+                    Reply(200, {"requestId": "a9ae#1", "success": True, "result": []})])  # [QUERY]
+    server.on("POST", SYNC, lambda _r: next(answers))
+    with pytest.raises(TransientDestinationError):
+        marketo(server).deliver(stored_lead())
+
+
+ACTIVITIES = "/rest/v1/activities/external.json"
+
+
+def test_each_lead_is_recorded_as_a_custom_activity_on_the_person(server: FakeServer) -> None:
+    MarketoPeople(server, {"firstName": "Augusta Ada"})
+    server.on("POST", ACTIVITIES, Reply(200, {"requestId": "10d8#1", "success": True,
+                                              "result": [{"id": 2398, "status": "added"}]}))  # [ACTIVITIES]
+    destination = marketo(server, LEADS_MARKETO_ACTIVITY_TYPE_ID="100001")
+    assert destination.deliver(stored_lead()) == Delivered("318581")
+    assert destination.deliver(stored_lead(Customer(email="grace@fabrikam.example"))) == Delivered("318582")
+    inputs = [r.json()["input"][0] for r in server.sent("POST", ACTIVITIES)]
+    assert inputs[0] == {"leadId": 318581, "activityDate": "2026-11-21T12:00:00Z", "activityTypeId": 100001,
+                         "primaryAttributeValue": "Contoso Analytics"}
+    assert inputs[1]["leadId"] == 318582  # a new person too
+
+
+def test_an_activity_marketo_refuses_names_the_setting_and_the_permission(server: FakeServer) -> None:
+    MarketoPeople(server)
+    server.on("POST", ACTIVITIES, Reply(200, {"requestId": "10d8#1", "success": True, "result": [
+        {"status": "skipped", "reasons": [{"code": "1004", "message": "Activity type not found"}]}]}))  # [ERRORS]
+    with pytest.raises(ConfigurationError) as raised:
+        marketo(server, LEADS_MARKETO_ACTIVITY_TYPE_ID="999").deliver(stored_lead())
+    assert "LEADS_MARKETO_ACTIVITY_TYPE_ID" in raised.value.explanation
+    server.on("POST", ACTIVITIES, failed("603", "Access denied"))
+    with pytest.raises(ConfigurationError) as raised:
+        marketo(server, LEADS_MARKETO_ACTIVITY_TYPE_ID="999").deliver(stored_lead())
+    assert "Read-Write Activity" in raised.value.explanation
+
+
+def test_a_bad_activity_type_id_blocks_only_marketo_with_a_sentence() -> None:
+    loaded = settings(LEADS_MARKETO_ACTIVITY_TYPE_ID="marketplace lead")
+    assert "LEADS_MARKETO_ACTIVITY_TYPE_ID must be a positive whole number" in loaded.problems["marketo"]
+
+
+def test_check_finds_the_activity_type(server: FakeServer) -> None:
+    server.on("GET", DESCRIBE, describe("firstName", "lastName", "email", "phone", "company", "title", "country",
+                                        "leadSource"))
+    server.on("GET", "/rest/v1/activities/external/types.json", Reply(200, {"requestId": "5c3#1", "success": True,
+              "result": [{"id": 100001, "apiName": "marketplaceLead_c", "name": "Marketplace lead",
+                          "status": "approved", "primaryAttribute": {"name": "Offer", "dataType": "string"}}]}))
+    lines = {c.name: c for c in marketo(server, LEADS_MARKETO_ACTIVITY_TYPE_ID="100001").check()}
+    assert lines["activity type"].ok and "Marketplace lead" in lines["activity type"].message
+    lines = {c.name: c for c in marketo(server, LEADS_MARKETO_ACTIVITY_TYPE_ID="7").check()}
+    assert not lines["activity type"].ok and "LEADS_MARKETO_ACTIVITY_TYPE_ID" in lines["activity type"].message
 
 
 def test_the_field_map_setting_adds_campaign_fields(server: FakeServer) -> None:
