@@ -182,8 +182,10 @@ class AcsEmailDestination:
             return self._state(response)
         if response.status_code == 409:  # that Operation-Id exists after all (a race with another worker)
             found = self._status(operation)
-            if found is not None:
-                return found
+            if found is None:
+                raise TransientDestinationError(f"{LABEL} says operation {operation} exists but does not show it "
+                                                "yet; will check again (no second send).")
+            return found
         raise self._refusal(response, "send")
 
     def _status(self, operation: str) -> tuple[str, dict[str, Any], float | None] | None:
