@@ -33,7 +33,8 @@ def test_a_lead_is_sent_once_through_acs_even_when_the_send_outlasts_a_delivery(
     acs.polls_before_done = 1  # still Running at the first two looks
     suffix = uuid.uuid4().hex[:8]
     env = {
-        "LEADS_TABLE": f"e2eacs{suffix}", "LEADS_QUARANTINE_TABLE": f"e2eacsq{suffix}", "LEADS_QUEUE": f"e2e-acs-{suffix}",
+        "LEADS_TABLE": f"e2eacs{suffix}", "LEADS_QUARANTINE_TABLE": f"e2eacsq{suffix}",
+        "LEADS_QUEUE": f"e2e-acs-{suffix}",
         "LEADS_DESTINATIONS": "email", "LEADS_EMAIL_TRANSPORT": "acs",
         "LEADS_ACS_CONNECTION_STRING": acs.connection_string, "LEADS_ACS_WAIT_SECONDS": "0",
         "LEADS_EMAIL_TO": "sales@contoso.example", "LEADS_EMAIL_FROM": "DoNotReply@1a2b.azurecomm.net",
