@@ -131,7 +131,11 @@ class AcsEmailDestination:
                 f"{self._host} answers as {LABEL} and accepts {self._who} (asked for an unknown send "
                 "operation: 404, nothing was sent).")))
         except DestinationError as error:
-            return [*checks, Check(NAME, "endpoint" if len(checks) > 1 else "credential", False, error.explanation)]
+            sentence = error.explanation
+            if isinstance(error, TransientDestinationError) and len(checks) > 1:
+                sentence += (" If the host name is wrong, copy the endpoint from the Communication Services "
+                             "resource's Overview > Endpoint into LEADS_ACS_ENDPOINT (or the connection string).")
+            return [*checks, Check(NAME, "endpoint" if len(checks) > 1 else "credential", False, sentence)]
         checks.append(Check(NAME, "sender", True, (
             f"Whether {self._sender} may send (its domain linked to the resource) shows only when sending: "
             "run python -m leads doctor --send-test-email to send one test message to LEADS_EMAIL_TO.")))

@@ -255,6 +255,13 @@ def test_doctor_explains_a_wrong_endpoint() -> None:
     assert ACCESS_KEY not in output
 
 
+def test_doctor_explains_an_endpoint_nothing_answers_on() -> None:
+    with FakeServer() as closed:
+        url = closed.url
+    status, output = run_doctor(env(LEADS_ACS_CONNECTION_STRING=f"endpoint={url}/;accesskey={ACCESS_KEY}"))
+    assert status == 1 and "FAIL email  endpoint: Could not connect" in output and "Overview > Endpoint" in output
+
+
 def test_doctor_test_email_shows_an_unlinked_sender_domain(acs: FakeAcsEmail) -> None:
     acs.send_reply = domain_not_linked()
     status, output = run_doctor(env(acs), "--send-test-email")
