@@ -123,10 +123,7 @@ class AcsEmailDestination:
         try:
             self._authorization("GET", self._url("/emails/operations/x"), b"")
             checks.append(Check(NAME, "credential", True, self._describe_credential()))
-            probe = str(uuid.uuid4())
-            status = self._status(probe)
-            if status is not None:  # pragma: no cover - a random id never exists
-                raise ConfigurationError(f"{self._host} answered for an operation that cannot exist.")
+            self._probe()
             checks.append(Check(NAME, "endpoint", True, (
                 f"{self._host} answers as {LABEL} and accepts {self._who} (asked for an unknown send "
                 "operation: 404, nothing was sent).")))
@@ -199,9 +196,21 @@ class AcsEmailDestination:
                         headers=self._authorization("GET", url, b""))
         if response.status_code == 200:
             return self._state(response)
-        if response.status_code == 404 and _error(response)[0] not in ("", "DomainNotLinked"):
+        if response.status_code == 404:
+            # Any 404: the reference documents no body for an unknown id, and taking a real "not found" for a
+            # wrong endpoint would block every e-mail. A wrong endpoint shows on the POST that follows.
             return None
         raise self._refusal(response, "status")
+
+    def _probe(self) -> None:
+        """Ask for a send operation that cannot exist: ACS answers 404 with its error body or headers, another
+        server (a wrong endpoint) answers something else."""
+        url = self._url(f"/emails/operations/{uuid.uuid4()}")
+        response = send(self._session, "GET", url, label=LABEL, timeout=self.timeout,
+                        headers=self._authorization("GET", url, b""))
+        looks_like_acs = bool(_error(response)[0]) or "x-ms-error-code" in response.headers
+        if response.status_code != 404 or not looks_like_acs:
+            raise self._refusal(response, "status")
 
     def _finish(self, operation: str, state: tuple[str, dict[str, Any], float | None]) -> Delivered:
         """Wait (at most LEADS_ACS_WAIT_SECONDS) for a terminal status, polling as `retry-after` asks."""
