@@ -20,7 +20,14 @@ from leads.destinations.email_oauth import EXCHANGE_RESOURCE
 from leads.errors import ConfigurationError, DestinationError
 from leads.settings import load_settings
 from tests.destinations.test_email import TO, stored_lead
-from tests.support.azure_ad import CLIENT_SECRET, FakeAzureAD, TlsFiles, expired_secret, invalid_secret
+from tests.support.azure_ad import (
+    CLIENT_SECRET,
+    FakeAzureAD,
+    TlsFiles,
+    expired_secret,
+    invalid_secret,
+    make_client_certificate,
+)
 from tests.support.certificates import CertificateFiles, self_signed
 from tests.support.fake_http import Reply
 from tests.support.smtp import SmtpServer
@@ -86,6 +93,24 @@ def test_smtp_username_names_the_mailbox_when_it_differs_from_the_sender(aad: Fa
     exchange.start()
     destination(aad, exchange, LEADS_SMTP_USERNAME="shared-leads@contoso.example").deliver(stored_lead())
     assert [e.login for e in exchange.envelopes] == ["shared-leads@contoso.example"]
+
+
+def test_a_certificate_signs_the_token_request_instead_of_a_secret(aad: FakeAzureAD, exchange: SmtpServer) -> None:
+    certificate = make_client_certificate()
+    aad.app.certificate = certificate
+    destination(aad, exchange, LEADS_SMTP_OAUTH_CLIENT_SECRET="",
+                LEADS_SMTP_OAUTH_CLIENT_CERTIFICATE=certificate.pem).deliver(stored_lead())
+    [token_request] = aad.token_requests()
+    assert "client_secret" not in token_request.form() and "client_assertion" in token_request.form()
+    assert [e.login for e in exchange.envelopes] == [MAILBOX]
+
+
+def test_a_certificate_without_a_key_names_this_transports_setting(aad: FakeAzureAD, exchange: SmtpServer) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        destination(aad, exchange, LEADS_SMTP_OAUTH_CLIENT_SECRET="",
+                    LEADS_SMTP_OAUTH_CLIENT_CERTIFICATE="-----BEGIN CERTIFICATE-----\nnot a key\n").deliver(
+            stored_lead())
+    assert "LEADS_SMTP_OAUTH_CLIENT_CERTIFICATE holds no unencrypted private key" in caught.value.explanation
 
 
 def test_a_token_exchange_refuses_is_a_configuration_error_naming_the_exchange_setup(
