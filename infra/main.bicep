@@ -87,6 +87,39 @@ param leadsSmtpPassword string = ''
 @description('LEADS_SMTP_SECURITY: `none`, `starttls` or `ssl`.')
 param leadsSmtpSecurity string = 'starttls'
 
+@description('LEADS_EMAIL_TRANSPORT: `smtp`, `smtp-oauth` or `acs`. With emailService=true the app uses `acs`.')
+param leadsEmailTransport string = 'smtp'
+
+@description('LEADS_SMTP_OAUTH_TENANT_ID: Directory (tenant) ID of the app registration that may send as LEADS_EMAIL_FROM (smtp-oauth).')
+param leadsSmtpOauthTenantId string = ''
+
+@description('LEADS_SMTP_OAUTH_CLIENT_ID: Application (client) ID of that app registration (smtp-oauth).')
+param leadsSmtpOauthClientId string = ''
+
+@description('LEADS_SMTP_OAUTH_CLIENT_SECRET: its client secret (smtp-oauth).')
+@secure()
+param leadsSmtpOauthClientSecret string = ''
+
+@description('LEADS_SMTP_OAUTH_CLIENT_CERTIFICATE: PEM (private key and certificate) used instead of a secret (smtp-oauth).')
+@secure()
+param leadsSmtpOauthClientCertificate string = ''
+
+@description('LEADS_ACS_ENDPOINT: Communication Services endpoint reached with the app identity (acs). Set from the created resource when emailService=true.')
+param leadsAcsEndpoint string = ''
+
+@description('LEADS_ACS_CONNECTION_STRING: endpoint=...;accesskey=... used instead of the identity (acs).')
+@secure()
+param leadsAcsConnectionString string = ''
+
+@description('LEADS_ACS_WAIT_SECONDS: how long one delivery waits for the ACS send operation to finish.')
+param leadsAcsWaitSeconds string = '30'
+
+@description('Create Azure Communication Services Email (an Azure-managed sender domain, linked) and let the app send through it with its identity: LEADS_EMAIL_TRANSPORT becomes acs, LEADS_ACS_ENDPOINT its endpoint, and LEADS_EMAIL_FROM (when empty) DoNotReply@<the managed domain>.')
+param emailService bool = false
+
+@description('Where Communication Services keeps e-mail data at rest, e.g. United States, Europe, UK (emailService=true).')
+param emailDataLocation string = 'United States'
+
 @description('LEADS_EMAIL_INCLUDE_PII: `true` puts the customer\'s name, e-mail and phone in the e-mail. Off by default: lead data should not travel by unsecured e-mail.')
 param leadsEmailIncludePii string = 'false'
 
@@ -207,6 +240,7 @@ var functionAppName = 'func-leads-${resourceToken}'
 // Storage account names hold 24 lower-case letters and digits at most: 'stfb' + the 13-character token.
 var fallbackStorageName = 'stfb${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
+var communicationServiceName = 'acs-leads-${resourceToken}'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: resourceGroupName
@@ -276,6 +310,36 @@ module kvLeadsSmtpPassword 'modules/keyvault-secret.bicep' = if (!empty(leadsSmt
     vaultName: keyVault.outputs.name
     name: 'LEADS-SMTP-PASSWORD'
     value: leadsSmtpPassword
+  }
+}
+
+module kvLeadsSmtpOauthClientSecret 'modules/keyvault-secret.bicep' = if (!empty(leadsSmtpOauthClientSecret)) {
+  name: 'secret-leads-smtp-oauth-client-secret'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-SMTP-OAUTH-CLIENT-SECRET'
+    value: leadsSmtpOauthClientSecret
+  }
+}
+
+module kvLeadsSmtpOauthClientCertificate 'modules/keyvault-secret.bicep' = if (!empty(leadsSmtpOauthClientCertificate)) {
+  name: 'secret-leads-smtp-oauth-client-certificate'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-SMTP-OAUTH-CLIENT-CERTIFICATE'
+    value: leadsSmtpOauthClientCertificate
+  }
+}
+
+module kvLeadsAcsConnectionString 'modules/keyvault-secret.bicep' = if (!empty(leadsAcsConnectionString)) {
+  name: 'secret-leads-acs-connection-string'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-ACS-CONNECTION-STRING'
+    value: leadsAcsConnectionString
   }
 }
 
@@ -364,6 +428,30 @@ module fallbackRbac 'modules/fallback-rbac.bicep' = if (!empty(fallbackStorageLo
   ]
 }
 
+// E-mail without a password: Communication Services Email, only when asked for.
+module email 'modules/email.bicep' = if (emailService) {
+  name: 'email'
+  scope: rg
+  params: {
+    communicationServiceName: communicationServiceName
+    emailServiceName: 'ecs-leads-${resourceToken}'
+    dataLocation: emailDataLocation
+    tags: tags
+  }
+}
+
+module emailRbac 'modules/email-rbac.bicep' = if (emailService) {
+  name: 'email-rbac'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    communicationServiceName: communicationServiceName
+  }
+  dependsOn: [
+    email
+  ]
+}
+
 module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -400,12 +488,22 @@ var appSettings = {
   LEADS_SPOOL_DIR: leadsSpoolDir
   LEADS_HTTP_TIMEOUT: leadsHttpTimeout
   LEADS_EMAIL_TO: leadsEmailTo
-  LEADS_EMAIL_FROM: leadsEmailFrom
+  // With emailService on, the created resource's endpoint and managed sender (ARM evaluates only the branch
+  // taken, so the conditional module's outputs are read only when it exists).
+  LEADS_EMAIL_FROM: (emailService && empty(leadsEmailFrom)) ? email.outputs.senderAddress : leadsEmailFrom
   LEADS_SMTP_HOST: leadsSmtpHost
   LEADS_SMTP_PORT: leadsSmtpPort
   LEADS_SMTP_USERNAME: leadsSmtpUsername
   LEADS_SMTP_PASSWORD: '${secretRefPrefix}LEADS-SMTP-PASSWORD/)'
   LEADS_SMTP_SECURITY: leadsSmtpSecurity
+  LEADS_EMAIL_TRANSPORT: emailService ? 'acs' : leadsEmailTransport
+  LEADS_SMTP_OAUTH_TENANT_ID: leadsSmtpOauthTenantId
+  LEADS_SMTP_OAUTH_CLIENT_ID: leadsSmtpOauthClientId
+  LEADS_SMTP_OAUTH_CLIENT_SECRET: '${secretRefPrefix}LEADS-SMTP-OAUTH-CLIENT-SECRET/)'
+  LEADS_SMTP_OAUTH_CLIENT_CERTIFICATE: '${secretRefPrefix}LEADS-SMTP-OAUTH-CLIENT-CERTIFICATE/)'
+  LEADS_ACS_ENDPOINT: emailService ? email.outputs.endpoint : leadsAcsEndpoint
+  LEADS_ACS_CONNECTION_STRING: '${secretRefPrefix}LEADS-ACS-CONNECTION-STRING/)'
+  LEADS_ACS_WAIT_SECONDS: leadsAcsWaitSeconds
   LEADS_EMAIL_INCLUDE_PII: leadsEmailIncludePii
   LEADS_WEBHOOK_URL: leadsWebhookUrl
   LEADS_WEBHOOK_SECRET: '${secretRefPrefix}LEADS-WEBHOOK-SECRET/)'
@@ -447,6 +545,9 @@ module functionApp 'modules/functionapp.bicep' = {
   // Roles and secrets exist before the app first starts, so storage and Key Vault references work at once.
   dependsOn: [
     kvLeadsSmtpPassword
+    kvLeadsSmtpOauthClientSecret
+    kvLeadsSmtpOauthClientCertificate
+    kvLeadsAcsConnectionString
     kvLeadsWebhookSecret
     kvLeadsDynamicsClientSecret
     kvLeadsDynamicsClientCertificate
@@ -454,6 +555,7 @@ module functionApp 'modules/functionapp.bicep' = {
     kvLeadsMarketoClientSecret
     kvLeadsHubspotToken
     rbac
+    emailRbac
   ]
   params: {
     name: functionAppName

@@ -64,13 +64,18 @@ def setting_checks(settings: Settings) -> list[Check]:
     return [Check("settings", name, False, sentence) for name, sentence in settings.warnings.items()]
 
 
-def destination_checks(name: str, settings: Settings) -> list[Check]:
-    """Build one destination and run its checks; a failure to build is a failed check, not a crash."""
+def destination_checks(name: str, settings: Settings, send_test: bool = False) -> list[Check]:
+    """Build one destination and run its checks; a failure to build is a failed check, not a crash. With
+    `send_test`, a destination that can send a test message (e-mail) sends one after its checks passed."""
     from leads.destinations import usable_destination
 
     destination = usable_destination(name, settings)  # a bad setting: one failed "settings" line
     try:
-        return destination.check()
+        checks = destination.check()
+        test: Callable[[], list[Check]] | None = getattr(destination, "send_test", None)
+        if send_test and test is not None and all(c.ok for c in checks):
+            checks.extend(test())
+        return checks
     except LeadsError as error:
         return [Check(name, "check", False, error.explanation)]
     except Exception as error:  # noqa: BLE001 - one broken destination must not hide the others' results
@@ -105,6 +110,9 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None,
                                      description="Check every configured destination live.")
     parser.add_argument("--destination", action="append", default=[],
                         help="check only this destination (repeatable)")
+    parser.add_argument("--send-test-email", action="store_true",
+                        help="also send one test e-mail to LEADS_EMAIL_TO (the only way to check an Azure "
+                             "Communication Services sender domain)")
     args = parser.parse_args(argv or [])
     env = os.environ if env is None else env
     out = out or sys.stdout
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None,
     names = [n for n in settings.destinations if not args.destination or n in args.destination]
     checks: list[Check] = setting_checks(settings)
     for name in names:
-        checks.extend(destination_checks(name, settings))
+        checks.extend(destination_checks(name, settings, args.send_test_email))
     for extra in EXTRA_CHECKS if extra_checks is None else extra_checks:
         try:
             checks.extend(extra(settings))

@@ -81,6 +81,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LEADS_SMTP_PASSWORD", "", "SMTP password (optional).", secret=True, group="email"),
     Setting("LEADS_SMTP_SECURITY", "starttls", "`none`, `starttls` or `ssl`. Certificates are always verified; "
             "for a private CA set the standard `SSL_CERT_FILE` variable to a PEM bundle holding it.", group="email"),
+    Setting("LEADS_EMAIL_TRANSPORT", "smtp", "How the e-mail is sent: `smtp` (LEADS_SMTP_* with a password or none), "
+            "`smtp-oauth` (Exchange Online SMTP AUTH with an OAuth token: LEADS_SMTP_OAUTH_*, no password) or `acs` "
+            "(Azure Communication Services Email: LEADS_ACS_*).", group="email"),
+    Setting("LEADS_SMTP_OAUTH_TENANT_ID", "", "`smtp-oauth`: Directory (tenant) ID of the app registration that "
+            "may send as LEADS_EMAIL_FROM.", group="email"),
+    Setting("LEADS_SMTP_OAUTH_CLIENT_ID", "", "`smtp-oauth`: Application (client) ID of that app registration.",
+            group="email"),
+    Setting("LEADS_SMTP_OAUTH_CLIENT_SECRET", "", "`smtp-oauth`: its client secret.", secret=True, group="email"),
+    Setting("LEADS_SMTP_OAUTH_CLIENT_CERTIFICATE", "", "`smtp-oauth`: PEM (private key and certificate) used "
+            "instead of a secret: the text itself or a file path.", secret=True, group="email"),
+    Setting("LEADS_ACS_ENDPOINT", "", "`acs`: the Communication Services endpoint, e.g. "
+            "`https://<name>.<geo>.communication.azure.com`, reached with the app's managed identity (the "
+            "identity of `AzureWebJobsStorage__clientId`; it needs the Communication and Email Service Owner "
+            "role). The Bicep sets it when `emailService` is on.", group="email"),
+    Setting("LEADS_ACS_CONNECTION_STRING", "", "`acs`: `endpoint=https://...;accesskey=...` from Keys, used "
+            "instead of the identity (the key signs each request).", secret=True, group="email"),
+    Setting("LEADS_ACS_WAIT_SECONDS", "30", "`acs`: how long one delivery waits for the send operation to "
+            "finish; after that the lead is retried, which checks the same operation again (no second send).",
+            group="email"),
     Setting("LEADS_EMAIL_INCLUDE_PII", "false", "`true` puts the customer's name, e-mail and phone in "
             "the e-mail. Off by default: lead data should not travel by unsecured e-mail.",
             group="email"),
@@ -157,6 +176,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Empty: no link."),
 )
 
+EMAIL_TRANSPORTS = ("smtp", "smtp-oauth", "acs")
+EXCHANGE_SMTP_HOST = "smtp.office365.com"
 DESTINATION_NAMES = ("email", "webhook", "dynamics", "salesforce", "marketo", "hubspot")
 # CRMs do not get Partner Center's MSFT_TEST leads unless LEADS_FORWARD_TEST_LEADS=true.
 CRM_DESTINATIONS = frozenset({"dynamics", "salesforce", "marketo", "hubspot"})
@@ -187,6 +208,16 @@ class EmailSettings:
     password: str = field(default="", repr=False)
     security: str = "starttls"
     include_pii: bool = False
+    transport: str = "smtp"  # smtp | smtp-oauth | acs
+    oauth_tenant_id: str = ""
+    oauth_client_id: str = ""
+    oauth_client_secret: str = field(default="", repr=False)
+    oauth_client_certificate: str = field(default="", repr=False)
+    authority_host: str = "https://login.microsoftonline.com"
+    acs_endpoint: str = ""
+    acs_connection_string: str = field(default="", repr=False)  # holds the access key
+    acs_client_id: str = ""  # the user-assigned identity (AzureWebJobsStorage__clientId); empty: system-assigned
+    acs_wait_seconds: int = 30
 
 
 @dataclass(frozen=True)
@@ -454,15 +485,30 @@ def _read(env: Mapping[str, str]) -> Settings:
         _report("LEADS_SMTP_SECURITY", f"LEADS_SMTP_SECURITY must be none, starttls or ssl, not {security!r}.")
         security = _DEFAULTS["LEADS_SMTP_SECURITY"]
     default_port = {"none": "25", "starttls": "587", "ssl": "465"}[security]
+    transport = get("LEADS_EMAIL_TRANSPORT").lower()
+    if transport not in EMAIL_TRANSPORTS:
+        _report("LEADS_EMAIL_TRANSPORT", f"LEADS_EMAIL_TRANSPORT must be {', '.join(EMAIL_TRANSPORTS[:-1])} or "
+                                         f"{EMAIL_TRANSPORTS[-1]}, not {transport!r}.")
     email = EmailSettings(
         to=split_list(get("LEADS_EMAIL_TO")),
         sender=get("LEADS_EMAIL_FROM"),
-        host=get("LEADS_SMTP_HOST"),
+        # Exchange Online's SMTP AUTH host is the same for every tenant (submission, port 587, STARTTLS).
+        host=get("LEADS_SMTP_HOST") or (EXCHANGE_SMTP_HOST if transport == "smtp-oauth" else ""),
         port=_int("LEADS_SMTP_PORT", get("LEADS_SMTP_PORT") or default_port, minimum=1, maximum=65535),
         username=get("LEADS_SMTP_USERNAME"),
         password=get("LEADS_SMTP_PASSWORD"),
         security=security,
         include_pii=_flag("LEADS_EMAIL_INCLUDE_PII", get("LEADS_EMAIL_INCLUDE_PII")),
+        transport=transport,
+        oauth_tenant_id=get("LEADS_SMTP_OAUTH_TENANT_ID"),
+        oauth_client_id=get("LEADS_SMTP_OAUTH_CLIENT_ID"),
+        oauth_client_secret=get("LEADS_SMTP_OAUTH_CLIENT_SECRET"),
+        oauth_client_certificate=get("LEADS_SMTP_OAUTH_CLIENT_CERTIFICATE"),
+        authority_host=get("LEADS_AUTHORITY_HOST").rstrip("/"),
+        acs_endpoint=check_outbound_url("LEADS_ACS_ENDPOINT", get("LEADS_ACS_ENDPOINT")),
+        acs_connection_string=get("LEADS_ACS_CONNECTION_STRING"),
+        acs_client_id=storage.client_id,
+        acs_wait_seconds=_int("LEADS_ACS_WAIT_SECONDS", get("LEADS_ACS_WAIT_SECONDS"), minimum=0, maximum=600),
     )
     return Settings(
         storage=storage,

@@ -132,6 +132,9 @@ def test_secrets_do_not_appear_in_the_settings_repr() -> None:
     canaries = {
         "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=SECRET-canary-storage-key;",
         "LEADS_SMTP_PASSWORD": "SECRET-canary-smtp",
+        "LEADS_SMTP_OAUTH_CLIENT_SECRET": "SECRET-canary-smtp-oauth",
+        "LEADS_SMTP_OAUTH_CLIENT_CERTIFICATE": "-----BEGIN PRIVATE KEY-----SECRET-canary-smtp-oauth-pem",
+        "LEADS_ACS_CONNECTION_STRING": "endpoint=https://x.communication.azure.com/;accesskey=SECRET-canary-acs",
         "LEADS_WEBHOOK_SECRET": "SECRET-canary-webhook-key-0123456789abcdef",
         "LEADS_WEBHOOK_URL": "https://prod-00.westeurope.logic.azure.com/workflows/x?sig=SECRET-canary-sig",
         "LEADS_DYNAMICS_CLIENT_SECRET": "SECRET-canary-dynamics",

@@ -21,7 +21,9 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
+from typing import TYPE_CHECKING
 
 from leads.destinations.base import Check, Delivered
 from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
@@ -29,12 +31,22 @@ from leads.model import StoredLead
 from leads.notification import build_notification
 from leads.settings import EmailSettings, Settings
 
+if TYPE_CHECKING:
+    from leads.destinations.email_acs import AcsEmailDestination
+    from leads.destinations.email_oauth import ExchangeToken
+
 log = logging.getLogger("leads.destinations.email")
 NAME = "email"
 _REPLY_MAX = 300  # characters of a server reply quoted in a sentence
 
 
-def create(settings: Settings) -> EmailDestination:
+def create(settings: Settings) -> EmailDestination | AcsEmailDestination:
+    """LEADS_EMAIL_TRANSPORT picks how: SMTP (password or none), SMTP with an Exchange Online OAuth token, or
+    Azure Communication Services (leads/destinations/email_acs.py, imported only then)."""
+    if settings.email.transport == "acs":
+        from leads.destinations.email_acs import AcsEmailDestination
+
+        return AcsEmailDestination(settings.email, timeout=settings.http_timeout, console_url=settings.console_url)
     return EmailDestination(settings.email, timeout=settings.http_timeout, console_url=settings.console_url)
 
 
@@ -57,6 +69,12 @@ class EmailDestination:
         self.settings = settings
         self.timeout = timeout
         self.console_url = console_url
+        self._exchange: ExchangeToken | None = None
+        self._token_forms: tuple[str, ...] = ()  # the last OAuth token as sent, never quoted
+        if settings.transport == "smtp-oauth":
+            from leads.destinations.email_oauth import ExchangeToken
+
+            self._exchange = ExchangeToken(settings, timeout)
 
     # -- Destination protocol ---------------------------------------------------------------------------
 
@@ -106,7 +124,34 @@ class EmailDestination:
         except (smtplib.SMTPException, OSError) as error:
             failure = self.classify(error, progress.step)
             return [*self._passed_checks(progress), Check(NAME, progress.step, False, failure.explanation)]
+        except DestinationError as error:  # the OAuth token
+            return [*self._passed_checks(progress), Check(NAME, progress.step, False, error.explanation)]
         return self._passed_checks(progress)
+
+    def send_test(self) -> list[Check]:
+        """One real test message to LEADS_EMAIL_TO (python -m leads doctor --send-test-email)."""
+        problem = self.settings_problem()
+        if problem:
+            return [Check(NAME, "test e-mail", False, problem)]
+        message = EmailMessage()
+        message["Subject"] = "[TEST] marketplace-leads: e-mail works"
+        message["From"] = self.settings.sender
+        message["To"] = ", ".join(self.settings.to)
+        message.set_content("python -m leads doctor --send-test-email sent this message. Nothing to do.\n")
+        progress = _Progress()
+        try:
+            smtp = self._open(progress)
+            try:
+                progress.step = "send"
+                smtp.send_message(message, from_addr=self._sender, to_addrs=self._recipients)
+            finally:
+                _quit(smtp)
+        except (smtplib.SMTPException, OSError) as error:
+            return [Check(NAME, "test e-mail", False, self.classify(error, progress.step).explanation)]
+        except DestinationError as error:
+            return [Check(NAME, "test e-mail", False, error.explanation)]
+        return [Check(NAME, "test e-mail", True, f"Sent a test message to {len(self._recipients)} recipient(s) "
+                                                 f"through {self._where}.")]
 
     # -- the conversation -------------------------------------------------------------------------------
 
@@ -128,7 +173,7 @@ class EmailDestination:
         server quotes what it received in its reply."""
         password = self.settings.password
         if not password:
-            return ()
+            return self._token_forms
         user = self.settings.username
         forms = (password, f"\0{user}\0{password}")
         return (password, *(base64.b64encode(form.encode("utf-8")).decode("ascii") for form in forms))
@@ -155,7 +200,12 @@ class EmailDestination:
                 smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
                 progress.passed("STARTTLS done (certificate verified).")
-            if settings.username:
+            if self._exchange is not None:
+                progress.step = "login"
+                self._login_xoauth2(smtp)
+                progress.passed(f"Exchange Online accepted the OAuth token for mailbox {self._oauth_user} "
+                                "(AUTH XOAUTH2; no password).")
+            elif settings.username:
                 progress.step = "login"
                 smtp.login(settings.username, settings.password)
                 warning = (
@@ -168,6 +218,24 @@ class EmailDestination:
             smtp.close()
             raise
         return smtp
+
+    @property
+    def _oauth_user(self) -> str:
+        return self.settings.username or self._sender
+
+    def _login_xoauth2(self, smtp: smtplib.SMTP) -> None:
+        from leads.destinations.email_oauth import xoauth2
+
+        assert self._exchange is not None
+        if not smtp.has_extn("auth") or "XOAUTH2" not in smtp.esmtp_features.get("auth", "").upper().split():
+            raise smtplib.SMTPNotSupportedError("AUTH XOAUTH2 is not offered")
+        token = self._exchange.token()
+        initial = xoauth2(self._oauth_user, token)
+        self._token_forms = (token, base64.b64encode(initial.encode("ascii")).decode("ascii"))
+        # RFC 7628-style failure: the server sends a 334 with a JSON error; the client answers with an empty
+        # line and then gets the final 535.
+        smtp.auth("XOAUTH2", lambda challenge=None: initial if challenge is None else "",
+                  initial_response_ok=True)
 
     def _try_addresses(self, smtp: smtplib.SMTP) -> None:
         code, reply = smtp.mail(self._sender)
@@ -199,6 +267,12 @@ class EmailDestination:
             )
             if not value
         ]
+        if settings.transport == "smtp-oauth":
+            from leads.destinations.email_oauth import settings_problem
+
+            oauth_problem = settings_problem(settings)
+            if oauth_problem:
+                return oauth_problem
         if missing:
             return (
                 f"E-mail is not configured: set {' and '.join(missing)} (the SMTP server's host name, the "
@@ -225,6 +299,11 @@ class EmailDestination:
         if isinstance(error, smtplib.SMTPServerDisconnected) and isinstance(error.__context__, TimeoutError):
             # smtplib reports a read that timed out as "Connection unexpectedly closed: timed out".
             error = error.__context__
+        if isinstance(error, smtplib.SMTPAuthenticationError) and self._exchange is not None \
+                and not _temporary(error.smtp_code):
+            from leads.destinations.email_oauth import refused_sentence
+
+            return refused_sentence(where, self._oauth_user, reply(error.smtp_code, error.smtp_error))
         if isinstance(error, smtplib.SMTPAuthenticationError):
             if _temporary(error.smtp_code):
                 return TransientDestinationError(
@@ -345,6 +424,12 @@ class EmailDestination:
                 f"The SMTP server at {where} does not offer STARTTLS: set LEADS_SMTP_SECURITY=ssl if it expects "
                 "TLS from the first byte (usually LEADS_SMTP_PORT=465), or use its submission port "
                 "(LEADS_SMTP_PORT=587); LEADS_SMTP_SECURITY=none only for a server on a trusted network."
+            )
+        if step == "login" and self._exchange is not None:
+            return ConfigurationError(
+                f"The SMTP server at {where} does not offer AUTH XOAUTH2 (OAuth login): with "
+                "LEADS_EMAIL_TRANSPORT=smtp-oauth, LEADS_SMTP_HOST must be Exchange Online's smtp.office365.com "
+                "(or empty), port 587, LEADS_SMTP_SECURITY=starttls."
             )
         if step == "login":
             hint = (

@@ -59,7 +59,9 @@ def app_settings(port: int, **env: str) -> Settings:
 
 
 def email_destination(port: int, **env: str) -> EmailDestination:
-    return create(app_settings(port, **env))
+    destination = create(app_settings(port, **env))
+    assert isinstance(destination, EmailDestination)
+    return destination
 
 
 def fails_with(destination: EmailDestination, kind: type[DestinationError]) -> DestinationError:

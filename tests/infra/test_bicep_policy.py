@@ -36,6 +36,15 @@ NEEDED_ROLES = {
 TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 # The fallback storage account (LEADS_FALLBACK_STORAGE): table data only, in a module of its own.
 FALLBACK_ROLES = {(STORAGE_ACCOUNT, TABLE_DATA_CONTRIBUTOR)}
+# Azure Communication Services Email (parameter emailService): its sender role, in a module of its own.
+COMMUNICATION_SERVICE = "Microsoft.Communication/communicationServices"
+EMAIL_ROLES = {(COMMUNICATION_SERVICE, "09976791-48a7-449e-bb21-39d1a415f350")}  # Communication and Email Service Owner
+# App settings that take a created resource's value when emailService is on, else their parameter.
+EMAIL_SERVICE_SETTINGS = {
+    "LEADS_EMAIL_TRANSPORT": "acs",
+    "LEADS_ACS_ENDPOINT": "email.outputs.endpoint",
+    "LEADS_EMAIL_FROM": "email.outputs.senderAddress",
+}
 FALLBACK_CONDITION = {"operator": {"type": "not", "operands": {"bool_value": {
     "function": {"type": "empty", "parameters": {"item_to_test": "fallbackStorageLocation"}}}}}}
 KEY_VAULT_REFERENCE = re.compile(
@@ -106,8 +115,12 @@ def raw_app_setting(key: str) -> str:
 
 
 def parameter_reference(key: str) -> str | None:
-    """The main.bicep parameter an app setting is set to, when it is set to a bare parameter."""
+    """The main.bicep parameter an app setting is set to, when it is set to a bare parameter (or, for the
+    settings emailService may set, the parameter used when it is off)."""
     value = app_settings()[key]
+    if key in EMAIL_SERVICE_SETTINGS:
+        false_value = value["operator"]["operands"]["false_value"]
+        return false_value if false_value in main()["parameters"] else None
     if isinstance(value, str) and value in main()["parameters"] and raw_app_setting(key) == value:
         return value
     return None
@@ -312,6 +325,7 @@ def test_role_assignments_are_exactly_the_needed_ones() -> None:
             granted.setdefault(relative, []).append((scope["type"], role_id))
     assert sorted(granted.pop("modules/rbac.bicep")) == sorted(NEEDED_ROLES), "role assignments differ"
     assert sorted(granted.pop("modules/fallback-rbac.bicep")) == sorted(FALLBACK_ROLES)
+    assert sorted(granted.pop("modules/email-rbac.bicep")) == sorted(EMAIL_ROLES)
     assert not granted, f"role assignments in unexpected places: {granted}"
 
 
@@ -328,6 +342,37 @@ def test_roles_are_granted_to_the_app_identity_on_the_app_resources() -> None:
                 if r["existing"]}
     assert existing == {STORAGE_ACCOUNT: "storageAccountName", KEY_VAULT: "keyVaultName",
                         APP_INSIGHTS: "applicationInsightsName"}
+
+
+def test_email_service_is_off_by_default_and_otherwise_a_linked_managed_domain_the_identity_may_send_from() -> None:
+    assert main()["parameters"]["emailService"]["default"] is False
+    assert (module_path("email"), module_path("emailRbac")) == ("modules/email.bicep", "modules/email-rbac.bicep")
+    for name in ("email", "emailRbac"):
+        assert body(main()["modules"][name])[0] == "emailService", f"{name} must depend on emailService"
+    rbac = module("emailRbac")["params"]
+    assert {k: accessor(v) for k, v in rbac.items()} == {"principalId": "identity.outputs.principalId",
+                                                         "communicationServiceName": "communicationServiceName"}
+    assert module("email")["params"]["communicationServiceName"] == "communicationServiceName"
+    existing = [body(r)[1]["name"] for r in parse("modules/email-rbac.bicep")["resources"].values() if r["existing"]]
+    assert existing == ["communicationServiceName"]
+    # The resources: an Azure-managed domain (no DNS to publish), linked, so a send is not DomainNotLinked.
+    domain = only_resource("modules/email.bicep", "Microsoft.Communication/emailServices/domains")
+    assert domain["properties"]["domainManagement"] == "AzureManaged"
+    assert domain["properties"]["userEngagementTracking"] == "Disabled"
+    service = only_resource("modules/email.bicep", COMMUNICATION_SERVICE)
+    domain_name = next(n for n, r in parse("modules/email.bicep")["resources"].items()
+                       if r["type"] == "Microsoft.Communication/emailServices/domains")
+    assert [accessor(d) for d in service["properties"]["linkedDomains"]] == [f"{domain_name}.id"]
+    outputs = parse("modules/email.bicep")["outputs"]
+    assert outputs["senderAddress"]["value"] == f"DoNotReply@${{{domain_name}.properties.mailFromSenderDomain}}"
+    # The app settings: the created endpoint and sender when on, the parameters (code defaults) when off.
+    for key, when_on in EMAIL_SERVICE_SETTINGS.items():
+        operands = app_settings()[key]["operator"]["operands"]
+        assert accessor(operands["true_value"]) == when_on, key
+        condition = operands["condition"]
+        assert condition == "emailService" or condition["operator"]["operands"]["operand_1"] == "emailService"
+    assert app_settings()["LEADS_EMAIL_FROM"]["operator"]["operands"]["condition"]["operator"]["operands"][
+        "operand_2"] == {"function": {"type": "empty", "parameters": {"item_to_test": "leadsEmailFrom"}}}
 
 
 # ---------------------------------------------------------------- storage

@@ -23,6 +23,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    target: str = ""  # the path and query exactly as sent (what a request signature covers)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -82,7 +83,8 @@ class FakeServer:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                recorded = Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
+                recorded = Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body,
+                                    self.path)
                 with fake._lock:
                     fake.requests.append(recorded)
                 reply = fake.answer(recorded)

@@ -18,11 +18,16 @@ Replies, each settable at construction or later as an attribute (None, or no ent
 `reject_with` answers DATA; `drop_on_quit` cuts the connection instead of answering QUIT. `transactions`
 counts the MAIL FROM commands seen, accepted or not.
 
+With `xoauth2=(mailbox, token)` the server offers only AUTH XOAUTH2 (Exchange Online's OAuth login, as
+"Authenticate an IMAP, POP or SMTP connection using OAuth" describes it) and accepts exactly that mailbox
+with that bearer token; `xoauth2_refusal` is its answer to anything else (Exchange's 535 5.7.3 by default).
+
 `SilentServer` accepts connections and never answers: a hung SMTP server.
 """
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import socket
@@ -58,7 +63,8 @@ class SmtpServer:
                  security: Security = "none", certificate: CertificateFiles | None = None,
                  names: tuple[str, ...] = ("localhost",), addresses: tuple[str, ...] = ("127.0.0.1",),
                  refuse_sender: str | None = None, refuse_recipients: Mapping[str, str] | None = None,
-                 reject_with: str | None = None, drop_on_quit: bool = False) -> None:
+                 reject_with: str | None = None, drop_on_quit: bool = False,
+                 xoauth2: tuple[str, str] | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.auth = auth
@@ -72,6 +78,10 @@ class SmtpServer:
         self.refuse_recipients: dict[str, str] = dict(refuse_recipients or {})
         self.reject_with = reject_with
         self.drop_on_quit = drop_on_quit
+        self.xoauth2 = xoauth2
+        # Microsoft's SMTP AUTH troubleshooting: the generic refusal of a login Exchange Online does not accept.
+        self.xoauth2_refusal = "535 5.7.3 Authentication unsuccessful [SN4PR0601CA0005.namprd06.prod.outlook.com]"
+        self.xoauth2_attempts: list[bytes] = []  # each decoded initial response, as received
         self.ca_file: Path | None = None
         self._tls_context: ssl.SSLContext | None = None
         self._received = threading.Condition()
@@ -102,6 +112,11 @@ class SmtpServer:
         if self.auth is not None:
             options.update(authenticator=self._authenticate, auth_required=True,
                            auth_require_tls=self.security != "none")
+        if self.xoauth2 is not None:
+            options.update(auth_required=True, auth_require_tls=self.security != "none",
+                           auth_exclude_mechanism=["LOGIN", "PLAIN"])
+        else:
+            options.update(auth_exclude_mechanism=["XOAUTH2"])
         controller = Controller(self, **options)
         deadline = time.monotonic() + 5
         while True:  # the port can stay busy for a moment after stop(): retry briefly
@@ -141,6 +156,20 @@ class SmtpServer:
             return AuthResult(success=True, auth_data=auth_data)
         self.failed_logins += 1
         return AuthResult(success=False, handled=False)
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        """SASL XOAUTH2: base64("user=" + mailbox + "^Aauth=Bearer " + token + "^A^A") as the initial response."""
+        try:
+            decoded = base64.b64decode(args[1], validate=True) if len(args) == 2 else b""
+        except ValueError:
+            decoded = b""
+        self.xoauth2_attempts.append(decoded)
+        if self.xoauth2 is not None:
+            mailbox, token = self.xoauth2
+            if decoded == f"user={mailbox}\x01auth=Bearer {token}\x01\x01".encode():
+                return AuthResult(success=True, auth_data=LoginPassword(mailbox.encode(), b""))
+        self.failed_logins += 1
+        return AuthResult(success=False, handled=False, message=self.xoauth2_refusal)
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         self.transactions += 1
