@@ -19,7 +19,7 @@ from typing import TextIO
 
 from leads.destinations.base import Check
 from leads.errors import LeadsError, SettingsError
-from leads.settings import SETTINGS, Settings, load_settings
+from leads.settings import Settings, load_settings, secret_setting_names
 
 # Checks that are not a destination's: each gets the settings and returns its lines. They run after the
 # destinations, in order.
@@ -79,7 +79,7 @@ def destination_checks(name: str, settings: Settings) -> list[Check]:
 
 
 def secret_values(env: Mapping[str, str]) -> list[str]:
-    values = [env.get(s.name, "").strip() for s in SETTINGS if s.secret]
+    values = [env.get(name, "").strip() for name in secret_setting_names(env)]  # named destinations' too
     # Longest first, so a secret that contains another is replaced whole.
     return sorted((v for v in values if len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
 
