@@ -69,8 +69,10 @@ def destination_checks(name: str, settings: Settings) -> list[Check]:
     from leads.destinations import usable_destination
 
     destination = usable_destination(name, settings)  # a bad setting: one failed "settings" line
+    routing = [Check(name, "routing", True, f"LEADS_ROUTES gives it {settings.routing.describe(name)}.")
+               if name in settings.routes else None]
     try:
-        return destination.check()
+        return destination.check() + [check for check in routing if check is not None]
     except LeadsError as error:
         return [Check(name, "check", False, error.explanation)]
     except Exception as error:  # noqa: BLE001 - one broken destination must not hide the others' results

@@ -57,12 +57,18 @@ def initial_deliveries(lead: Lead, routing: Routing) -> dict[str, DeliveryState]
 
 def reconcile(stored: StoredLead, routing: Routing) -> StoredLead:
     """Bring the lead's destinations in line with the current configuration: a destination added since
-    it arrived gets a state (by the current rules); one removed is skipped (else the lead would never finish).
+    it arrived gets a state; one not sent yet that the current rules leave out is skipped, saying why; one
+    removed is skipped (else the lead would never finish).
     A lead stored before destinations had names keeps its keys: a plain name is its type, as then."""
     deliveries = dict(stored.deliveries)
     for name in routing.destinations:
-        if name not in deliveries:
+        state = deliveries.get(name)
+        if state is None:
             deliveries[name] = initial_state(stored.lead, routing, name)
+        elif state.state in (PENDING, RETRYING, BLOCKED):  # not sent yet: today's rules decide (a fixed rule too)
+            reason = routing.skip_reason(stored.lead, name)
+            if reason:
+                deliveries[name] = state.with_(state=SKIPPED, last_error=reason, next_attempt_at="")
     for name, state in stored.deliveries.items():
         if name not in routing.destinations and not state.is_terminal:
             deliveries[name] = state.with_(state=SKIPPED, last_error=REMOVED_SKIP, lease_until="")

@@ -32,6 +32,7 @@ _WHAT = {"test": "Partner Center test leads (MSFT_TEST)", "edu": ".edu leads",
          "dnc": "do-not-contact (DNC) leads"}
 _EXAMPLES = {"offer": "offer=contoso.analytics", "action": "action=INS,PLT", "country": "country=DE,FR",
              "test": "test=include", "edu": "edu=exclude", "dnc": "dnc=include"}
+_SHORT = {"test": "test leads", "edu": ".edu leads", "dnc": "DNC leads"}
 _CONDITION = re.compile(r"([A-Za-z_]+)\s*(!=|=)\s*")
 _QUOTED = 60  # characters of a bad part quoted in a sentence
 
@@ -182,9 +183,14 @@ class Routing:
     destinations: tuple[str, ...]
     rules: Mapping[str, Rule] = field(default_factory=dict, hash=False)
     forward_test_leads: bool = False
+    # Destinations whose rule could not be read: they take every lead, to be `blocked` by that sentence, so the
+    # rule decides once it is fixed (policy.reconcile) rather than a default meanwhile.
+    unreadable: frozenset[str] = frozenset()
 
     def skip_reason(self, lead: Lead, name: str) -> str:
         """"" when `name` takes the lead, else the sentence saying why it is not sent (its `skipped`)."""
+        if name in self.unreadable:
+            return ""
         rule = self.rules.get(name)
         flags = rule.flags if rule else {}
         for flag, applies in (("test", lead.is_test), ("edu", lead.is_edu), ("dnc", lead.action.upper() == "DNC")):
@@ -213,7 +219,7 @@ class Routing:
             else []
         for flag in FLAGS:
             mode = (rule.flags.get(flag) if rule else "") or self._default(name, flag, rule)
-            what = _WHAT[flag].split(" (")[0]
+            what = _SHORT[flag]
             if mode == "exclude":
                 parts.append(f"no {what}")
             elif mode == "only":
@@ -235,7 +241,7 @@ class Routing:
         if flag == "test":
             return TEST_LEAD_SKIP
         return (f"Not sent: do-not-contact (DNC) leads go to notifications only (e-mail, Teams, Slack), not to "
-                f"{name}. To send them there, give it a rule in LEADS_ROUTES with dnc=include.")
+                f"{name}. To send them there too, add dnc=include to its rule in LEADS_ROUTES ({name} dnc=include).")
 
 
 def _holds(condition: Condition, lead: Lead) -> bool:

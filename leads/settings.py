@@ -279,7 +279,8 @@ class Settings:
     @property
     def routing(self) -> Routing:
         """Which destinations take a lead (LEADS_ROUTES and the test-lead and do-not-contact defaults)."""
-        return Routing(self.destinations, self.routes, self.forward_test_leads)
+        unreadable = frozenset(name for name, sentence in self.problems.items() if sentence.startswith("LEADS_ROUTES"))
+        return Routing(self.destinations, self.routes, self.forward_test_leads, unreadable)
 
     def for_destination(self, name: str) -> Settings:
         """The settings `name`'s module is created with: its own prefix's for a named one, else these."""
