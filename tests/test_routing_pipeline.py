@@ -83,7 +83,7 @@ def test_a_lead_stored_before_destinations_had_names_is_delivered_under_its_old_
            "LEADS_HUBSPOT_URL": f"{receiver.url}/hubspot"}
     pipeline = real_pipeline(azurite, tmp_path, env)
     dnc = LEAD.replace(b'"INS"', b'"DNC"').replace(b"ana@fabrikam.example", b"dnc@fabrikam.example")
-    olds = {}
+    olds: dict[str, str] = {}
     for key, body in (("install", LEAD), ("do-not-contact", dnc)):
         # As the previous version stored it: a state per type name, all pending (it sent DNC leads to CRMs too).
         lead = parse_lead(body)
