@@ -68,7 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Empty: every lead everywhere, except test leads (CRMs) and do-not-contact leads (notifications only). "
             "A bad rule blocks its destination alone."),
     Setting("LEADS_FORWARD_TEST_LEADS", "false", "`true` sends Partner Center's MSFT_TEST leads to CRMs "
-            "too (they always go to e-mail and webhook)."),
+            "too (they go to e-mail and webhook; a LEADS_ROUTES rule's `test=` decides for its destination)."),
     Setting("LEADS_RETRY_DELAYS", "30,120,600,1800,3600,7200,14400,28800,43200",
             "Seconds to wait before each retry of a destination that failed transiently "
             "(default: 9 retries over about 28 hours)."),
