@@ -80,8 +80,8 @@ def parse_routes(text: str, destinations: Iterable[str]) -> ParsedRoutes:
     for written in (part.strip() for part in re.split(r"[;\n]", text)):
         if not written:
             continue
-        name, _, rest = written.partition(" ")
-        name = name.strip().rstrip(":").lower()
+        name, rest = [*written.split(None, 1), ""][:2]
+        name = name.rstrip(":").lower()
         if _CONDITION.match(written) or not name:
             parsed.warnings.append(f"LEADS_ROUTES: the rule {_quote(written)} does not start with a destination: "
                                    "write its name first, as in hubspot country=US,CA. The rule is ignored.")
