@@ -49,6 +49,9 @@ param leadsQueue string = 'leads-delivery'
 @description('LEADS_DESTINATIONS: Where each lead goes, comma-separated: `email`, `webhook`, `dynamics`, `salesforce`, `marketo`, `hubspot`.')
 param leadsDestinations string = 'email'
 
+@description('LEADS_ROUTES: Which leads each destination takes, one rule per destination separated by `;`, e.g. `salesforce:emea country=DE,FR; hubspot action=INS,PLT` (docs/destinations.md, Routing). Empty: defaults only.')
+param leadsRoutes string = ''
+
 @description('LEADS_FORWARD_TEST_LEADS: `true` sends Partner Center\'s MSFT_TEST leads to CRMs too (they always go to e-mail and webhook).')
 param leadsForwardTestLeads string = 'false'
 
@@ -482,6 +485,7 @@ var appSettings = {
   LEADS_QUARANTINE_TABLE: leadsQuarantineTable
   LEADS_QUEUE: leadsQueue
   LEADS_DESTINATIONS: leadsDestinations
+  LEADS_ROUTES: leadsRoutes
   LEADS_FORWARD_TEST_LEADS: leadsForwardTestLeads
   LEADS_RETRY_DELAYS: leadsRetryDelays
   LEADS_DEDUPE_HOURS: leadsDedupeHours

@@ -73,7 +73,7 @@ class DeliveryService:
                 log.warning("lead %s: not found; nothing to deliver", message.lead_id)
                 return DeliveryReport(message.lead_id, note="not found")
             now = self.clock()
-            stored = policy.reconcile(current.stored, self.settings.crm_flags, self.settings.forward_test_leads)
+            stored = policy.reconcile(current.stored, self.settings.routing)
             stored = policy.settle_crashes(stored, now, self.settings.retry_delays)
             due = policy.due_destinations(stored, now)
             if not due:

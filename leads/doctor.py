@@ -19,7 +19,7 @@ from typing import TextIO
 
 from leads.destinations.base import Check
 from leads.errors import LeadsError, SettingsError
-from leads.settings import SETTINGS, Settings, load_settings
+from leads.settings import Settings, load_settings, secret_setting_names
 
 # Checks that are not a destination's: each gets the settings and returns its lines. They run after the
 # destinations, in order.
@@ -70,12 +70,14 @@ def destination_checks(name: str, settings: Settings, send_test: bool = False) -
     from leads.destinations import usable_destination
 
     destination = usable_destination(name, settings)  # a bad setting: one failed "settings" line
+    routing = [Check(name, "routing", True, f"LEADS_ROUTES gives it {settings.routing.describe(name)}.")
+               if name in settings.routes else None]
     try:
         checks = destination.check()
         test: Callable[[], list[Check]] | None = getattr(destination, "send_test", None)
         if send_test and test is not None and all(c.ok for c in checks):
             checks.extend(test())
-        return checks
+        return checks + [check for check in routing if check is not None]
     except LeadsError as error:
         return [Check(name, "check", False, error.explanation)]
     except Exception as error:  # noqa: BLE001 - one broken destination must not hide the others' results
@@ -84,7 +86,7 @@ def destination_checks(name: str, settings: Settings, send_test: bool = False) -
 
 
 def secret_values(env: Mapping[str, str]) -> list[str]:
-    values = [env.get(s.name, "").strip() for s in SETTINGS if s.secret]
+    values = [env.get(name, "").strip() for name in secret_setting_names(env)]  # named destinations' too
     # Longest first, so a secret that contains another is replaced whole.
     return sorted((v for v in values if len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from leads.messages import DeliveryMessage
 from leads.model import StoredLead, utcnow
 from leads.parsing import parse_lead
 from leads.ports import Added, HeldLeads, LeadStore, RejectedRequest, WorkQueue
+from leads.routing import Routing
 from leads.settings import Settings
 from leads.spool import Spool
 
@@ -31,13 +32,13 @@ class Answer:
 
 class IngestService:
     def __init__(self, store: LeadStore, queue: WorkQueue, spool: Spool, settings: Settings,
-                 crm_flags: Mapping[str, bool], clock: Callable[[], datetime] = utcnow,
+                 routing: Routing, clock: Callable[[], datetime] = utcnow,
                  fallback: HeldLeads | None = None) -> None:
         self.store = store
         self.queue = queue
         self.spool = spool
         self.settings = settings
-        self.crm_flags = dict(crm_flags)
+        self.routing = routing  # which destinations take each lead (a skipped one says why)
         self.clock = clock
         self.fallback = fallback  # LEADS_FALLBACK_STORAGE: where a lead waits while the main table is down
         self.after_stored: Callable[[], None] | None = None  # e.g. drain this instance's spool (runtime.py)
@@ -55,7 +56,7 @@ class IngestService:
             return self._reject(now, method, body, content_type, error.status, error.reason, error.explanation,
                                 extra=extra)
         stored = StoredLead(new_lead_id(now), now, lead,
-                            policy.initial_deliveries(lead, self.crm_flags, self.settings.forward_test_leads))
+                            policy.initial_deliveries(lead, self.routing))
         try:
             added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
                                    outbox_due=now + ENQUEUE_GRACE, body=body)
@@ -111,7 +112,7 @@ class IngestService:
         if lead_id and self.store.load(lead_id) is not None:
             return Added(lead_id, duplicate=True)  # moved before, its row not yet released
         stored = StoredLead(lead_id or new_lead_id(received_at), received_at, lead,
-                            policy.initial_deliveries(lead, self.crm_flags, self.settings.forward_test_leads))
+                            policy.initial_deliveries(lead, self.routing))
         added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
                                outbox_due=self.clock() + ENQUEUE_GRACE)
         if not added.duplicate:

@@ -23,15 +23,14 @@ from leads.model import (
     iso,
     parse_iso,
 )
+from leads.routing import TEST_LEAD_SKIP, Routing
+
+__all__ = ["TEST_LEAD_SKIP"]  # re-exported: the sentence lives with the routing rules now
 
 # "…; will retry." in a transient error's sentence is untrue once the schedule is spent.
 _RETRY_PROMISE = re.compile(r";\s*will retry(?: later)?(?=[.\s]|$)")
 Outcome = Delivered | Skipped | DestinationError
 
-TEST_LEAD_SKIP = (
-    "Partner Center test lead (MSFT_TEST): not forwarded to CRMs. Set LEADS_FORWARD_TEST_LEADS=true to "
-    "forward test leads too."
-)
 REMOVED_SKIP = "Not sent: this destination was removed from LEADS_DESTINATIONS."
 BLOCKED_RECHECK_SECONDS = 3600
 HISTORY_LIMIT = 20  # attempts kept per destination (oldest dropped): the lead's row stays within Azure's limits
@@ -45,25 +44,33 @@ def with_attempt(state: DeliveryState, at: datetime, outcome: str, sentence: str
     return state.with_(history=(*state.history, entry)[-HISTORY_LIMIT:])
 
 
-def initial_state(lead: Lead, is_crm: bool, forward_test_leads: bool) -> DeliveryState:
-    if lead.is_test and is_crm and not forward_test_leads:
-        return DeliveryState(state=SKIPPED, last_error=TEST_LEAD_SKIP)
-    return DeliveryState()
+def initial_state(lead: Lead, routing: Routing, name: str) -> DeliveryState:
+    """Pending, or skipped with the sentence saying why `name` does not take this lead (routing.py)."""
+    reason = routing.skip_reason(lead, name)
+    return DeliveryState(state=SKIPPED, last_error=reason) if reason else DeliveryState()
 
 
-def initial_deliveries(lead: Lead, crm_flags: Mapping[str, bool], forward_test_leads: bool) -> dict[str, DeliveryState]:
-    """`crm_flags` maps each configured destination to whether it is a CRM."""
-    return {name: initial_state(lead, is_crm, forward_test_leads) for name, is_crm in crm_flags.items()}
+def initial_deliveries(lead: Lead, routing: Routing) -> dict[str, DeliveryState]:
+    """A state per configured destination (its name is the key: `email`, `webhook:partners`)."""
+    return {name: initial_state(lead, routing, name) for name in routing.destinations}
 
 
-def reconcile(stored: StoredLead, crm_flags: Mapping[str, bool], forward_test_leads: bool) -> StoredLead:
+def reconcile(stored: StoredLead, routing: Routing) -> StoredLead:
     """Bring the lead's destinations in line with the current configuration: a destination added since
-    it arrived gets a state; one removed is skipped (else the lead would never finish)."""
+    it arrived gets a state; one not sent yet that the current rules leave out is skipped, saying why; one
+    removed is skipped (else the lead would never finish).
+    A lead stored before destinations had names keeps its keys: a plain name is its type, as then."""
     deliveries = dict(stored.deliveries)
-    for name, is_crm in crm_flags.items():
-        deliveries.setdefault(name, initial_state(stored.lead, is_crm, forward_test_leads))
+    for name in routing.destinations:
+        state = deliveries.get(name)
+        if state is None:
+            deliveries[name] = initial_state(stored.lead, routing, name)
+        elif state.state in (PENDING, RETRYING, BLOCKED):  # not sent yet: today's rules decide (a fixed rule too)
+            reason = routing.skip_reason(stored.lead, name)
+            if reason:
+                deliveries[name] = state.with_(state=SKIPPED, last_error=reason, next_attempt_at="")
     for name, state in stored.deliveries.items():
-        if name not in crm_flags and not state.is_terminal:
+        if name not in routing.destinations and not state.is_terminal:
             deliveries[name] = state.with_(state=SKIPPED, last_error=REMOVED_SKIP, lease_until="")
     if deliveries == stored.deliveries:
         return stored
@@ -187,18 +194,18 @@ def needs_attention(stored: StoredLead) -> bool:
     return any(state.state in (FAILED, BLOCKED) for state in stored.deliveries.values())
 
 
-def replay(stored: StoredLead, now: datetime, crm_flags: Mapping[str, bool], forward_test_leads: bool,
-           only_failed: bool = True) -> StoredLead:
+def replay(stored: StoredLead, now: datetime, routing: Routing, only_failed: bool = True) -> StoredLead:
     """Put failed and blocked destinations (with only_failed=False: every one not delivered) back to
     their first state. Never a live claim (a worker is sending), never a delivered one; a reset goes
-    through initial_state, so a test lead still skips CRMs unless LEADS_FORWARD_TEST_LEADS is on."""
+    through initial_state, so the current rules apply: a test lead still skips CRMs unless
+    LEADS_FORWARD_TEST_LEADS is on, a do-not-contact lead still skips them unless LEADS_ROUTES says so."""
     def wanted(state: DeliveryState) -> bool:
         if state.state == DELIVERED or (state.state == SENDING and not _lease_ran_out(state, now)):
             return False
         return state.state in (FAILED, BLOCKED) or not only_failed
 
     deliveries = {  # the attempt history stays with the destination
-        name: initial_state(stored.lead, crm_flags.get(name, True), forward_test_leads).with_(history=state.history)
+        name: initial_state(stored.lead, routing, name).with_(history=state.history)
         if wanted(state) else state
         for name, state in stored.deliveries.items()
     }

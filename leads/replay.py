@@ -34,7 +34,7 @@ def _replay_one(rt: Runtime, lead_id: str, only_failed: bool) -> str:
         if current is None:
             return "not found"
         now = utcnow()
-        reset = policy.replay(current.stored, now, settings.crm_flags, settings.forward_test_leads, only_failed)
+        reset = policy.replay(current.stored, now, settings.routing, only_failed)
         if reset == current.stored:
             return "nothing to replay (" + current.stored.status + ")"
         try:

@@ -76,7 +76,7 @@ def build_runtime(settings: Settings) -> Runtime:
         log.warning("could not create tables/queues yet: %s", error.explanation)
     spool = Spool(settings.spool_dir)
     fallback = build_fallback(settings)
-    ingest = IngestService(table, queue, spool, settings, settings.crm_flags, fallback=fallback)
+    ingest = IngestService(table, queue, spool, settings, settings.routing, fallback=fallback)
     recovery = Recovery(ingest, spool, fallback, table.ping)
     ingest.after_stored = recovery.drain_spool_soon  # this instance's spool: no other instance sees it
     return Runtime(settings, table, queue, spool, ingest, recovery)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from leads.errors import SettingsError
+from leads.routing import CRM_TYPES, Routing, Rule, destination_type, parse_routes
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,16 @@ SETTINGS: tuple[Setting, ...] = (
             "(reason and the first 64 KiB of the body)."),
     Setting("LEADS_QUEUE", "leads-delivery", "Queue of delivery work; `<name>-poison` is watched too."),
     Setting("LEADS_DESTINATIONS", "email", "Where each lead goes, comma-separated: "
-            "`email`, `webhook`, `dynamics`, `salesforce`, `marketo`, `hubspot`."),
+            "`email`, `webhook`, `dynamics`, `salesforce`, `marketo`, `hubspot`. Several of one type are named "
+            "`type:name` (e.g. `webhook:partners`, letters and digits), each with the type's settings under its "
+            "own prefix (`LEADS_WEBHOOK_PARTNERS_URL` for `LEADS_WEBHOOK_URL`; docs/destinations.md, Routing)."),
+    Setting("LEADS_ROUTES", "", "Which leads each destination takes, one rule per destination separated by `;`, "
+            "e.g. `salesforce:emea country=DE,FR; hubspot action=INS,PLT; webhook dnc=include` (conditions "
+            "`offer`, `action`, `country` with `=` or `!=`; `test`, `edu`, `dnc` = `include`, `exclude` or `only`). "
+            "Empty: every lead everywhere, except test leads (CRMs) and do-not-contact leads (notifications only). "
+            "A bad rule blocks its destination alone."),
     Setting("LEADS_FORWARD_TEST_LEADS", "false", "`true` sends Partner Center's MSFT_TEST leads to CRMs "
-            "too (they always go to e-mail and webhook)."),
+            "too (they go to e-mail and webhook; a LEADS_ROUTES rule's `test=` decides for its destination)."),
     Setting("LEADS_RETRY_DELAYS", "30,120,600,1800,3600,7200,14400,28800,43200",
             "Seconds to wait before each retry of a destination that failed transiently "
             "(default: 9 retries over about 28 hours)."),
@@ -179,10 +187,13 @@ SETTINGS: tuple[Setting, ...] = (
 EMAIL_TRANSPORTS = ("smtp", "smtp-oauth", "acs")
 EXCHANGE_SMTP_HOST = "smtp.office365.com"
 DESTINATION_NAMES = ("email", "webhook", "dynamics", "salesforce", "marketo", "hubspot")
-# CRMs do not get Partner Center's MSFT_TEST leads unless LEADS_FORWARD_TEST_LEADS=true.
-CRM_DESTINATIONS = frozenset({"dynamics", "salesforce", "marketo", "hubspot"})
+# CRMs do not get Partner Center's MSFT_TEST leads unless LEADS_FORWARD_TEST_LEADS=true (leads/routing.py).
+CRM_DESTINATIONS = CRM_TYPES
+_INSTANCE_NAME = re.compile(r"[a-z][a-z0-9]{0,19}")
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
 _GROUPS = {s.name: s.group for s in SETTINGS}
+SETTINGS_BY_GROUP: dict[str, tuple[Setting, ...]] = {
+    group: tuple(s for s in SETTINGS if s.group == group) for group in dict.fromkeys(_GROUPS.values())}
 log = logging.getLogger("leads.settings")
 
 
@@ -295,6 +306,9 @@ class Settings:
     outbox_grace_seconds: int = 120
     requeue_again_seconds: int = 300
     console_url: str = ""  # LEADS_CONSOLE_URL: the notification e-mail links to `<it>#/leads/<id>`
+    routes: dict[str, Rule] = field(default_factory=dict, hash=False)  # LEADS_ROUTES, by destination
+    # A named destination (`webhook:partners`) -> the settings read from its own prefix (LEADS_WEBHOOK_PARTNERS_*).
+    instances: dict[str, Settings] = field(default_factory=dict, hash=False, repr=False)
 
     @property
     def poison_queue(self) -> str:
@@ -302,8 +316,18 @@ class Settings:
 
     @property
     def crm_flags(self) -> dict[str, bool]:
-        """Each configured destination and whether it is a CRM (the test-lead policy)."""
-        return {name: name in CRM_DESTINATIONS for name in self.destinations}
+        """Each configured destination and whether it is a CRM (by its type)."""
+        return {name: destination_type(name) in CRM_DESTINATIONS for name in self.destinations}
+
+    @property
+    def routing(self) -> Routing:
+        """Which destinations take a lead (LEADS_ROUTES and the test-lead and do-not-contact defaults)."""
+        unreadable = frozenset(name for name, sentence in self.problems.items() if sentence.startswith("LEADS_ROUTES"))
+        return Routing(self.destinations, self.routes, self.forward_test_leads, unreadable)
+
+    def for_destination(self, name: str) -> Settings:
+        """The settings `name`'s module is created with: its own prefix's for a named one, else these."""
+        return self.instances.get(name, self)
 
 
 @dataclass
@@ -392,17 +416,58 @@ def _destination_names(value: str) -> tuple[str, ...]:
     """Every name listed, known or not: an unknown one (a typo) stays, so each lead shows it `blocked` with
     the sentence naming it, instead of the app refusing leads or dropping the destination silently."""
     # Lower-case, and only characters a table key and a log line take safely (the name keys a breaker row).
-    names = tuple(dict.fromkeys(re.sub(r"[^a-z0-9_.-]+", "-", d.lower())[:40] for d in split_list(value)))
+    names = tuple(dict.fromkeys(re.sub(r"[^a-z0-9_.:-]+", "-", d.lower())[:40] for d in split_list(value)))
     found = _found.get()
     for name in names:
-        if name in DESTINATION_NAMES:
+        sentence = _bad_destination_name(name)
+        if not sentence:
             continue
-        close = difflib.get_close_matches(name, DESTINATION_NAMES, n=1)
-        hint = f"did you mean {close[0]}?" if close else f"use any of {', '.join(DESTINATION_NAMES)}."
-        sentence = f"LEADS_DESTINATIONS names {name}, which is not a destination: {hint}"
         if found is None:
             raise SettingsError(sentence)
         found.problems.setdefault(name, sentence)
+    return names
+
+
+def _bad_destination_name(name: str) -> str:
+    kind, named, instance = name.partition(":")
+    if kind not in DESTINATION_NAMES:
+        close = difflib.get_close_matches(kind, DESTINATION_NAMES, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"use any of {', '.join(DESTINATION_NAMES)}."
+        return f"LEADS_DESTINATIONS names {name}, which is not a destination: {hint}"
+    if named and not _INSTANCE_NAME.fullmatch(instance):
+        example = instance_setting_name(SETTINGS_BY_GROUP[kind][0].name, kind, re.sub(r"[^a-z0-9]", "", instance)
+                                        or "partners")
+        return (f"LEADS_DESTINATIONS names {name}: the name after {kind}: must be letters and digits (at most 20, "
+                f"starting with a letter), as it becomes part of its settings' names, e.g. {example}.")
+    return ""
+
+
+def instance_setting_name(name: str, kind: str, instance: str) -> str:
+    """`LEADS_WEBHOOK_URL` of `webhook:partners` is `LEADS_WEBHOOK_PARTNERS_URL`; a setting of the type's group
+    outside its prefix keeps its own words after it (`LEADS_SMTP_HOST` of `email:sales` is
+    `LEADS_EMAIL_SALES_SMTP_HOST`)."""
+    prefix = f"LEADS_{kind.upper()}_"
+    rest = name[len(prefix):] if name.startswith(prefix) else name.removeprefix("LEADS_")
+    return f"{prefix}{instance.upper()}_{rest}"
+
+
+def instance_settings_renamed(text: str, name: str) -> str:
+    """A sentence about a type's settings, reworded with the named destination's own setting names."""
+    kind, _, instance = name.partition(":")
+    if not instance:
+        return text
+    for setting in sorted(SETTINGS_BY_GROUP.get(kind, ()), key=lambda s: len(s.name), reverse=True):
+        text = re.sub(rf"\b{setting.name}\b", instance_setting_name(setting.name, kind, instance), text)
+    return text
+
+
+def secret_setting_names(env: Mapping[str, str]) -> list[str]:
+    """The secret settings' names, those of each named destination in LEADS_DESTINATIONS included."""
+    names = [s.name for s in SETTINGS if s.secret]
+    for destination in split_list(env.get("LEADS_DESTINATIONS", "")):
+        kind, _, instance = destination.lower().partition(":")
+        if instance and kind in SETTINGS_BY_GROUP:
+            names += [instance_setting_name(s.name, kind, instance) for s in SETTINGS_BY_GROUP[kind] if s.secret]
     return names
 
 
@@ -451,9 +516,41 @@ def _unresolved_reference(value: str) -> bool:
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Raises SettingsError only when storage is not configured; see the module's docstring."""
+    env = os.environ if env is None else env
     with _collecting() as found:
-        settings = _read(os.environ if env is None else env)
-    return replace(settings, problems=found.problems, warnings=found.warnings)
+        settings = _read(env)
+        routes = _routes(env.get("LEADS_ROUTES") or "", settings.destinations)
+    instances = {name: _instance(env, name, found) for name in settings.destinations
+                 if ":" in name and name not in found.problems}
+    return replace(settings, problems=found.problems, warnings=found.warnings, routes=routes, instances=instances)
+
+
+def _routes(text: str, destinations: tuple[str, ...]) -> dict[str, Rule]:
+    found = _found.get()
+    assert found is not None
+    parsed = parse_routes("" if _unresolved_reference(text) else text, destinations)
+    for name, sentence in parsed.problems.items():
+        found.problems.setdefault(name, sentence)
+    if parsed.warnings:
+        found.warnings.setdefault("LEADS_ROUTES", " ".join(parsed.warnings))
+    return parsed.rules
+
+
+def _instance(env: Mapping[str, str], name: str, found: _Found) -> Settings:
+    """The settings of a named destination: its type's settings read from its own prefix (no fallback on the
+    type's: a second webhook must not post to the first one's URL). Its bad setting blocks it alone."""
+    kind, _, instance = name.partition(":")
+    mapped = {**env}
+    for setting in SETTINGS_BY_GROUP.get(kind, ()):
+        mapped.pop(setting.name, None)
+        own = env.get(instance_setting_name(setting.name, kind, instance))
+        if own is not None:
+            mapped[setting.name] = own
+    with _collecting() as own_found:
+        settings = _read(mapped)
+    if kind in own_found.problems:
+        found.problems.setdefault(name, instance_settings_renamed(own_found.problems[kind], name))
+    return settings
 
 
 def _read(env: Mapping[str, str]) -> Settings:

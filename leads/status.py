@@ -12,6 +12,7 @@ def status_report(rt: Runtime, recent: int = 20) -> dict[str, Any]:
     now = utcnow()
     return {
         "destinations": list(rt.settings.destinations),
+        "routing": {name: rt.settings.routing.describe(name) for name in rt.settings.destinations},  # which leads
         # Sentences naming each bad setting: a destination blocked by one, a global one replaced by its default.
         "blocked_by_settings": {name: sentence for name, sentence in rt.settings.problems.items()
                                 if name in rt.settings.destinations},

@@ -60,8 +60,9 @@ def seeded(azurite: Any, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     request (a PUT: its body is a good lead, so re-ingesting it takes it in)."""
     spool = str(tmp_path_factory.mktemp("spool"))
     webhook = RecordingDestination("webhook")
-    pipeline = build_pipeline(azurite.connection_string, spool,
-                              {"email": RecordingDestination("email"), "webhook": webhook})
+    pipeline = build_pipeline(azurite.connection_string, spool,  # the webhook takes the DNC lead, to refuse it
+                              {"email": RecordingDestination("email"), "webhook": webhook},
+                              env={"LEADS_ROUTES": "webhook dnc=include"})
     ids: dict[str, str] = {}
 
     def add(name: str, body: bytes, webhook_answer: Any = None) -> None:
@@ -94,7 +95,7 @@ def seeded(azurite: Any, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     env = {"AzureWebJobsStorage": azurite.connection_string, "LEADS_TABLE": pipeline.settings.table,
            "LEADS_QUARANTINE_TABLE": pipeline.settings.quarantine_table, "LEADS_QUEUE": pipeline.settings.queue,
            "LEADS_DESTINATIONS": "email,webhook", "LEADS_WEBHOOK_URL": "http://127.0.0.1:9/hook",
-           "LEADS_SPOOL_DIR": spool}
+           "LEADS_ROUTES": "webhook dnc=include", "LEADS_SPOOL_DIR": spool}
     return Seeded(pipeline, env, ids, str(rows[0]["id"] if "id" in rows[0] else rows[0]["RowKey"]))
 
 

@@ -292,6 +292,10 @@ def test_the_whole_flow_works_with_the_keyboard_alone(
     page.keyboard.press("Enter")
     page.locator("#why-title").wait_for()
     assert focused(browser)["id"] == "view-title"
+    # Each destination by its name, with the leads it takes (no LEADS_ROUTES here: the defaults).
+    destinations = page.locator("[aria-label=Destinations] tbody tr")
+    assert {row.locator("th").text_content(): row.locator("td").first.text_content()
+            for row in destinations.all()} == {"email": "every lead", "webhook": "no DNC leads"}
     assert "null" not in str(page.locator("main").text_content())
     page.screenshot(path=str(screenshots / "console-status.png"))
     tab_to(browser, "nav a[data-section=test-lead]")

@@ -21,11 +21,13 @@ from leads.model import (
     StoredLead,
     iso,
 )
+from leads.routing import Routing
 from leads.settings import load_settings
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 DELAYS = (30, 120, 600)
-FLAGS = {"email": False, "webhook": False, "dynamics": True, "hubspot": True}
+ROUTING = Routing(("email", "webhook", "dynamics", "hubspot"))
+FORWARDING = Routing(ROUTING.destinations, forward_test_leads=True)
 
 
 def stored(lead: Lead | None = None, **deliveries: DeliveryState) -> StoredLead:
@@ -34,7 +36,7 @@ def stored(lead: Lead | None = None, **deliveries: DeliveryState) -> StoredLead:
 
 
 def test_test_leads_go_to_email_and_webhook_but_not_to_crms_by_default() -> None:
-    states = policy.initial_deliveries(Lead(is_test=True), FLAGS, forward_test_leads=False)
+    states = policy.initial_deliveries(Lead(is_test=True), ROUTING)
     assert states["email"].state == PENDING
     assert states["webhook"].state == PENDING
     assert states["dynamics"].state == SKIPPED
@@ -42,12 +44,12 @@ def test_test_leads_go_to_email_and_webhook_but_not_to_crms_by_default() -> None
 
 
 def test_test_leads_go_to_crms_when_the_setting_says_so() -> None:
-    states = policy.initial_deliveries(Lead(is_test=True), FLAGS, forward_test_leads=True)
+    states = policy.initial_deliveries(Lead(is_test=True), FORWARDING)
     assert {s.state for s in states.values()} == {PENDING}
 
 
 def test_real_leads_go_everywhere() -> None:
-    states = policy.initial_deliveries(Lead(), FLAGS, forward_test_leads=False)
+    states = policy.initial_deliveries(Lead(), ROUTING)
     assert {s.state for s in states.values()} == {PENDING}
 
 
@@ -132,7 +134,7 @@ def test_default_retry_schedule_spans_at_least_24_hours() -> None:
 
 def test_reconcile_adds_new_destinations_and_skips_removed_ones() -> None:
     lead = stored(email=DeliveryState(state=DELIVERED), old=DeliveryState(state=RETRYING))
-    result = policy.reconcile(lead, {"email": False, "dynamics": True}, forward_test_leads=False)
+    result = policy.reconcile(lead, Routing(("email", "dynamics")))
     assert result.deliveries["dynamics"].state == PENDING
     assert result.deliveries["old"].state == SKIPPED
     assert result.deliveries["email"].state == DELIVERED
@@ -164,7 +166,7 @@ def test_a_recorded_answer_clears_the_crash_count() -> None:
 def test_replay_resets_failed_and_blocked_destinations_only() -> None:
     lead = stored(email=DeliveryState(state=DELIVERED, attempts=1), hubspot=DeliveryState(state=FAILED, attempts=9),
                   webhook=DeliveryState(state=BLOCKED, attempts=30), dynamics=DeliveryState(state=RETRYING))
-    result = policy.replay(lead, NOW, FLAGS, forward_test_leads=False)
+    result = policy.replay(lead, NOW, ROUTING)
     assert result.deliveries["email"].state == DELIVERED
     assert result.deliveries["hubspot"] == result.deliveries["webhook"] == DeliveryState()
     assert result.deliveries["dynamics"].state == RETRYING
@@ -173,10 +175,10 @@ def test_replay_resets_failed_and_blocked_destinations_only() -> None:
 def test_replay_never_resets_a_live_claim_and_all_means_all_but_delivered() -> None:
     live = policy.claim(stored(email=DeliveryState(), hubspot=DeliveryState(state=FAILED)), ["email"], NOW,
                         timedelta(minutes=10))
-    result = policy.replay(live, NOW + timedelta(minutes=1), FLAGS, forward_test_leads=False, only_failed=False)
+    result = policy.replay(live, NOW + timedelta(minutes=1), ROUTING, only_failed=False)
     assert result.deliveries["email"] == live.deliveries["email"]
     assert result.deliveries["hubspot"] == DeliveryState()
-    expired = policy.replay(live, NOW + timedelta(minutes=11), FLAGS, forward_test_leads=False, only_failed=False)
+    expired = policy.replay(live, NOW + timedelta(minutes=11), ROUTING, only_failed=False)
     assert expired.deliveries["email"] == DeliveryState()
 
 
@@ -184,10 +186,10 @@ def test_replay_of_a_test_lead_still_skips_crms_unless_forwarding_is_on() -> Non
     skipped = DeliveryState(state=SKIPPED, last_error=policy.TEST_LEAD_SKIP)
     lead = stored(Lead(is_test=True), email=DeliveryState(state=FAILED), dynamics=skipped,
                   hubspot=DeliveryState(state=FAILED))  # failed while forwarding was on
-    result = policy.replay(lead, NOW, FLAGS, forward_test_leads=False, only_failed=False)
+    result = policy.replay(lead, NOW, ROUTING, only_failed=False)
     assert result.deliveries["email"] == DeliveryState()
     assert result.deliveries["dynamics"].state == result.deliveries["hubspot"].state == SKIPPED
-    forwarded = policy.replay(lead, NOW, FLAGS, forward_test_leads=True, only_failed=False)
+    forwarded = policy.replay(lead, NOW, FORWARDING, only_failed=False)
     assert forwarded.deliveries["dynamics"] == forwarded.deliveries["hubspot"] == DeliveryState()
 
 

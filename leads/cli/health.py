@@ -36,8 +36,8 @@ def run_status(args: argparse.Namespace) -> int:
                     ([period, *(by_state.get(s, 0) for s in states)] for period, by_state in counts.items()))
     destinations = report.get("destinations") or []
     if destinations:
-        print_table("Destinations", ("name", "circuit", "last success", "last failure", "blocked by settings"),
-                    ([d.get("name"), d.get("circuit"), d.get("last_success"),
+        print_table("Destinations", ("name", "takes", "circuit", "last success", "last failure", "blocked by settings"),
+                    ([d.get("name"), d.get("takes"), d.get("circuit"), d.get("last_success"),
                       f"{d['last_failure']['at']}: {d['last_failure']['sentence']}" if d.get("last_failure") else "",
                       d.get("blocked_by_settings")] for d in destinations))
     for name, sentence in (report.get("settings_ignored") or {}).items():

@@ -334,7 +334,8 @@
     const countRows = states.map((state) => h("tr", {}, h("th", { scope: "row" }, badge(state)),
       periods.map((p) => h("td", { text: shown(s.counts[p][state] || 0) }))));
     const destinationRows = (s.destinations || []).map((d) => h("tr", {},
-      h("th", { scope: "row", text: d.name }), h("td", { text: d.circuit }), h("td", { text: shown(d.blocked_by_settings) }),
+      h("th", { scope: "row", text: d.name }), h("td", { text: shown(d.takes) }), h("td", { text: d.circuit }),
+      h("td", { text: shown(d.blocked_by_settings) }),
       h("td", {}, when(d.last_success)),
       h("td", {}, d.last_failure ? [when(d.last_failure.at), " ", d.last_failure.sentence] : "—")));
     const lastLink = (lead) => (lead ? h("span", {}, leadLink({ id: lead.id, company: lead.id }), " at ", when(lead.received_at)) : "none yet");
@@ -345,7 +346,7 @@
           : h("p", { id: "why-no-leads", text: "Nothing stands in the way: leads arrive and are delivered." })),
       definitions([["Last lead", lastLink(s.last_lead)], ["Last test lead", lastLink(s.last_test_lead)]]),
       table("Leads by status", ["Status"].concat(periods.map((p) => "Last " + p)), countRows),
-      table("Destinations", ["Destination", "Circuit", "Blocked by settings", "Last success", "Last failure"],
+      table("Destinations", ["Destination", "Takes", "Circuit", "Blocked by settings", "Last success", "Last failure"],
         destinationRows),
       Object.keys(s.settings_ignored || {}).length
         ? h("section", { "aria-labelledby": "ignored-title" }, h("h2", { id: "ignored-title", text: "Settings ignored" }),

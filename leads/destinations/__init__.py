@@ -9,7 +9,8 @@ import traceback
 from leads.destinations.base import Check, Delivered, Destination, Skipped
 from leads.destinations.unavailable import Unavailable
 from leads.errors import LeadsError
-from leads.settings import Settings
+from leads.routing import destination_type
+from leads.settings import Settings, instance_settings_renamed
 
 log = logging.getLogger("leads.destinations")
 # urllib3 writes each request line (path and query) at DEBUG. Ours can carry a key (a Power Automate webhook
@@ -27,9 +28,14 @@ _MODULES = {
 
 
 def build_destination(name: str, settings: Settings) -> Destination:
-    """Each destination module exposes `create(settings) -> Destination`. Raises on a bad setting."""
-    module = importlib.import_module(_MODULES[name])
-    destination: Destination = module.create(settings)
+    """Each destination module exposes `create(settings) -> Destination`. Raises on a bad setting. A named one
+    (`webhook:partners`) is its type's module created with the settings of its own prefix."""
+    module = importlib.import_module(_MODULES[destination_type(name)])
+    destination: Destination = module.create(settings.for_destination(name))
+    if name != destination_type(name):
+        from leads.destinations.named import NamedDestination
+
+        return NamedDestination(name, destination)
     return destination
 
 
@@ -43,7 +49,7 @@ def usable_destination(name: str, settings: Settings) -> Destination:
     except ImportError:
         return Unavailable(name, f"{name} is not available in this build (its module is missing).")
     except LeadsError as error:
-        return Unavailable(name, error.explanation)
+        return Unavailable(name, instance_settings_renamed(error.explanation, name))
     except Exception as error:  # noqa: BLE001 - a bug in one destination's setup must not stop the others
         # The frames only: the message could quote a setting's value.
         log.error("%s could not be set up (%s) at\n%s", name, type(error).__name__,

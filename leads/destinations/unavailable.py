@@ -7,13 +7,13 @@ from __future__ import annotations
 from leads.destinations.base import Check, Delivered, Skipped
 from leads.errors import ConfigurationError
 from leads.model import StoredLead
-from leads.settings import CRM_DESTINATIONS
+from leads.routing import CRM_TYPES, destination_type
 
 
 class Unavailable:
     def __init__(self, name: str, reason: str) -> None:
         self.name = name
-        self.is_crm = name in CRM_DESTINATIONS
+        self.is_crm = destination_type(name) in CRM_TYPES
         self.reason = reason
 
     def deliver(self, stored: StoredLead) -> Delivered | Skipped:

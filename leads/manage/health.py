@@ -8,6 +8,7 @@ from typing import Any
 
 from leads.manage.views import moment_text
 from leads.model import FAILED, utcnow
+from leads.routing import destination_type
 from leads.runtime import Runtime
 from leads.settings import Settings
 from leads.table_store import deliveries_from_json
@@ -83,8 +84,11 @@ def _destinations(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
             for entry in state.history:
                 if entry.get("outcome") in _FAILURES and entry.get("at", "") > failure.get(name, {}).get("at", ""):
                     failure[name] = {"at": entry["at"], "sentence": entry.get("sentence", "")}
+    routing = rt.settings.routing
     return [{
         "name": name,
+        "type": destination_type(name),
+        "takes": routing.describe(name),  # LEADS_ROUTES and the defaults (test leads, do-not-contact)
         "circuit": "open" if name in open_breakers else "closed",
         "circuit_reason": open_breakers[name].reason if name in open_breakers else None,
         "blocked_by_settings": rt.settings.problems.get(name),

@@ -79,7 +79,7 @@ SCHEMAS: dict[str, Any] = {
         "why_no_leads": {"type": "array", "items": _TEXT},
         "counts": _object({w: {"type": "object", "additionalProperties": _INT} for w in ("24h", "7d", "30d")}),
         "destinations": {"type": "array", "items": _object({
-            "name": _TEXT, "circuit": {"type": "string", "enum": ["open", "closed"]},
+            "name": _TEXT, "type": _TEXT, "takes": _TEXT, "circuit": {"type": "string", "enum": ["open", "closed"]},
             "circuit_reason": _NULLABLE_TEXT, "blocked_by_settings": _NULLABLE_TEXT, "last_success": _NULLABLE_TEXT,
             "last_failure": {"type": ["object", "null"], "properties": {"at": _TEXT, "sentence": _TEXT},
                              "required": ["at", "sentence"]}})},

@@ -125,8 +125,7 @@ class ManageService:
             if current is None:
                 return "Not found (deleted meanwhile).", False
             now = utcnow()
-            reset = policy.replay(current.stored, now, settings.crm_flags, settings.forward_test_leads,
-                                  only_failed=False)
+            reset = policy.replay(current.stored, now, settings.routing, only_failed=False)
             chosen = {name: reset.deliveries[name] if wanted(name, state) else state
                       for name, state in current.stored.deliveries.items()}
             again = sorted(name for name in chosen if chosen[name] != current.stored.deliveries[name])

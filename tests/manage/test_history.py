@@ -13,6 +13,7 @@ from leads.azure_limits import STRING_CHUNK_UNITS, utf16_units
 from leads.destinations.base import Delivered, Skipped
 from leads.errors import ConfigurationError, TransientDestinationError
 from leads.model import FAILED, SENDING, Customer, DeliveryState, Lead, StoredLead, iso
+from leads.routing import Routing
 from leads.table_store import deliveries_json, lead_entity, stored_from_entity
 from tests.support.pipeline import RecordingDestination, build_pipeline
 
@@ -62,7 +63,7 @@ def test_a_crash_is_an_attempt_and_replay_keeps_the_history() -> None:
     settled = policy.settle_crashes(lead(crm=looping), NOW, DELAYS)
     assert settled.deliveries["crm"].state == FAILED
     assert [h["outcome"] for h in settled.deliveries["crm"].history] == [policy.CRASHED]
-    replayed = policy.replay(settled, NOW, {"crm": True}, False)
+    replayed = policy.replay(settled, NOW, Routing(("crm",)), False)
     assert replayed.deliveries["crm"].state == "pending"
     assert replayed.deliveries["crm"].history == settled.deliveries["crm"].history
 

@@ -113,7 +113,7 @@ def build_pipeline(connection_string: str, spool_dir: str, destinations: Mapping
         with contextlib.suppress(StorageUnavailableError):  # a test may point one at a dead port on purpose
             create()
     spool = Spool(spool_dir)
-    ingest = IngestService(table, queue, spool, settings, settings.crm_flags, clock=clock)
+    ingest = IngestService(table, queue, spool, settings, settings.routing, clock=clock)
     runtime = Runtime(settings, table, queue, spool, ingest)
     delivery = DeliveryService(table, queue, destinations, settings, CircuitBreakers(), clock=clock)
     transport.reset()
