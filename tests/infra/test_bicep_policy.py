@@ -36,6 +36,7 @@ NEEDED_ROLES = {
 TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 # The fallback storage account (LEADS_FALLBACK_STORAGE): table data only, in a module of its own.
 FALLBACK_ROLES = {(STORAGE_ACCOUNT, TABLE_DATA_CONTRIBUTOR)}
+IMPORT_ROLES = {(STORAGE_ACCOUNT, "76199698-9eea-4c19-bc75-cec21354c6b6")}  # Storage Table Data Reader: read only
 FALLBACK_CONDITION = {"operator": {"type": "not", "operands": {"bool_value": {
     "function": {"type": "empty", "parameters": {"item_to_test": "fallbackStorageLocation"}}}}}}
 KEY_VAULT_REFERENCE = re.compile(
@@ -312,6 +313,7 @@ def test_role_assignments_are_exactly_the_needed_ones() -> None:
             granted.setdefault(relative, []).append((scope["type"], role_id))
     assert sorted(granted.pop("modules/rbac.bicep")) == sorted(NEEDED_ROLES), "role assignments differ"
     assert sorted(granted.pop("modules/fallback-rbac.bicep")) == sorted(FALLBACK_ROLES)
+    assert sorted(granted.pop("modules/import-rbac.bicep")) == sorted(IMPORT_ROLES)
     assert not granted, f"role assignments in unexpected places: {granted}"
 
 
