@@ -97,8 +97,12 @@ class Importer:
         """Import the new rows (from `since` for a backfill). Raises ImportStopped when storage failed
         part-way, StorageUnavailableError when the source could not be read at all."""
         previous = self.watermarks.read()
-        if since is None:
-            since = previous.at - self.overlap if previous else self.clock() - self.lookback
+        if since is not None:
+            start = min(since, previous.start) if previous else since
+        elif previous is not None:
+            since, start = max(previous.at - self.overlap, previous.start), previous.start
+        else:
+            since = start = self.clock() - self.lookback
         recent = dict(previous.recent) if previous else {}
         report = ImportReport(watermark=previous.at if previous else None)
         seen: dict[str, datetime] = {}
@@ -116,7 +120,7 @@ class Importer:
                 raise
             raise ImportStopped(f"The import stopped after {report.read} row(s): {error.explanation} The rows "
                                 "already imported stay imported; the next run goes on from there.") from None
-        self._move_watermark(previous, recent, seen, report)
+        self._move_watermark(previous, recent, seen, start, report)
         return report
 
     def _import(self, row: SourceRow, report: ImportReport) -> None:
@@ -147,7 +151,7 @@ class Importer:
         log.warning("%s is not a lead (%s): kept in the quarantine table", row.where, error.reason)
 
     def _move_watermark(self, previous: Watermark | None, recent: dict[str, datetime], seen: dict[str, datetime],
-                        report: ImportReport) -> None:
+                        start: datetime, report: ImportReport) -> None:
         if not seen:
             return
         newest = max(seen.values())
@@ -155,9 +159,10 @@ class Importer:
         floor = at - self.overlap
         listed = {key: moment for key, moment in {**recent, **seen}.items() if moment >= floor}
         kept = dict(sorted(listed.items(), key=lambda item: item[1])[-RECENT_LIMIT:])
-        if previous is not None and at == previous.at and kept.keys() == previous.recent.keys():
+        if (previous is not None and at == previous.at and kept.keys() == previous.recent.keys()
+                and start == previous.start):
             return  # nothing new: no write (an idle minute costs one read and one query)
         report.watermark = at
-        report.watermark_moved = self.watermarks.write(Watermark(at, kept), previous)
+        report.watermark_moved = self.watermarks.write(Watermark(at, kept, start), previous)
         if not report.watermark_moved:
             log.info("watermark not moved: another run moved it meanwhile (its rows are imported once all the same)")

@@ -113,6 +113,7 @@ class Watermark:
 
     at: datetime
     recent: dict[str, datetime]
+    start: datetime  # where the import was told to begin (first run, backfill): never read before it
     etag: str = ""  # the stored row's, for a conditional write; "" when it was never written
 
 

@@ -86,12 +86,12 @@ class WatermarkTable:
             raise StorageUnavailableError("Table storage did not answer when asked for the import watermark.") from None
         recent = {key: parse_iso(text) for key, text in json.loads(entity.get("Recent") or "{}").items()}
         return Watermark(entity["Watermark"], {k: v for k, v in recent.items() if v is not None},
-                         str(entity.metadata["etag"]))
+                         entity.get("Start") or entity["Watermark"], str(entity.metadata["etag"]))
 
     def write(self, watermark: Watermark, previous: Watermark | None) -> bool:
         """False when another run wrote it since `previous` was read."""
         entity: dict[str, Any] = {"PartitionKey": keys.IMPORT_PARTITION, "RowKey": self.row_key,
-                                  "Watermark": watermark.at,
+                                  "Watermark": watermark.at, "Start": watermark.start,
                                   "Recent": json.dumps({k: iso(v) for k, v in watermark.recent.items()})}
         try:
             if previous is None or not previous.etag:
