@@ -16,6 +16,7 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 from azure.data.tables import TableClient, UpdateMode
 
 from leads import keys
+from leads.azure_limits import STRING_CHUNK_UNITS, chunk_utf16
 from leads.errors import StorageUnavailableError
 from leads.model import iso, parse_iso
 from leads.ports import SourceRow, Watermark
@@ -84,15 +85,22 @@ class WatermarkTable:
                 f"Table storage refused to read the import watermark ({error.status_code}).") from None
         except AzureError:
             raise StorageUnavailableError("Table storage did not answer when asked for the import watermark.") from None
-        recent = {key: parse_iso(text) for key, text in json.loads(entity.get("Recent") or "{}").items()}
+        parts, index = [str(entity.get("Recent") or "{}")], 1
+        while f"Recent_{index}" in entity:
+            parts.append(str(entity[f"Recent_{index}"]))
+            index += 1
+        recent = {key: parse_iso(text) for key, text in json.loads("".join(parts)).items()}
         return Watermark(entity["Watermark"], {k: v for k, v in recent.items() if v is not None},
                          entity.get("Start") or entity["Watermark"], str(entity.metadata["etag"]))
 
     def write(self, watermark: Watermark, previous: Watermark | None) -> bool:
         """False when another run wrote it since `previous` was read."""
         entity: dict[str, Any] = {"PartitionKey": keys.IMPORT_PARTITION, "RowKey": self.row_key,
-                                  "Watermark": watermark.at, "Start": watermark.start,
-                                  "Recent": json.dumps({k: iso(v) for k, v in watermark.recent.items()})}
+                                  "Watermark": watermark.at, "Start": watermark.start}
+        # A string column holds 32K UTF-16 code units: the list goes over as many as it needs (~300 rows each).
+        listed = json.dumps({k: iso(v) for k, v in watermark.recent.items()})
+        for index, chunk in enumerate(chunk_utf16(listed, STRING_CHUNK_UNITS)):
+            entity["Recent" if index == 0 else f"Recent_{index}"] = chunk
         try:
             if previous is None or not previous.etag:
                 self.client.create_entity(entity)
