@@ -46,7 +46,8 @@ def test_a_row_partner_center_writes_is_mailed_once(local_host_factory: Any, smt
     assert len(smtp_server.messages) == 1, row["RowKey"]
 
 
-def test_without_import_storage_the_timer_makes_no_storage_call(azurite: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_import_storage_the_timer_makes_no_storage_call(azurite: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
     from leads.triggers import timer
     from tests.support.counting import count_every_storage_call
 
@@ -63,6 +64,8 @@ def test_without_import_storage_the_timer_makes_no_storage_call(azurite: Any, mo
         with count_every_storage_call(azurite.endpoints["queue"]) as seen:
             handler(TimerRequest(past_due=False))
         assert seen.snapshot()["table GET " + "MarketplaceLeads"] == 1  # it reads Partner Center's table
+        # ... which does not exist here: a sentence in the log, not a failed function.
+        assert "import: The table MarketplaceLeads does not exist in the account" in caplog.text
     finally:
         clear_cached_functions()
 

@@ -4,6 +4,8 @@ writes: each row becomes one lead, however often it is read, whoever reads it, w
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -17,6 +19,7 @@ from leads.azure_clients import table_service
 from leads.importer import Importer
 from leads.ports import SourceRow
 from leads.source_table import SourceTable, WatermarkTable
+from tests.support.azurite import PROJECT_ROOT
 from tests.support.partner_center_table import partner_center_row, source_table, write_rows
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 
@@ -164,3 +167,10 @@ def test_an_empty_table_costs_two_reads_and_no_write(pipeline: Pipeline, source:
     assert (report.read, report.watermark) == (0, None)
     assert pipeline.transport.total == 2
     assert list(pipeline.table.leads.query_entities("PartitionKey eq 'importer'")) == []
+
+
+def test_the_importer_core_imports_no_azure_module() -> None:
+    code = "import leads.importer, sys; print(sorted(m for m in sys.modules if m.startswith('azure')))"
+    printed = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             check=True).stdout
+    assert printed.strip() == "[]"

@@ -24,11 +24,12 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     since = since_of(args.since)
     from leads.importer import ImportStopped
-    from leads.runtime import importer, runtime
+    from leads.runtime import importer
+    from leads.settings import get_settings
 
-    service = importer()
+    service = importer() if get_settings().import_storage is not None else None
     if service is None:
-        sentence = runtime().settings.warnings.get("LEADS_IMPORT_STORAGE") or (
+        sentence = get_settings().warnings.get("LEADS_IMPORT_STORAGE") or (
             "LEADS_IMPORT_STORAGE is not set: name the storage account Partner Center writes leads to "
             "(docs/operations.md, \"Importing from Partner Center's Azure Table destination\").")
         print(sentence)
