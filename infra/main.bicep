@@ -25,6 +25,12 @@ param maximumInstanceCount int = 100
 @description('Region of a second storage account that holds leads while the main table is unreachable (LEADS_FALLBACK_STORAGE), e.g. the paired region; empty (the default): no fallback account, such a lead gets 503 with Retry-After.')
 param fallbackStorageLocation string = ''
 
+@description('LEADS_IMPORT_STORAGE: name of the existing storage account Partner Center\'s "Azure Table" destination writes leads to; the app reads its new rows every minute with its identity. Empty (the default): no import.')
+param importStorageAccountName string = ''
+
+@description('With importStorageAccountName: the resource group (in this subscription) holding that account, to grant the app\'s identity Storage Table Data Reader on it; empty: grant that role yourself (docs/operations.md).')
+param importStorageResourceGroup string = ''
+
 @description('Put Microsoft Entra sign-in (App Service Authentication) in front of the console (/api/console) and the management API (/api/manage/); /api/leads and /api/health stay outside it. Needs an app registration first (docs/deploy.md).')
 param enableOperatorSignIn bool = false
 
@@ -37,6 +43,9 @@ param operatorSignInTenantId string = tenant().tenantId
 // ----- App settings read by the app (leads/settings.py), each with the code's default -----
 
 // --- core ---
+@description('LEADS_IMPORT_TABLE: The table Partner Center writes leads to (with LEADS_IMPORT_STORAGE).')
+param leadsImportTable string = 'MarketplaceLeads'
+
 @description('LEADS_TABLE: Table holding every lead, its delivery state and the de-duplication markers.')
 param leadsTable string = 'leads'
 
@@ -455,6 +464,17 @@ module emailRbac 'modules/email-rbac.bicep' = if (emailService) {
   ]
 }
 
+// Read access to Partner Center's table, when its account and resource group are given (another subscription or
+// tenant: the publisher grants it, docs/operations.md).
+module importRbac 'modules/import-rbac.bicep' = if (!empty(importStorageAccountName) && !empty(importStorageResourceGroup)) {
+  name: 'import-rbac'
+  scope: resourceGroup(empty(importStorageResourceGroup) ? resourceGroupName : importStorageResourceGroup)
+  params: {
+    principalId: identity.outputs.principalId
+    storageAccountName: importStorageAccountName
+  }
+}
+
 module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -481,6 +501,8 @@ var appSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   // Local auth is off on Application Insights: the SDK authenticates as the user-assigned identity.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  LEADS_IMPORT_STORAGE: empty(importStorageAccountName) ? '' : 'https://${importStorageAccountName}.table.${environment().suffixes.storage}'
+  LEADS_IMPORT_TABLE: leadsImportTable
   LEADS_TABLE: leadsTable
   LEADS_QUARANTINE_TABLE: leadsQuarantineTable
   LEADS_QUEUE: leadsQueue

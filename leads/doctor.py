@@ -54,7 +54,24 @@ def storage_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-EXTRA_CHECKS: list[ExtraCheck] = [storage_checks]
+def import_checks(settings: Settings) -> list[Check]:
+    """Partner Center's table (LEADS_IMPORT_STORAGE) may be read. Nothing when the import is off; a malformed
+    value is already a FAIL line of its own (settings)."""
+    if settings.import_storage is None:
+        return []
+    from leads.azure_clients import table_service
+    from leads.errors import StorageUnavailableError
+    from leads.source_table import SourceTable
+
+    table = settings.import_table
+    try:
+        SourceTable(table_service(settings.import_storage).get_table_client(table)).ping()
+    except StorageUnavailableError as error:
+        return [Check("import", "source table", False, error.explanation)]
+    return [Check("import", "source table", True, f"Partner Center's table {table} may be read.")]
+
+
+EXTRA_CHECKS: list[ExtraCheck] = [storage_checks, import_checks]
 
 _MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words
 

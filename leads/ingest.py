@@ -12,9 +12,9 @@ from leads import policy
 from leads.errors import LeadValidationError, StorageUnavailableError
 from leads.keys import new_lead_id
 from leads.messages import DeliveryMessage
-from leads.model import StoredLead, utcnow
+from leads.model import Lead, StoredLead, utcnow
 from leads.parsing import parse_lead
-from leads.ports import Added, HeldLeads, LeadStore, RejectedRequest, WorkQueue
+from leads.ports import Added, HeldLeads, LeadStore, RejectedRequest, SourceRow, WorkQueue
 from leads.routing import Routing
 from leads.settings import Settings
 from leads.spool import Spool
@@ -115,6 +115,19 @@ class IngestService:
                             policy.initial_deliveries(lead, self.routing))
         added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
                                outbox_due=self.clock() + ENQUEUE_GRACE)
+        if not added.duplicate:
+            self._enqueue(stored, added)
+        return added
+
+    def store_imported(self, lead: Lead, body: bytes, row: SourceRow) -> Added:
+        """Store a lead read from Partner Center's Azure Table destination (leads/importer.py) as a POSTed one
+        is stored (same fingerprint de-dup), its import marker in the same transaction: a row imported twice
+        is one lead."""
+        now = self.clock()
+        stored = StoredLead(new_lead_id(now), now, lead,
+                            policy.initial_deliveries(lead, self.routing))
+        added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
+                               outbox_due=now + ENQUEUE_GRACE, body=body, source=row)
         if not added.duplicate:
             self._enqueue(stored, added)
         return added

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 LEADS_PARTITION = "leads"
 QUARANTINE_PARTITION = "rejected"
 BREAKER_PARTITION = "breakers"
+IMPORT_PARTITION = "importer"  # the importer's watermark, one row per source table
 _INVERT_FROM = 9_999_999_999_999  # 13 digits of milliseconds: good until the year 2286
 
 
@@ -44,6 +45,11 @@ def dedupe_row_key(fingerprint: str) -> str:
 
 def outbox_row_key(lead_id: str) -> str:
     return f"outbox:{lead_id}"
+
+
+def import_row_key(source_key: str) -> str:
+    """The marker of a row imported from Partner Center's Azure Table destination (leads/importer.py)."""
+    return f"source:{source_key}"
 
 
 def rejected_row_key(received_at: datetime) -> str:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from leads.azure_clients import queue_service, table_service
 from leads.breaker import Breaker, CircuitBreakers
@@ -26,6 +26,9 @@ from leads.spool import Spool
 from leads.sweeper import Sweeper
 from leads.table_store import LeadTable
 from leads.work_queue import WorkQueue
+
+if TYPE_CHECKING:
+    from leads.importer import Importer
 
 log = logging.getLogger("leads")
 T = TypeVar("T")
@@ -119,3 +122,20 @@ def sweeper() -> Sweeper:
     rt = runtime()
     return Sweeper(rt.table, rt.queue, rt.ingest, rt.spool, recovery=rt.recovery,
                    requeue_again=timedelta(seconds=rt.settings.requeue_again_seconds))
+
+
+def build_importer(rt: Runtime) -> Importer | None:
+    """None without LEADS_IMPORT_STORAGE (or with a malformed one: a warning says so)."""
+    if rt.settings.import_storage is None:
+        return None
+    from leads.importer import Importer
+    from leads.source_table import SourceTable, WatermarkTable
+
+    source = SourceTable(table_service(rt.settings.import_storage).get_table_client(rt.settings.import_table))
+    watermarks = WatermarkTable(rt.table.leads, rt.settings.import_table)
+    return Importer(source, watermarks, rt.ingest, rt.table)
+
+
+@built_once
+def importer() -> Importer | None:
+    return build_importer(runtime())

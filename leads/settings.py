@@ -53,6 +53,14 @@ SETTINGS: tuple[Setting, ...] = (
             "the identity of `AzureWebJobsStorage__clientId`; best another account in another region) or a "
             "connection string. Empty: such a lead gets 503 with Retry-After. A malformed value turns the "
             "fallback off (doctor and status say so); it never stops intake.", secret=True, group="storage"),
+    Setting("LEADS_IMPORT_STORAGE", "", "Import leads from Partner Center's \"Azure Table\" destination: the "
+            "storage account Partner Center writes to, as a connection string or as its table endpoint "
+            "`https://<account>.table.core.windows.net` (reached with the app's identity, which needs Storage Table "
+            "Data Reader there). Every minute the new rows become leads like POSTed ones. Empty: no import, no "
+            "storage call. A malformed value turns the import off (doctor and status say so).", secret=True,
+            group="storage"),
+    Setting("LEADS_IMPORT_TABLE", "MarketplaceLeads", "The table Partner Center writes leads to (with "
+            "LEADS_IMPORT_STORAGE)."),
     Setting("LEADS_TABLE", "leads", "Table holding every lead, its delivery state and the de-duplication "
             "markers."),
     Setting("LEADS_QUARANTINE_TABLE", "leadsquarantine", "Table holding every rejected request "
@@ -309,6 +317,8 @@ class Settings:
     routes: dict[str, Rule] = field(default_factory=dict, hash=False)  # LEADS_ROUTES, by destination
     # A named destination (`webhook:partners`) -> the settings read from its own prefix (LEADS_WEBHOOK_PARTNERS_*).
     instances: dict[str, Settings] = field(default_factory=dict, hash=False, repr=False)
+    import_storage: StorageSettings | None = None  # LEADS_IMPORT_STORAGE: Partner Center's account (tables only)
+    import_table: str = "MarketplaceLeads"
 
     @property
     def poison_queue(self) -> str:
@@ -668,6 +678,8 @@ def _read(env: Mapping[str, str]) -> Settings:
         outbox_grace_seconds=_int("LEADS_OUTBOX_GRACE_SECONDS", get("LEADS_OUTBOX_GRACE_SECONDS"), minimum=1),
         requeue_again_seconds=_int("LEADS_REQUEUE_AGAIN_SECONDS", get("LEADS_REQUEUE_AGAIN_SECONDS"), minimum=1),
         console_url=check_outbound_url("LEADS_CONSOLE_URL", get("LEADS_CONSOLE_URL")),
+        import_storage=import_storage(get("LEADS_IMPORT_STORAGE"), storage),
+        import_table=import_table(get("LEADS_IMPORT_TABLE")),
     )
 
 
@@ -691,6 +703,40 @@ def fallback_storage(value: str, storage: StorageSettings) -> StorageSettings | 
                                   "is used until it is fixed: while the main table is down, leads get 503.")
         return None
     return StorageSettings(connection_string=value)
+
+
+def import_storage(value: str, storage: StorageSettings) -> StorageSettings | None:
+    """Partner Center's account: a table endpoint (the app's identity) or a connection string. A bad value
+    turns the import off with a warning (doctor, status): it never stops anything else."""
+    if not value:
+        return None
+    try:
+        if value.lower().startswith(("https://", "http://")):
+            endpoint = check_outbound_url("LEADS_IMPORT_STORAGE", value)
+            return StorageSettings(table_service_uri=endpoint, client_id=storage.client_id)
+        if "endpoint" not in value.lower() and "usedevelopmentstorage" not in value.lower():
+            raise SettingsError("LEADS_IMPORT_STORAGE must be the table endpoint of the account Partner Center "
+                                "writes to, such as https://<account>.table.core.windows.net, or its connection "
+                                "string.")
+    except SettingsError as error:
+        found = _found.get()
+        if found is None:
+            raise
+        found.warnings.setdefault("LEADS_IMPORT_STORAGE", f"{error.explanation} Its default (no import) is used "
+                                  "until it is fixed: no lead is read from Partner Center's table meanwhile.")
+        return None
+    return StorageSettings(connection_string=value)
+
+
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+
+
+def import_table(value: str) -> str:
+    if _TABLE_NAME.match(value):
+        return value
+    _report("LEADS_IMPORT_TABLE", "LEADS_IMPORT_TABLE must be a table name: 3 to 63 letters and digits, "
+            "starting with a letter.")
+    return _DEFAULTS["LEADS_IMPORT_TABLE"]
 
 
 def binding_queue_name(env: Mapping[str, str] | None = None) -> str:

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -36,7 +36,7 @@ from leads.chunked import joined_bytes
 from leads.errors import ConcurrentUpdateError, StorageUnavailableError
 from leads.model import DeliveryState, Lead, StoredLead, parse_iso
 from leads.policy import needs_attention
-from leads.ports import Added, RejectedRequest, Versioned
+from leads.ports import ROW_BOOKKEEPING, Added, RejectedRequest, SourceRow, Versioned
 
 T = TypeVar("T")
 log = logging.getLogger("leads.table_store")
@@ -189,6 +189,17 @@ def _attention_operation(stored: StoredLead, previous: StoredLead | None) -> Any
     return None
 
 
+def _import_marker_entity(row: SourceRow, lead_id: str, outcome: str, at: datetime) -> dict[str, Any]:
+    """Where an imported lead came from: no personal data, only the source row's keys and bookkeeping columns."""
+    bookkeeping = {ROW_BOOKKEEPING[name.lower()]: str(value)[:_SHOWN] for name, value in row.columns.items()
+                   if name.lower() in ROW_BOOKKEEPING}
+    return {"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.import_row_key(row.key), "LeadId": lead_id,
+            "Outcome": outcome[:_SHOWN], "ImportedAt": at, "SourceTable": row.table[:_SHOWN],
+            "SourcePartitionKey": without_lone_surrogates(row.partition_key[:_SHOWN]),
+            "SourceRowKey": without_lone_surrogates(row.row_key[:_SHOWN]), "SourceTimestamp": row.timestamp,
+            **{f"Source{name}": without_lone_surrogates(value) for name, value in bookkeeping.items()}}
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     """A due outbox row and the ETag it was read with: the sweeper moves it only if nobody else did."""
@@ -217,15 +228,24 @@ class LeadTable:
 
     # --- ingest -----------------------------------------------------------------------------------
     def add(self, stored: StoredLead, fingerprint: str | None, window: timedelta, outbox_due: datetime,
-            body: bytes = b"") -> Added:
+            body: bytes = b"", source: SourceRow | None = None) -> Added:
         """Store a new lead (with the request `body` as received), its marker and its outbox row in one
         transaction; or, if the same payload arrived within `window`, count the arrival on that lead and
         return its id as a duplicate. No fingerprint: no marker, always a new lead. Atomic: never
-        half-stored."""
+        half-stored. A `source` row (the importer's) gets its import marker in the same transaction: a row
+        imported before is a duplicate of the lead it made, not counted again."""
         new_rows: list[Any] = [("create", lead_entity(stored, body)),
                                ("create", _outbox_entity(stored.id, outbox_due))]
+        if source is not None:
+            new_rows.append(("create", _import_marker_entity(source, stored.id, "stored", stored.received_at)))
         if fingerprint is None:
-            result = self._call("store the lead", lambda: self.leads.submit_transaction(new_rows))
+            try:
+                result = self._call("store the lead", lambda: self.leads.submit_transaction(new_rows))
+            except TableTransactionError as exc:
+                imported = self._imported_before(source, exc)
+                if imported is None:
+                    raise StorageUnavailableError(f"Table storage refused the lead ({_code(exc)}).") from None
+                return imported
             return Added(stored.id, duplicate=False, etag=result[0]["etag"])
         marker = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.dedupe_row_key(fingerprint),
                   "LeadId": stored.id, "ReceivedAt": stored.received_at}
@@ -236,10 +256,15 @@ class LeadTable:
         except TableTransactionError as exc:
             if _code(exc) != "EntityAlreadyExists":
                 raise StorageUnavailableError(f"Table storage refused the lead ({_code(exc)}).") from None
+            imported = self._imported_before(source, exc)
+            if imported is not None:
+                return imported
         existing = self._call("read the de-duplication marker", lambda: self.leads.get_entity(
             keys.LEADS_PARTITION, keys.dedupe_row_key(fingerprint)))
         if stored.received_at - existing["ReceivedAt"] < window:
             self._count_duplicate(str(existing["LeadId"]), stored.received_at)
+            if source is not None:
+                self.mark_imported(source, str(existing["LeadId"]), "duplicate")
             return Added(str(existing["LeadId"]), duplicate=True)
         # Same payload, but long ago: a new lead. The marker moves to it, unless someone else moved it first.
         marker_update = ("update", marker, {"mode": UpdateMode.REPLACE, "etag": existing.metadata["etag"],
@@ -247,8 +272,29 @@ class LeadTable:
         try:
             result = self._call("store the lead", lambda: self.leads.submit_transaction([marker_update, *new_rows]))
         except TableTransactionError:
-            return self.add(stored, fingerprint, window, outbox_due, body)
+            return self.add(stored, fingerprint, window, outbox_due, body, source)
         return Added(stored.id, duplicate=False, etag=result[1]["etag"])
+
+    # --- import markers (leads/importer.py) -------------------------------------------------------
+    def _imported_before(self, source: SourceRow | None, error: TableTransactionError) -> Added | None:
+        """The lead a source row already made, when the transaction failed because its marker exists."""
+        if source is None or _code(error) != "EntityAlreadyExists":
+            return None
+        marker = self.import_marker(source)
+        return None if marker is None else Added(str(marker.get("LeadId") or ""), duplicate=True)
+
+    def import_marker(self, row: SourceRow) -> dict[str, Any] | None:
+        try:
+            return dict(self._call("read the import marker", lambda: self.leads.get_entity(
+                keys.LEADS_PARTITION, keys.import_row_key(row.key))))
+        except ResourceNotFoundError:
+            return None
+
+    def mark_imported(self, row: SourceRow, lead_id: str, outcome: str) -> None:
+        """Record a row that made no new lead (a duplicate, a quarantined row); kept if one exists already."""
+        with suppress(ResourceExistsError):
+            self._call("record the import", lambda: self.leads.create_entity(
+                _import_marker_entity(row, lead_id, outcome, datetime.now(UTC))))
 
     def _count_duplicate(self, lead_id: str, at: datetime) -> None:
         """`DuplicateCount` + 1 and `LastDuplicateAt` on the original lead: a MERGE conditional on the ETag

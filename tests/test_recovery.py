@@ -14,7 +14,7 @@ from leads.errors import StorageUnavailableError
 from leads.fallback_table import FallbackTable
 from leads.model import StoredLead, utcnow
 from leads.parsing import parse_lead
-from leads.ports import Added
+from leads.ports import Added, SourceRow
 from leads.recovery import Recovery
 from leads.settings import load_settings
 from leads.spool import Spool
@@ -57,10 +57,10 @@ class RefusingStore(LeadTable):
     refused_offer = "Refused"
 
     def add(self, stored: StoredLead, fingerprint: str | None, window: timedelta, outbox_due: datetime,
-            body: bytes = b"") -> Added:
+            body: bytes = b"", source: SourceRow | None = None) -> Added:
         if stored.lead.offer_title == self.refused_offer:
             raise StorageUnavailableError("Table storage refused the lead (PropertyValueTooLarge).")
-        return super().add(stored, fingerprint, window, outbox_due, body)
+        return super().add(stored, fingerprint, window, outbox_due, body, source)
 
 
 def test_a_body_storage_refuses_is_set_aside_and_quarantined_and_later_files_go_on(pipeline_up: Pipeline,

@@ -143,6 +143,7 @@ def test_secrets_do_not_appear_in_the_settings_repr() -> None:
         "LEADS_MARKETO_CLIENT_SECRET": "SECRET-canary-marketo",
         "LEADS_HUBSPOT_TOKEN": "SECRET-canary-hubspot",
         "LEADS_FALLBACK_STORAGE": "DefaultEndpointsProtocol=https;AccountName=b;AccountKey=SECRET-canary-fallback;",
+        "LEADS_IMPORT_STORAGE": "DefaultEndpointsProtocol=https;AccountName=c;AccountKey=SECRET-canary-import;",
     }
     assert {s.name for s in SETTINGS if s.secret} <= set(canaries)  # a new secret setting joins this test
     text = repr(load_settings(canaries))
@@ -179,3 +180,23 @@ def test_fallback_storage_is_a_table_endpoint_reached_with_the_app_identity_or_a
         assert settings.fallback_storage is None
         assert words in settings.warnings["LEADS_FALLBACK_STORAGE"]
         assert "stb" not in settings.warnings["LEADS_FALLBACK_STORAGE"]  # a connection string is never quoted
+
+
+def test_import_storage_is_a_table_endpoint_or_a_connection_string_and_a_bad_one_turns_the_import_off() -> None:
+    assert load_settings(BASE).import_storage is None
+    by_identity = load_settings({**BASE, "AzureWebJobsStorage__clientId": "1234",
+                                 "LEADS_IMPORT_STORAGE": "https://stpc.table.core.windows.net/"}).import_storage
+    assert by_identity is not None and by_identity.uses_identity
+    assert (by_identity.table_service_uri, by_identity.client_id) == ("https://stpc.table.core.windows.net", "1234")
+    by_key = load_settings({**BASE, "LEADS_IMPORT_STORAGE": "UseDevelopmentStorage=true"}).import_storage
+    assert by_key is not None and by_key.connection_string == "UseDevelopmentStorage=true"
+    for value, words in (("AccountKey=stpc-secret", "LEADS_IMPORT_STORAGE must be the table endpoint"),
+                         ("http://stpc.table.core.windows.net", "LEADS_IMPORT_STORAGE must start with https://")):
+        settings = load_settings({**BASE, "LEADS_IMPORT_STORAGE": value})
+        assert settings.import_storage is None
+        assert words in settings.warnings["LEADS_IMPORT_STORAGE"]
+        assert "no lead is read from Partner Center's table" in settings.warnings["LEADS_IMPORT_STORAGE"]
+        assert "stpc" not in settings.warnings["LEADS_IMPORT_STORAGE"]  # a connection string is never quoted
+    bad_table = load_settings({**BASE, "LEADS_IMPORT_TABLE": "Marketplace-Leads"})
+    assert bad_table.import_table == "MarketplaceLeads"
+    assert "LEADS_IMPORT_TABLE must be a table name" in bad_table.warnings["LEADS_IMPORT_TABLE"]

@@ -12,3 +12,28 @@ def sweep_outbox(timer: func.TimerRequest) -> None:
     from leads.runtime import sweeper
 
     sweeper().sweep()
+
+
+@bp.timer_trigger(arg_name="timer", schedule="30 */1 * * * *", run_on_startup=False, use_monitor=False)
+def import_leads(timer: func.TimerRequest) -> None:
+    """Rows of Partner Center's Azure Table destination become leads (leads/importer.py). Without
+    LEADS_IMPORT_STORAGE it returns before any storage client exists: an idle app pays nothing for it."""
+    from leads.settings import get_settings
+
+    if get_settings().import_storage is None:
+        return
+    import logging
+
+    from leads.errors import StorageUnavailableError
+    from leads.runtime import importer
+
+    service = importer()
+    if service is None:
+        return
+    try:
+        report = service.run()
+    except StorageUnavailableError as error:
+        logging.getLogger("leads.importer").warning("import: %s", error.explanation)
+        return
+    if report.read:
+        logging.getLogger("leads.importer").info("import: %s", report.sentence())

@@ -45,6 +45,7 @@ EMAIL_SERVICE_SETTINGS = {
     "LEADS_ACS_ENDPOINT": "email.outputs.endpoint",
     "LEADS_EMAIL_FROM": "email.outputs.senderAddress",
 }
+IMPORT_ROLES = {(STORAGE_ACCOUNT, "76199698-9eea-4c19-bc75-cec21354c6b6")}  # Storage Table Data Reader: read only
 FALLBACK_CONDITION = {"operator": {"type": "not", "operands": {"bool_value": {
     "function": {"type": "empty", "parameters": {"item_to_test": "fallbackStorageLocation"}}}}}}
 KEY_VAULT_REFERENCE = re.compile(
@@ -326,6 +327,7 @@ def test_role_assignments_are_exactly_the_needed_ones() -> None:
     assert sorted(granted.pop("modules/rbac.bicep")) == sorted(NEEDED_ROLES), "role assignments differ"
     assert sorted(granted.pop("modules/fallback-rbac.bicep")) == sorted(FALLBACK_ROLES)
     assert sorted(granted.pop("modules/email-rbac.bicep")) == sorted(EMAIL_ROLES)
+    assert sorted(granted.pop("modules/import-rbac.bicep")) == sorted(IMPORT_ROLES)
     assert not granted, f"role assignments in unexpected places: {granted}"
 
 
