@@ -39,14 +39,15 @@ class FakeSlack:
     server: FakeServer
     state: str = "ok"
     retry_after: str = "30"
+    path: str = SLACK_PATH  # the webhook's secret
     posted: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.server.on("POST", SLACK_PATH, self._answer)
+        self.server.on("POST", self.path, self._answer)
 
     @property
     def url(self) -> str:
-        return f"{self.server.url}{SLACK_PATH}"
+        return f"{self.server.url}{self.path}"
 
     def _answer(self, request: Recorded) -> Reply:
         if self.state == "rate_limited":
@@ -72,6 +73,7 @@ class FakeTeamsWorkflow:
 
     server: FakeServer
     state: str = "enabled"
+    sig: str = TEAMS_SIG  # the URL's key
     posted: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -80,12 +82,12 @@ class FakeTeamsWorkflow:
     @property
     def url(self) -> str:
         return (f"{self.server.url}{TEAMS_PATH}?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0"
-                f"&sig={TEAMS_SIG}")
+                f"&sig={self.sig}")
 
     def _answer(self, request: Recorded) -> Reply:
         if self.state == "gone":
             return _error(404, "WorkflowNotFound", "The workflow '6c1e7a3b' could not be found.")
-        if request.query.get("sig") != [TEAMS_SIG]:
+        if request.query.get("sig") != [self.sig]:
             return _error(401, "DirectApiAuthorizationRequired",
                           "The request must be authenticated only by Shared Access scheme.")
         if self.state == "disabled":
