@@ -66,15 +66,21 @@ def _verifies(secret: str, body: bytes, headers: Any) -> bool:
     return True
 
 
+def receivers(port: int, secrets: list[str]) -> ThreadingHTTPServer:
+    """The three stand-ins on one loopback port (0: any free port), not yet serving."""
+    _Receivers.secrets = list(secrets)
+    _Receivers.counts = {}
+    return ThreadingHTTPServer(("127.0.0.1", port), _Receivers)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=7080)
     parser.add_argument("--secret", action="append", required=True,
                         help="a whsec_ secret the webhook receiver holds; repeat to act as several receivers")
     args = parser.parse_args(argv)
-    _Receivers.secrets = args.secret
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), _Receivers)
-    base = f"http://127.0.0.1:{args.port}"
+    server = receivers(args.port, args.secret)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
     print("Set for the app (e.g. in the environment of `make run`):\n"
           "  LEADS_DESTINATIONS=email,webhook,teams,slack\n"
           f"  LEADS_WEBHOOK_URL={base}/webhook\n  LEADS_TEAMS_WEBHOOK_URL={base}/teams\n"
