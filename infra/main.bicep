@@ -87,7 +87,7 @@ param leadsSmtpPassword string = ''
 @description('LEADS_SMTP_SECURITY: `none`, `starttls` or `ssl`.')
 param leadsSmtpSecurity string = 'starttls'
 
-@description('LEADS_EMAIL_INCLUDE_PII: `true` puts the customer\'s name, e-mail and phone in the e-mail. Off by default: lead data should not travel by unsecured e-mail.')
+@description('LEADS_EMAIL_INCLUDE_PII: `true` puts the customer\'s name, e-mail and phone in the e-mail, and in the Teams and Slack messages. Off by default: lead data should not travel by unsecured e-mail, nor be read by a whole channel.')
 param leadsEmailIncludePii string = 'false'
 
 // --- webhook ---

@@ -82,7 +82,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LEADS_SMTP_SECURITY", "starttls", "`none`, `starttls` or `ssl`. Certificates are always verified; "
             "for a private CA set the standard `SSL_CERT_FILE` variable to a PEM bundle holding it.", group="email"),
     Setting("LEADS_EMAIL_INCLUDE_PII", "false", "`true` puts the customer's name, e-mail and phone in "
-            "the e-mail. Off by default: lead data should not travel by unsecured e-mail.",
+            "the e-mail, and in the Teams and Slack messages. Off by default: lead data should not travel by "
+            "unsecured e-mail, nor be read by a whole channel.",
             group="email"),
     # Webhook
     Setting("LEADS_WEBHOOK_URL", "", "HTTPS URL that receives each lead as signed JSON.", group="webhook"),
