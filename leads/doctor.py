@@ -80,6 +80,8 @@ def destination_checks(name: str, settings: Settings) -> list[Check]:
 
 def secret_values(env: Mapping[str, str]) -> list[str]:
     values = [env.get(s.name, "").strip() for s in SETTINGS if s.secret]
+    # Each of several space-separated webhook secrets (a rotation) on its own, too.
+    values += [part for value in values if value.startswith("whsec_") for part in value.split()]
     # Longest first, so a secret that contains another is replaced whole.
     return sorted((v for v in values if len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
 

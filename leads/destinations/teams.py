@@ -30,7 +30,7 @@ from leads.settings import Settings, TeamsSettings
 LABEL = "The Teams workflow"
 SETTING = "LEADS_TEAMS_WEBHOOK_URL"
 CARD_VERSION = "1.4"  # what Teams renders in channel messages
-WORKFLOW_HELP = ("In Teams, open the channel's ... menu > Workflows > \"Post to a channel when a webhook request "
+WORKFLOW_HELP = ("in Teams, open the channel's ... menu > Workflows > \"Post to a channel when a webhook request "
                  "is received\"")
 
 # ASCII punctuation that starts Markdown in a TextBlock (emphasis, links, code, headings, HTML-like text, entity
@@ -146,7 +146,7 @@ class Teams:
                 f"{SETTING} again and set the trigger's \"Who can trigger the flow\" to Anyone.")
         if status == 404:
             return ConfigurationError(
-                f"{LABEL} at {host} was not found ({said}): the workflow was deleted or the URL is incomplete. "
+                f"{LABEL} at {host} was not found ({said}): the workflow was deleted or the URL is incomplete; "
                 f"{WORKFLOW_HELP} and copy its URL into {SETTING}.")
         if status == 408:
             return TransientDestinationError(f"{LABEL} at {host} timed out reading the card ({said}); will retry.")
