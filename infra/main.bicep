@@ -132,16 +132,25 @@ param emailService bool = false
 @description('Where Communication Services keeps e-mail data at rest, e.g. United States, Europe, UK (emailService=true).')
 param emailDataLocation string = 'United States'
 
-@description('LEADS_EMAIL_INCLUDE_PII: `true` puts the customer\'s name, e-mail and phone in the e-mail. Off by default: lead data should not travel by unsecured e-mail.')
+@description('LEADS_EMAIL_INCLUDE_PII: `true` puts the customer\'s name, e-mail and phone in the e-mail, and in the Teams and Slack messages. Off by default: lead data should not travel by unsecured e-mail, nor be read by a whole channel.')
 param leadsEmailIncludePii string = 'false'
 
 // --- webhook ---
 @description('LEADS_WEBHOOK_URL: HTTPS URL that receives each lead as signed JSON.')
 param leadsWebhookUrl string = ''
 
-@description('LEADS_WEBHOOK_SECRET: Key of the HMAC-SHA256 signature (32 random bytes or more).')
+@description('LEADS_WEBHOOK_SECRET: Standard Webhooks signing secret (whsec_ + base64 of 24 to 64 random bytes); several space-separated while rotating.')
 @secure()
 param leadsWebhookSecret string = ''
+
+// --- teams, slack (their URLs carry the key that lets anyone post to the channel) ---
+@description('LEADS_TEAMS_WEBHOOK_URL: URL of a Teams workflow ("Post to a channel when a webhook request is received").')
+@secure()
+param leadsTeamsWebhookUrl string = ''
+
+@description('LEADS_SLACK_WEBHOOK_URL: Slack incoming webhook URL.')
+@secure()
+param leadsSlackWebhookUrl string = ''
 
 // --- dynamics ---
 @description('LEADS_AUTHORITY_HOST: Azure AD authority (sovereign clouds: e.g. `https://login.microsoftonline.us`).')
@@ -365,6 +374,26 @@ module kvLeadsWebhookSecret 'modules/keyvault-secret.bicep' = if (!empty(leadsWe
   }
 }
 
+module kvLeadsTeamsWebhookUrl 'modules/keyvault-secret.bicep' = if (!empty(leadsTeamsWebhookUrl)) {
+  name: 'secret-leads-teams-webhook-url'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-TEAMS-WEBHOOK-URL'
+    value: leadsTeamsWebhookUrl
+  }
+}
+
+module kvLeadsSlackWebhookUrl 'modules/keyvault-secret.bicep' = if (!empty(leadsSlackWebhookUrl)) {
+  name: 'secret-leads-slack-webhook-url'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-SLACK-WEBHOOK-URL'
+    value: leadsSlackWebhookUrl
+  }
+}
+
 module kvLeadsDynamicsClientSecret 'modules/keyvault-secret.bicep' = if (!empty(leadsDynamicsClientSecret)) {
   name: 'secret-leads-dynamics-client-secret'
   scope: rg
@@ -533,6 +562,8 @@ var appSettings = {
   LEADS_EMAIL_INCLUDE_PII: leadsEmailIncludePii
   LEADS_WEBHOOK_URL: leadsWebhookUrl
   LEADS_WEBHOOK_SECRET: '${secretRefPrefix}LEADS-WEBHOOK-SECRET/)'
+  LEADS_TEAMS_WEBHOOK_URL: '${secretRefPrefix}LEADS-TEAMS-WEBHOOK-URL/)'
+  LEADS_SLACK_WEBHOOK_URL: '${secretRefPrefix}LEADS-SLACK-WEBHOOK-URL/)'
   LEADS_AUTHORITY_HOST: leadsAuthorityHost
   LEADS_DYNAMICS_URL: leadsDynamicsUrl
   LEADS_DYNAMICS_TENANT_ID: leadsDynamicsTenantId

@@ -104,6 +104,8 @@ def destination_checks(name: str, settings: Settings, send_test: bool = False) -
 
 def secret_values(env: Mapping[str, str]) -> list[str]:
     values = [env.get(name, "").strip() for name in secret_setting_names(env)]  # named destinations' too
+    # Each of several space-separated webhook secrets (a rotation) on its own, too.
+    values += [part for value in values if value.startswith("whsec_") for part in value.split()]
     # Longest first, so a secret that contains another is replaced whole.
     return sorted((v for v in values if len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
 

@@ -22,6 +22,7 @@ import html
 import re
 import unicodedata
 import urllib.parse
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import Header
 from email.message import EmailMessage
@@ -174,8 +175,9 @@ def _personal_rows(lead: Lead) -> list[tuple[str, str]]:
     return [(label, _one_line(value)) for label, value in rows]
 
 
-def _notes(stored: StoredLead, include_pii: bool) -> list[str]:
-    """Sentences about what this lead is and what the e-mail leaves out."""
+def _notes(stored: StoredLead, include_pii: bool, medium: str = "e-mail") -> list[str]:
+    """Sentences about what this lead is and what the notification (`medium`: e-mail, or a chat message) leaves
+    out."""
     lead = stored.lead
     notes = []
     if lead.is_test:
@@ -195,11 +197,18 @@ def _notes(stored: StoredLead, include_pii: bool) -> list[str]:
                 "the customer's name, e-mail address, phone number, job title and the description "
                 f"({len(lead.description.strip())} characters, which can hold the customer's own notes)"
             )
-        notes.append(
-            f"This e-mail does not include {withheld}: lead data should not travel by unsecured e-mail. "
-            f"They are stored with the lead ({stored.id}) in the app's table storage. To receive them by "
-            "e-mail, set LEADS_EMAIL_INCLUDE_PII=true."
-        )
+        if medium == "e-mail":
+            notes.append(
+                f"This e-mail does not include {withheld}: lead data should not travel by unsecured e-mail. "
+                f"They are stored with the lead ({stored.id}) in the app's table storage. To receive them by "
+                "e-mail, set LEADS_EMAIL_INCLUDE_PII=true."
+            )
+        else:
+            notes.append(
+                f"This message does not include {withheld}: everyone in the channel would read them. They are "
+                f"stored with the lead ({stored.id}) in the app's table storage. LEADS_EMAIL_INCLUDE_PII=true "
+                "includes them here too."
+            )
     return notes
 
 
@@ -279,3 +288,37 @@ def build_notification(
         # set_content gives each new part its own MIME-Version; it belongs on the top level only.
         del part["MIME-Version"]
     return message
+
+
+TITLE = "New Microsoft commercial marketplace lead"
+
+
+@dataclass(frozen=True)
+class NotificationContent:
+    """What a chat notification (Teams, Slack) says about one lead: the e-mail's content, as plain one-line
+    values (multi-line for the description). Each target escapes every value for its own markup."""
+
+    title: str
+    flags: tuple[str, ...]  # "TEST", ".edu"
+    summary: str  # the e-mail's subject: a one-line fallback text
+    rows: list[tuple[str, str]]
+    personal_rows: list[tuple[str, str]]  # empty unless LEADS_EMAIL_INCLUDE_PII=true
+    description: str  # empty unless LEADS_EMAIL_INCLUDE_PII=true
+    notes: list[str]
+    link: str  # the lead in the console, or ""
+
+
+def notification_content(stored: StoredLead, include_pii: bool, console_url: str = "") -> NotificationContent:
+    """The same content as the e-mail, with the same personal-data rule (LEADS_EMAIL_INCLUDE_PII)."""
+    lead = stored.lead
+    description = _multi_line(lead.description) if include_pii else ""
+    return NotificationContent(
+        title=TITLE,
+        flags=tuple(flag for flag, on in (("TEST", lead.is_test), (".edu", lead.is_edu)) if on),
+        summary=build_subject(lead),
+        rows=_rows(stored),
+        personal_rows=_personal_rows(lead) if include_pii else [],
+        description=description if description.strip() else "",
+        notes=_notes(stored, include_pii, medium="message"),
+        link=console_link(console_url, stored.id),
+    )

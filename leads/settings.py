@@ -67,16 +67,18 @@ SETTINGS: tuple[Setting, ...] = (
             "(reason and the first 64 KiB of the body)."),
     Setting("LEADS_QUEUE", "leads-delivery", "Queue of delivery work; `<name>-poison` is watched too."),
     Setting("LEADS_DESTINATIONS", "email", "Where each lead goes, comma-separated: "
-            "`email`, `webhook`, `dynamics`, `salesforce`, `marketo`, `hubspot`. Several of one type are named "
-            "`type:name` (e.g. `webhook:partners`, letters and digits), each with the type's settings under its "
-            "own prefix (`LEADS_WEBHOOK_PARTNERS_URL` for `LEADS_WEBHOOK_URL`; docs/destinations.md, Routing)."),
+            "`email`, `webhook`, `teams`, `slack`, `dynamics`, `salesforce`, `marketo`, `hubspot`. Several of one "
+            "type are named `type:name` (e.g. `webhook:partners`, letters and digits), each with the type's "
+            "settings under its own prefix (`LEADS_WEBHOOK_PARTNERS_URL` for `LEADS_WEBHOOK_URL`; "
+            "docs/destinations.md, Routing)."),
     Setting("LEADS_ROUTES", "", "Which leads each destination takes, one rule per destination separated by `;`, "
             "e.g. `salesforce:emea country=DE,FR; hubspot action=INS,PLT; webhook dnc=include` (conditions "
             "`offer`, `action`, `country` with `=` or `!=`; `test`, `edu`, `dnc` = `include`, `exclude` or `only`). "
             "Empty: every lead everywhere, except test leads (CRMs) and do-not-contact leads (notifications only). "
             "A bad rule blocks its destination alone."),
     Setting("LEADS_FORWARD_TEST_LEADS", "false", "`true` sends Partner Center's MSFT_TEST leads to CRMs "
-            "too (they go to e-mail and webhook; a LEADS_ROUTES rule's `test=` decides for its destination)."),
+            "too (they go to e-mail, webhook, Teams and Slack; a LEADS_ROUTES rule's `test=` decides for its "
+            "destination)."),
     Setting("LEADS_RETRY_DELAYS", "30,120,600,1800,3600,7200,14400,28800,43200",
             "Seconds to wait before each retry of a destination that failed transiently "
             "(default: 9 retries over about 28 hours)."),
@@ -117,12 +119,19 @@ SETTINGS: tuple[Setting, ...] = (
             "finish; after that the lead is retried, which checks the same operation again (no second send).",
             group="email"),
     Setting("LEADS_EMAIL_INCLUDE_PII", "false", "`true` puts the customer's name, e-mail and phone in "
-            "the e-mail. Off by default: lead data should not travel by unsecured e-mail.",
+            "the e-mail, and in the Teams and Slack messages. Off by default: lead data should not travel by "
+            "unsecured e-mail, nor be read by a whole channel.",
             group="email"),
     # Webhook
     Setting("LEADS_WEBHOOK_URL", "", "HTTPS URL that receives each lead as signed JSON.", group="webhook"),
-    Setting("LEADS_WEBHOOK_SECRET", "", "Key of the HMAC-SHA256 signature (32 characters or more, random).",
+    Setting("LEADS_WEBHOOK_SECRET", "", "Standard Webhooks signing secret (`whsec_` + base64 of 24 to 64 random "
+            "bytes); several space-separated while rotating (each request is signed with each).",
             secret=True, group="webhook"),
+    # Teams and Slack: their URLs carry the key that lets anyone post to the channel.
+    Setting("LEADS_TEAMS_WEBHOOK_URL", "", "URL of a Teams workflow (\"Post to a channel when a webhook request is "
+            "received\"): each lead is posted to the channel as an Adaptive Card.", secret=True, group="teams"),
+    Setting("LEADS_SLACK_WEBHOOK_URL", "", "Slack incoming webhook URL (`https://hooks.slack.com/services/...`): "
+            "each lead is posted to its channel.", secret=True, group="slack"),
     # Dynamics 365 / Azure AD
     Setting("LEADS_AUTHORITY_HOST", "https://login.microsoftonline.com", "Azure AD authority (sovereign "
             "clouds: e.g. `https://login.microsoftonline.us`).", group="dynamics"),
@@ -194,7 +203,7 @@ SETTINGS: tuple[Setting, ...] = (
 
 EMAIL_TRANSPORTS = ("smtp", "smtp-oauth", "acs")
 EXCHANGE_SMTP_HOST = "smtp.office365.com"
-DESTINATION_NAMES = ("email", "webhook", "dynamics", "salesforce", "marketo", "hubspot")
+DESTINATION_NAMES = ("email", "webhook", "dynamics", "salesforce", "marketo", "hubspot", "teams", "slack")
 # CRMs do not get Partner Center's MSFT_TEST leads unless LEADS_FORWARD_TEST_LEADS=true (leads/routing.py).
 CRM_DESTINATIONS = CRM_TYPES
 _INSTANCE_NAME = re.compile(r"[a-z][a-z0-9]{0,19}")
@@ -243,6 +252,16 @@ class EmailSettings:
 class WebhookSettings:
     url: str = field(default="", repr=False)  # a Power Automate or Zapier URL carries its own key (`sig=`)
     secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class TeamsSettings:
+    url: str = field(default="", repr=False)  # the workflow URL's sig= lets anyone post to the channel
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    url: str = field(default="", repr=False)  # the path is the webhook's secret
 
 
 @dataclass(frozen=True)
@@ -309,6 +328,8 @@ class Settings:
     salesforce: SalesforceSettings = SalesforceSettings()
     marketo: MarketoSettings = MarketoSettings()
     hubspot: HubSpotSettings = HubSpotSettings()
+    teams: TeamsSettings = TeamsSettings()
+    slack: SlackSettings = SlackSettings()
     fallback_storage: StorageSettings | None = None  # LEADS_FALLBACK_STORAGE (its table endpoint only)
     delivery_lease_seconds: int = 600
     outbox_grace_seconds: int = 120
@@ -673,6 +694,8 @@ def _read(env: Mapping[str, str]) -> Settings:
             field_map=get("LEADS_HUBSPOT_FIELD_MAP"),
             update_existing=_flag("LEADS_HUBSPOT_UPDATE_EXISTING", get("LEADS_HUBSPOT_UPDATE_EXISTING")),
         ),
+        teams=TeamsSettings(url=check_outbound_url("LEADS_TEAMS_WEBHOOK_URL", get("LEADS_TEAMS_WEBHOOK_URL"))),
+        slack=SlackSettings(url=check_outbound_url("LEADS_SLACK_WEBHOOK_URL", get("LEADS_SLACK_WEBHOOK_URL"))),
         fallback_storage=fallback_storage(get("LEADS_FALLBACK_STORAGE"), storage),
         delivery_lease_seconds=_int("LEADS_DELIVERY_LEASE_SECONDS", get("LEADS_DELIVERY_LEASE_SECONDS"), minimum=1),
         outbox_grace_seconds=_int("LEADS_OUTBOX_GRACE_SECONDS", get("LEADS_OUTBOX_GRACE_SECONDS"), minimum=1),

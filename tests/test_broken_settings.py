@@ -5,6 +5,7 @@ e-mail (or the webhook, when the e-mail is what is broken) still delivers, and t
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.azurite
 LEAD = json.dumps({"UserDetails": {"FirstName": "Ana", "LastName": "Lopez", "Email": "ana@fabrikam.example",
                                    "Company": "Fabrikam", "Country": "ES"},
                    "LeadSource": "AzureMarketplace", "ActionCode": "INS", "OfferTitle": "Lead Router"}).encode()
-WEBHOOK_SECRET = "whsec-3f9a1c7e5b2d8f4a6c0e9b1d7f3a5c8e"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"3f9a1c7e5b2d8f4a6c0e9b1d7f3a5c8e").decode()
 
 # destination -> (settings that break it, words of the sentence that must name the setting)
 BROKEN_DESTINATIONS: dict[str, tuple[dict[str, str], str]] = {
@@ -45,6 +46,9 @@ BROKEN_DESTINATIONS: dict[str, tuple[dict[str, str], str]] = {
                  "LEADS_MARKETO_CLIENT_SECRET": "s"}, "LEADS_MARKETO_URL must be a full URL"),
     "hubspot": ({"LEADS_HUBSPOT_TOKEN": "pat-na1-0000", "LEADS_HUBSPOT_FIELD_MAP": '["email"]'},
                 "LEADS_HUBSPOT_FIELD_MAP must be a JSON object"),
+    "teams": ({"LEADS_TEAMS_WEBHOOK_URL": "http://prod-01.westeurope.logic.azure.com/workflows/x"},
+              "LEADS_TEAMS_WEBHOOK_URL must start with https://"),
+    "slack": ({}, "LEADS_SLACK_WEBHOOK_URL is not set"),
     "salesforse": ({}, "LEADS_DESTINATIONS names salesforse, which is not a destination: did you mean salesforce?"),
 }
 

@@ -154,6 +154,12 @@ def test_secret_values_are_scrubbed_from_any_line() -> None:
     assert scrubbed == "FAIL dynamics  token: bad [redacted] and [redacted]"
 
 
+def test_each_of_several_webhook_secrets_is_scrubbed() -> None:
+    old, new = "whsec_b2xkLXNlY3JldC1vZi0yNC1ieXRlcy1tbg==", "whsec_bmV3LXNlY3JldC1vZi0yNC1ieXRlcy1tbg=="
+    line = doctor.scrub(f"quoted {old} alone", doctor.secret_values({"LEADS_WEBHOOK_SECRET": f"{new} {old}"}))
+    assert line == "quoted [redacted] alone"
+
+
 def test_a_destination_setting_error_is_that_destination_s_one_line(world: AzureWorld) -> None:
     status, output = run_doctor(world.env(LEADS_DYNAMICS_URL="http://contoso.crm.dynamics.com"))
 

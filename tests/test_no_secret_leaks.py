@@ -23,6 +23,7 @@ from leads.azure_clients import table_service
 from leads.model import BLOCKED, DELIVERED, RETRYING, StoredLead
 from leads.settings import load_settings
 from leads.table_store import LeadTable
+from tests.support.chat_fakes import FakeSlack, FakeTeamsWorkflow
 from tests.support.fake_http import FakeServer, Reply
 from tests.support.smtp import SmtpServer
 
@@ -30,23 +31,28 @@ pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(120)]
 
 SECRETS = {
     "LEADS_SMTP_PASSWORD": "SECRET-canary-smtp-password",
-    "LEADS_WEBHOOK_SECRET": "SECRET-canary-webhook-signing-key-0123456789",
+    # whsec_ + base64 of "SECRET-canary-webhook-signing-key-0123456789"
+    "LEADS_WEBHOOK_SECRET": "whsec_U0VDUkVULWNhbmFyeS13ZWJob29rLXNpZ25pbmcta2V5LTAxMjM0NTY3ODk=",
     "LEADS_DYNAMICS_CLIENT_SECRET": "SECRET-canary-dynamics-client-secret",
     "LEADS_SALESFORCE_CLIENT_SECRET": "SECRET-canary-salesforce-consumer-secret",
     "LEADS_MARKETO_CLIENT_SECRET": "SECRET-canary-marketo-client-secret",
     "LEADS_HUBSPOT_TOKEN": "SECRET-canary-hubspot-private-app-token",
 }
 WEBHOOK_SIG = "SECRET-canary-webhook-url-sig"  # a Power Automate trigger URL's own key
+TEAMS_SIG = "SECRET-canary-teams-workflow-sig"  # the Teams workflow URL's key
+SLACK_PATH = "/services/T0CANARY/B0CANARY/SECRET-canary-slack-webhook-path"  # a Slack webhook's path is its key
 MARKETO_ACCESS_TOKEN = "SECRET-canary-marketo-access-token"
 PERSONAL = {"FirstName": "Canaryfirstname", "LastName": "Canarylastname", "Email": "canary.person@pii-canary.example",
             "Phone": "+1 555 0199 4321", "Company": "Canarycompany Ltd", "Title": "Canarytitle"}
-CANARIES = [*SECRETS.values(), WEBHOOK_SIG, MARKETO_ACCESS_TOKEN, *PERSONAL.values(), "5550199", "pii-canary"]
+CANARIES = [*SECRETS.values(), WEBHOOK_SIG, TEAMS_SIG, SLACK_PATH, MARKETO_ACCESS_TOKEN, *PERSONAL.values(), "5550199",
+            "pii-canary"]
 CONTACTS = "/crm/v3/objects/contacts"
 
 
 @pytest.fixture
 def vendors() -> Iterator[dict[str, FakeServer]]:
-    with FakeServer() as webhook, FakeServer() as marketo, FakeServer() as hubspot, FakeServer() as salesforce:
+    with FakeServer() as webhook, FakeServer() as marketo, FakeServer() as hubspot, FakeServer() as salesforce, \
+            FakeServer() as teams, FakeServer() as slack:
         webhook.on("POST", "/hooks/leads", Reply(500, "upstream unavailable"))
         marketo.on("POST", "/identity/oauth/token", Reply(200, {"access_token": MARKETO_ACCESS_TOKEN,
                                                                 "token_type": "bearer", "expires_in": 3599,
@@ -61,7 +67,8 @@ def vendors() -> Iterator[dict[str, FakeServer]]:
                 "message": "Authentication credentials not found."}))  # [ERRORS]
         salesforce.on("POST", "/services/oauth2/token", Reply(400, {
             "error": "invalid_client", "error_description": "invalid client credentials"}))  # [OAUTH-ERRORS]
-        yield {"webhook": webhook, "marketo": marketo, "hubspot": hubspot, "salesforce": salesforce}
+        yield {"webhook": webhook, "marketo": marketo, "hubspot": hubspot, "salesforce": salesforce, "teams": teams,
+               "slack": slack}
 
 
 def get_json(url: str) -> str:
@@ -88,12 +95,15 @@ def test_no_secret_and_no_personal_data_in_logs_sentences_or_urls(
     suffix = uuid.uuid4().hex[:8]
     env = {
         "LEADS_TABLE": f"leaks{suffix}", "LEADS_QUARANTINE_TABLE": f"leaksq{suffix}", "LEADS_QUEUE": f"leaks-{suffix}",
-        "LEADS_DESTINATIONS": "email,webhook,marketo,hubspot,salesforce,dynamics",
+        "LEADS_DESTINATIONS": "email,webhook,marketo,hubspot,salesforce,dynamics,teams,slack",
         "LEADS_RETRY_DELAYS": "600", "LEADS_SPOOL_DIR": str(tmp_path), "LEADS_HTTP_TIMEOUT": "5",
         "LEADS_EMAIL_TO": "sales@contoso.example", "LEADS_EMAIL_FROM": "leads@contoso.example",
         "LEADS_SMTP_HOST": smtp.host, "LEADS_SMTP_PORT": str(smtp.port), "LEADS_SMTP_SECURITY": "none",
         "LEADS_SMTP_USERNAME": "leads-app", "LEADS_EMAIL_INCLUDE_PII": "true",
         "LEADS_WEBHOOK_URL": f"{vendors['webhook'].url}/hooks/leads?sig={WEBHOOK_SIG}",
+        # Both refuse: configuration errors, whose sentences must not quote the URLs' keys.
+        "LEADS_TEAMS_WEBHOOK_URL": FakeTeamsWorkflow(vendors["teams"], state="disabled", sig=TEAMS_SIG).url,
+        "LEADS_SLACK_WEBHOOK_URL": FakeSlack(vendors["slack"], state="invalid_token", path=SLACK_PATH).url,
         "LEADS_MARKETO_URL": vendors["marketo"].url, "LEADS_MARKETO_CLIENT_ID": "marketo-client",
         "LEADS_HUBSPOT_URL": vendors["hubspot"].url,
         "LEADS_SALESFORCE_MODE": "rest", "LEADS_SALESFORCE_URL": vendors["salesforce"].url,
@@ -121,7 +131,7 @@ def test_no_secret_and_no_personal_data_in_logs_sentences_or_urls(
     # Each path was taken: delivered, 500 (retrying), 401 and invalid_client (blocked), a bad setting (blocked).
     assert {name: d.state for name, d in stored.deliveries.items()} == {
         "email": DELIVERED, "marketo": DELIVERED, "webhook": RETRYING, "hubspot": BLOCKED, "salesforce": BLOCKED,
-        "dynamics": BLOCKED}
+        "dynamics": BLOCKED, "teams": BLOCKED, "slack": BLOCKED}
     assert smtp.messages and vendors["hubspot"].sent("POST", CONTACTS)
     assert "LEADS_DYNAMICS_FIELD_MAP" in stored.deliveries["dynamics"].last_error
     sentences = " ".join(d.last_error for d in stored.deliveries.values())
@@ -134,7 +144,7 @@ def test_no_secret_and_no_personal_data_in_logs_sentences_or_urls(
     for canary in CANARIES:
         assert canary.lower() not in logs.lower(), f"{canary} is in a log line"
         assert canary.lower() not in status_page.lower(), f"{canary} is on the status page"
-    for secret in [*SECRETS.values(), WEBHOOK_SIG, MARKETO_ACCESS_TOKEN]:
+    for secret in [*SECRETS.values(), WEBHOOK_SIG, TEAMS_SIG, SLACK_PATH, MARKETO_ACCESS_TOKEN]:
         assert secret not in sentences
     # The storage account key cannot be a canary (Azurite only takes its own), but it must not show either.
     account_key = dict(part.split("=", 1) for part in azurite.connection_string.split(";") if "=" in part)["AccountKey"]

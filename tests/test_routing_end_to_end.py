@@ -7,6 +7,7 @@ answers any 2xx (docs/destinations.md, Webhook)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from tests.test_end_to_end import app_env, lead_table
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(120)]
 ROUTES = "webhook:partners offer=contoso.analytics country=US,CA; webhook:ops dnc=include; hubspot country=US"
+PARTNERS_SECRET = "whsec_" + base64.b64encode(b"p" * 32).decode()  # Standard Webhooks secrets
+OPS_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()
 
 
 def partner_center_lead(country: str, action: str, offer: str, email: str) -> bytes:
@@ -46,8 +49,8 @@ def test_two_named_webhooks_get_the_same_lead_rules_route_it_and_a_dnc_lead_reac
         receivers: dict[str, FakeServer]) -> None:
     partners, ops, crm = receivers["partners"], receivers["ops"], receivers["crm"]
     env = app_env(smtp_server, tmp_path, LEADS_DESTINATIONS="email,webhook:partners,webhook:ops,hubspot",
-                  LEADS_WEBHOOK_PARTNERS_URL=f"{partners.url}/hook", LEADS_WEBHOOK_PARTNERS_SECRET="p" * 40,
-                  LEADS_WEBHOOK_OPS_URL=f"{ops.url}/hook", LEADS_WEBHOOK_OPS_SECRET="o" * 40,
+                  LEADS_WEBHOOK_PARTNERS_URL=f"{partners.url}/hook", LEADS_WEBHOOK_PARTNERS_SECRET=PARTNERS_SECRET,
+                  LEADS_WEBHOOK_OPS_URL=f"{ops.url}/hook", LEADS_WEBHOOK_OPS_SECRET=OPS_SECRET,
                   LEADS_HUBSPOT_URL=crm.url, LEADS_HUBSPOT_TOKEN="pat-na1-11111111-2222-3333-4444-555555555555",
                   LEADS_ROUTES=ROUTES)
     host = local_host_factory(env)

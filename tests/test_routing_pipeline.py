@@ -24,7 +24,7 @@ from tests.support.smtp import SmtpServer
 from tests.test_broken_settings import LEAD, email_env, ingest_and_deliver, real_pipeline
 
 pytestmark = pytest.mark.azurite
-SECRET = "whsec-3f9a1c7e5b2d8f4a6c0e9b1d7f3a5c8e"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # Standard Webhooks: whsec_ + base64 of 24 bytes
 
 
 @pytest.fixture

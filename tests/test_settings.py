@@ -136,6 +136,8 @@ def test_secrets_do_not_appear_in_the_settings_repr() -> None:
         "LEADS_SMTP_OAUTH_CLIENT_CERTIFICATE": "-----BEGIN PRIVATE KEY-----SECRET-canary-smtp-oauth-pem",
         "LEADS_ACS_CONNECTION_STRING": "endpoint=https://x.communication.azure.com/;accesskey=SECRET-canary-acs",
         "LEADS_WEBHOOK_SECRET": "SECRET-canary-webhook-key-0123456789abcdef",
+        "LEADS_TEAMS_WEBHOOK_URL": "https://prod-01.westeurope.logic.azure.com/workflows/y?sig=SECRET-canary-teams",
+        "LEADS_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/SECRET-canary-slack",
         "LEADS_WEBHOOK_URL": "https://prod-00.westeurope.logic.azure.com/workflows/x?sig=SECRET-canary-sig",
         "LEADS_DYNAMICS_CLIENT_SECRET": "SECRET-canary-dynamics",
         "LEADS_DYNAMICS_CLIENT_CERTIFICATE": "-----BEGIN PRIVATE KEY-----SECRET-canary-pem",

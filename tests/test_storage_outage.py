@@ -57,7 +57,7 @@ def test_a_table_outage_during_traffic_ends_with_every_lead_delivered_once_and_n
     refused_once: list[str] = []
 
     def receive_hook(request: Recorded) -> Reply:
-        lead_id = request.headers.get("X-Leads-Id", "")
+        lead_id = request.headers.get("webhook-id", "")
         if b"retry me" in request.body and not refused_once:
             refused_once.append(lead_id)  # its retry message comes back while the table is down
             return Reply(503, {"error": "busy"})
@@ -74,7 +74,8 @@ def test_a_table_outage_during_traffic_ends_with_every_lead_delivered_once_and_n
             "LEADS_EMAIL_TO": "sales@contoso.example", "LEADS_EMAIL_FROM": "leads@contoso.example",
             "LEADS_SMTP_HOST": smtp_server.host, "LEADS_SMTP_PORT": str(smtp_server.port),
             "LEADS_SMTP_SECURITY": "none", "LEADS_WEBHOOK_URL": f"{webhook.url}/hook",
-            "LEADS_WEBHOOK_SECRET": "s" * 40, "LEADS_SPOOL_DIR": str(tmp_path), "LEADS_HTTP_TIMEOUT": "5",
+            "LEADS_WEBHOOK_SECRET": "whsec_" + "c2VjcmV0" * 5, "LEADS_SPOOL_DIR": str(tmp_path),
+            "LEADS_HTTP_TIMEOUT": "5",
             "LEADS_RETRY_DELAYS": f"{RETRY_SECONDS},1,1", "LEADS_DELIVERY_LEASE_SECONDS": "40",
             "LEADS_OUTBOX_GRACE_SECONDS": "2", "LEADS_REQUEUE_AGAIN_SECONDS": "2",
         }

@@ -24,6 +24,8 @@ _MODULES = {
     "salesforce": "leads.destinations.salesforce",
     "marketo": "leads.destinations.marketo",
     "hubspot": "leads.destinations.hubspot",
+    "teams": "leads.destinations.teams",
+    "slack": "leads.destinations.slack",
 }
 
 

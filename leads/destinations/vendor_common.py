@@ -8,17 +8,20 @@ delivers to destinations in parallel), so the token cache is locked.
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
 from leads.destinations.base import Check, Skipped
 from leads.errors import ConfigurationError, DestinationError, SettingsError
 from leads.mapping import field_map
+from leads.settings import is_loopback_url
 
 Result = TypeVar("Result")
 
@@ -151,3 +154,17 @@ def no_email_skip(crm: str) -> Skipped:
         "Microsoft passes no personal data for .edu customers). The lead is kept here and in the other "
         "destinations."
     )
+
+
+def outbound_url_check(destination: str, setting: str, url: str) -> Check:
+    """The doctor's line for a URL the app posts to: HTTPS (or loopback, for tests) and a host that resolves.
+    Only the host is named: the path or query can carry a key (Power Automate's sig=, Slack's token path)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not is_loopback_url(url):
+        return Check(destination, "url", False, f"{setting} must start with https://.")
+    try:
+        socket.getaddrinfo(parts.hostname or "", parts.port or 443)
+    except OSError:
+        return Check(destination, "url", False,
+                     f"{setting}'s host {parts.hostname} does not resolve: check the URL for typos.")
+    return Check(destination, "url", True, f"OK (HTTPS or loopback; {parts.hostname} resolves)")

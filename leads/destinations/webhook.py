@@ -1,12 +1,12 @@
 """Webhook: the normalized lead as signed JSON, POSTed to LEADS_WEBHOOK_URL (Power Automate's "When a HTTP
 request is received", a Zapier "Catch Hook", your own endpoint). Not a CRM: Partner Center's test leads
-go here too. The body is documented in docs/destinations.md (Webhook); the signature in leads/webhook_signature.py.
+go here too. The body is documented in docs/destinations.md (Webhook); the signature (Standard Webhooks) in
+leads/webhook_signature.py. The URL can carry a key (Power Automate's `sig=`): it is never logged or quoted.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -20,17 +20,29 @@ from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import (
     SettingsProblems,
     json_body,
+    outbound_url_check,
     replay_hint,
 )
-from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
+from leads.errors import (
+    ConfigurationError,
+    DestinationError,
+    LeadRejectedError,
+    SettingsError,
+    TransientDestinationError,
+)
 from leads.model import StoredLead, iso
-from leads.settings import Settings, WebhookSettings, is_loopback_url
-from leads.webhook_signature import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from leads.settings import Settings, WebhookSettings
+from leads.webhook_signature import (
+    ID_HEADER,
+    SECRET_COMMAND,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    signature_header,
+    signing_keys,
+)
 
 LABEL = "The webhook receiver"
 SCHEMA = "marketplace-lead/1"
-MIN_SECRET_LENGTH = 32
-KEY_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 def create(settings: Settings) -> Destination:
@@ -78,25 +90,29 @@ class Webhook:
 
     def __init__(self, settings: WebhookSettings, timeout: float, clock: Callable[[], float] = time.time) -> None:
         self.url = settings.url
-        self._secret = settings.secret
+        self._keys: tuple[bytes, ...] = ()
         self.timeout = timeout
         self.clock = clock
         self.problems = SettingsProblems()
         self.problems.require(self.url, "LEADS_WEBHOOK_URL is not set: give the HTTPS URL that receives each lead "
                                         "(e.g. a Power Automate 'When a HTTP request is received' URL).")
-        self.problems.require(self._secret, "LEADS_WEBHOOK_SECRET is not set: leads are only sent signed. Create "
-                                            f"one with {KEY_COMMAND} and give the receiver the same value.")
+        self.problems.require(settings.secret, "LEADS_WEBHOOK_SECRET is not set: leads are only sent signed. Create "
+                                               f"one with {SECRET_COMMAND} and give the receiver the same value.")
+        try:
+            self._keys = signing_keys(settings.secret)
+        except SettingsError as error:
+            self.problems.sentences.append(error.explanation)
         self.session = new_session()
 
     def deliver(self, stored: StoredLead) -> Delivered:
         self.problems.raise_first()
         body = webhook_body(stored)
-        timestamp = int(self.clock())
+        timestamp = int(self.clock())  # this attempt's time: a re-send is signed anew, with the same id
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(self._secret, timestamp, body),
             ID_HEADER: stored.id,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: signature_header(self._keys, stored.id, timestamp, body),
         }
         # Redirects are not followed: requests would turn a 301/302 into a GET and drop the lead.
         response = send(self.session, "POST", self.url, label=LABEL, timeout=self.timeout, data=body,
@@ -116,7 +132,8 @@ class Webhook:
         if status in (401, 403):
             return ConfigurationError(
                 f"{LABEL} at {host} refused the request (HTTP {status}): if it verifies the signature, "
-                "LEADS_WEBHOOK_SECRET differs from the receiver's secret (set both to the same value); if it needs "
+                "LEADS_WEBHOOK_SECRET differs from the receiver's secret (give both the same whsec_ value; while "
+                "rotating, LEADS_WEBHOOK_SECRET holds the new and the old one, space-separated); if it needs "
                 "a key in the URL (Power Automate's sig=, a Functions code=), copy the full URL into "
                 "LEADS_WEBHOOK_URL again.")
         if status in (404, 405, 410):
@@ -136,28 +153,17 @@ class Webhook:
         checks = self.problems.checks(self.name)
         if any(not c.ok for c in checks):
             return checks
-        checks.append(self._url_check())
-        long_enough = len(self._secret) >= MIN_SECRET_LENGTH
-        checks.append(Check(self.name, "secret", long_enough,
-                            "OK (32 characters or more)" if long_enough else
-                            f"LEADS_WEBHOOK_SECRET is shorter than {MIN_SECRET_LENGTH} characters: create a new one "
-                            f"with {KEY_COMMAND} and give the receiver the same value."))
+        checks.append(outbound_url_check(self.name, "LEADS_WEBHOOK_URL", self.url))
+        count = len(self._keys)
+        checks.append(Check(self.name, "secret", True,
+                            "OK (a Standard Webhooks whsec_ secret)" if count == 1 else
+                            f"OK ({count} whsec_ secrets: each request carries {count} signatures, so receivers "
+                            "holding either secret verify; remove the old one once every receiver has the new)"))
         # No request is sent: a made-up lead would start the receiver's flow (mails, CRM records).
         checks.append(Check(self.name, "receiver", True,
                             "Not contacted (a test request would look like a lead). Use Partner Center's Validate "
                             "button, or replay a lead, to see the receiver answer."))
         return checks
-
-    def _url_check(self) -> Check:
-        parts = urlsplit(self.url)
-        if parts.scheme != "https" and not is_loopback_url(self.url):
-            return Check(self.name, "url", False, "LEADS_WEBHOOK_URL must start with https://.")
-        try:
-            socket.getaddrinfo(parts.hostname or "", parts.port or 443)
-        except OSError:
-            return Check(self.name, "url", False,
-                         f"LEADS_WEBHOOK_URL's host {parts.hostname} does not resolve: check the URL for typos.")
-        return Check(self.name, "url", True, f"OK (HTTPS or loopback; {parts.hostname} resolves)")
 
 
 def _receipt(response: requests.Response) -> str:
