@@ -43,7 +43,7 @@ param leadsTable string = 'leads'
 @description('LEADS_QUARANTINE_TABLE: Table holding every rejected request (reason and the first 64 KiB of the body).')
 param leadsQuarantineTable string = 'leadsquarantine'
 
-@description('LEADS_QUEUE: Queue of delivery work; `<name>-poison` is watched too.')
+@description('LEADS_QUEUE: Queue of delivery work; the sweeper reads `<name>-poison`.')
 param leadsQueue string = 'leads-delivery'
 
 @description('LEADS_DESTINATIONS: Where each lead goes, comma-separated: `email`, `webhook`, `dynamics`, `salesforce`, `marketo`, `hubspot`.')

@@ -56,7 +56,7 @@ SETTINGS: tuple[Setting, ...] = (
             "markers."),
     Setting("LEADS_QUARANTINE_TABLE", "leadsquarantine", "Table holding every rejected request "
             "(reason and the first 64 KiB of the body)."),
-    Setting("LEADS_QUEUE", "leads-delivery", "Queue of delivery work; `<name>-poison` is watched too."),
+    Setting("LEADS_QUEUE", "leads-delivery", "Queue of delivery work; the sweeper reads `<name>-poison`."),
     Setting("LEADS_DESTINATIONS", "email", "Where each lead goes, comma-separated: "
             "`email`, `webhook`, `dynamics`, `salesforce`, `marketo`, `hubspot`."),
     Setting("LEADS_FORWARD_TEST_LEADS", "false", "`true` sends Partner Center's MSFT_TEST leads to CRMs "
@@ -141,8 +141,8 @@ SETTINGS: tuple[Setting, ...] = (
             "A worker that dies is replaced after this; keep it at least the host's functionTimeout."),
     Setting("LEADS_OUTBOX_GRACE_SECONDS", "120", "How late a lead's next step may be before the sweeper "
             "enqueues it again."),
-    Setting("LEADS_REQUEUE_AGAIN_SECONDS", "300", "After the sweeper (or the poison handler) enqueues a lead "
-            "again, how long before it does so once more if the lead is still unfinished."),
+    Setting("LEADS_REQUEUE_AGAIN_SECONDS", "300", "After the sweeper enqueues a lead again (a due outbox row, "
+            "a poison message), how long before it does so once more if the lead is still unfinished."),
     Setting("LEADS_SWEEP_SCHEDULE", "0 */5 * * * *", "When the outbox sweeper runs (NCRONTAB, six fields, UTC). "
             "It re-enqueues lost work and reads the poison queue: a lost enqueue is retried at most "
             "LEADS_OUTBOX_GRACE_SECONDS plus one period after the lead was stored. Read when the app starts."),

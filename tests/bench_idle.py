@@ -172,11 +172,11 @@ def report(counted: Counter[tuple[str, str]], window: float, schedule: str, poll
           f"{total_cost:8.3f}")
     # Not seen locally: the host's blob leases (azure-webjobs-sdk PrimaryHostCoordinator: 15 s lease renewed
     # every 12 s; SingletonOptions.ListenerLockPeriod 60 s for a timer, renewed at half its period).
-    leases = {"host id lock, renewed every 12 s": 300, "sweeper timer's listener lock, every 30 s": 120}
+    leases = {"host id lock, renewed every 12 s": 300, "timer listener lock, every 30 s": 120}
     for what, per_hour in leases.items():
         cost = per_hour * HOURS_PER_MONTH * PRICE_PER_10K["blob"] / 10_000
         total_cost += cost
-        print(f"{'blob':<7} {what + ' (estimate)':<40} {'':>5} {per_hour:9d} {per_hour * HOURS_PER_MONTH:10d} "
+        print(f"{'blob':<7} {what + ' (est.)':<40} {'':>5} {per_hour:9d} {per_hour * HOURS_PER_MONTH:10d} "
               f"{cost:8.3f}")
     print(f"idle storage cost with an instance up all month (upper bound): ${total_cost:.2f} a month "
           f"(queue ${PRICE_PER_10K['queue']}, table ${PRICE_PER_10K['table']}, blob other "
