@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from devhost.flex_worker import READY, RESTART_EXIT_CODE, SPEC_ENV
-from devhost.hostjson import read_host_options
+from devhost.hostjson import read_host_options, with_app_setting_overrides
 from devhost.mailcatcher import free_port
 
 log = logging.getLogger("devhost.flex")
@@ -71,7 +71,7 @@ class FlexHost:
         self.host_json = dict(host_json)
         self.env = dict(env)
         self.bind = bind
-        self.route_prefix = read_host_options(host_json).route_prefix
+        self.route_prefix = read_host_options(with_app_setting_overrides(host_json, env)).route_prefix
         self.root = root or Path(tempfile.mkdtemp(prefix="devhost-flex-"))
         self.workers: dict[str, Worker] = {}
         for group, names in scaling_groups(self._list_functions()).items():

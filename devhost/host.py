@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import azure.functions as func
 from azure.storage.queue import QueueServiceClient
 
-from devhost.hostjson import HostOptions, read_host_options
+from devhost.hostjson import HostOptions, read_host_options, with_app_setting_overrides
 from devhost.http_server import HttpFrontend
 from devhost.invoke import IndexedFunction, index_functions
 from devhost.queue_listener import QueueListener
@@ -56,7 +56,7 @@ class LocalHost:
                  env: Mapping[str, str] | None = None, *, port: int = 7071, bind: str = "127.0.0.1",
                  only: Collection[str] | None = None, admin_forward: Mapping[str, str] | None = None) -> None:
         self.env: Mapping[str, str] = os.environ if env is None else env
-        self.options: HostOptions = read_host_options(host_json or {})
+        self.options: HostOptions = read_host_options(with_app_setting_overrides(host_json or {}, self.env))
         # `AzureWebJobs.<name>.Disabled=true` turns a function off, as in the host (functions-how-to-disable).
         self.functions: list[IndexedFunction] = [f for f in index_functions(app) if not is_disabled(f.name, self.env)
                                                  and (only is None or f.name in only)]

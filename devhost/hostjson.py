@@ -5,10 +5,13 @@ maxDequeueCount 5, visibilityTimeout 0, maxPollingInterval 1 min, messageEncodin
 `extensions.http.routePrefix` "api" (learn.microsoft.com/azure/azure-functions/functions-host-json).
 `functionTimeout`: 30 minutes when absent, the Flex Consumption default; "-1" means none
 (learn.microsoft.com/azure/azure-functions/functions-scale#timeout). Enforced in Flex mode only.
+An app setting `AzureFunctionsJobHost__<path>` overrides the host.json value at that path, as in the host
+(functions-host-json, "Override host.json values"): `with_app_setting_overrides`.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +44,7 @@ class QueueOptions:
 
 
 FLEX_DEFAULT_FUNCTION_TIMEOUT = 30 * 60.0
+APP_SETTING_PREFIX = "AzureFunctionsJobHost__"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,28 @@ class HostOptions:
     route_prefix: str = "api"
     queues: QueueOptions = QueueOptions()
     function_timeout: float | None = FLEX_DEFAULT_FUNCTION_TIMEOUT  # seconds; None: no limit
+
+
+def with_app_setting_overrides(host_json: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """host.json with every `AzureFunctionsJobHost__a__b__c` app setting written at a.b.c. Keys match
+    case-insensitively (.NET configuration), so `...__queues__maxPollingInterval` replaces `maxPollingInterval`."""
+    merged: dict[str, Any] = copy.deepcopy(dict(host_json))
+    for name, value in env.items():
+        if not name.lower().startswith(APP_SETTING_PREFIX.lower()):
+            continue
+        *parents, leaf = name[len(APP_SETTING_PREFIX):].split("__")
+        node = merged
+        for part in parents:
+            key = _key_in(node, part)
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[_key_in(node, leaf)] = value
+    return merged
+
+
+def _key_in(node: Mapping[str, Any], name: str) -> str:
+    return next((key for key in node if key.lower() == name.lower()), name)
 
 
 def read_function_timeout(value: Any) -> float | None:

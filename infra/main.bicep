@@ -52,7 +52,7 @@ param leadsTable string = 'leads'
 @description('LEADS_QUARANTINE_TABLE: Table holding every rejected request (reason and the first 64 KiB of the body).')
 param leadsQuarantineTable string = 'leadsquarantine'
 
-@description('LEADS_QUEUE: Queue of delivery work; `<name>-poison` is watched too.')
+@description('LEADS_QUEUE: Queue of delivery work; the sweeper reads `<name>-poison`.')
 param leadsQueue string = 'leads-delivery'
 
 @description('LEADS_DESTINATIONS: Where each lead goes, comma-separated: `email`, `webhook`, `dynamics`, `salesforce`, `marketo`, `hubspot`.')
@@ -246,8 +246,15 @@ param leadsDeliveryLeaseSeconds string = '600'
 @description('LEADS_OUTBOX_GRACE_SECONDS: How late a lead\'s next step may be before the sweeper enqueues it again.')
 param leadsOutboxGraceSeconds string = '120'
 
-@description('LEADS_REQUEUE_AGAIN_SECONDS: After the sweeper (or the poison handler) enqueues a lead again, how long before it does so once more if the lead is still unfinished.')
+@description('LEADS_REQUEUE_AGAIN_SECONDS: After the sweeper enqueues a lead again (a due outbox row, a poison message), how long before it does so once more if the lead is still unfinished.')
 param leadsRequeueAgainSeconds string = '300'
+
+@description('LEADS_SWEEP_SCHEDULE: When the outbox sweeper runs (NCRONTAB, six fields, UTC). It re-enqueues lost work and reads the poison queue: a lost enqueue is retried at most LEADS_OUTBOX_GRACE_SECONDS plus one period after the lead was stored.')
+param leadsSweepSchedule string = '0 */5 * * * *'
+
+// --- the Functions host ---
+@description('AzureFunctionsJobHost__extensions__queues__maxPollingInterval: the longest wait between two reads of the empty delivery queue (overrides host.json). Lead to e-mail within about this plus the delivery on a running instance; halving it doubles the idle polling cost (docs/deploy.md).')
+param queuesMaxPollingInterval string = '00:00:10'
 
 @description('LEADS_CONSOLE_URL: Address of the lead console, e.g. `https://<app>.azurewebsites.net/api/console` (locally `http://127.0.0.1:7071/api/console`): the notification e-mail links to each lead there. Empty: no link.')
 param leadsConsoleUrl string = ''
@@ -518,8 +525,8 @@ module rbac 'modules/rbac.bicep' = {
 var secretRefPrefix = '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.uri}secrets/'
 
 // Every app setting, in one place. No AzureWebJobsStorage connection string: the host and the app reach
-// storage with the managed identity (the __ settings). host.json's queue settings are not overridden here
-// (no AzureFunctionsJobHost__ settings), and FUNCTIONS_WORKER_RUNTIME/_EXTENSION_VERSION must not be set on Flex.
+// storage with the managed identity (the __ settings). Of host.json only the delivery queue's polling interval
+// is overridden here (the latency/cost trade-off), and FUNCTIONS_WORKER_RUNTIME/_EXTENSION_VERSION must not be set on Flex.
 var appSettings = {
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identity.outputs.clientId
@@ -593,6 +600,8 @@ var appSettings = {
   LEADS_DELIVERY_LEASE_SECONDS: leadsDeliveryLeaseSeconds
   LEADS_OUTBOX_GRACE_SECONDS: leadsOutboxGraceSeconds
   LEADS_REQUEUE_AGAIN_SECONDS: leadsRequeueAgainSeconds
+  LEADS_SWEEP_SCHEDULE: leadsSweepSchedule
+  AzureFunctionsJobHost__extensions__queues__maxPollingInterval: queuesMaxPollingInterval
   LEADS_CONSOLE_URL: leadsConsoleUrl
 }
 

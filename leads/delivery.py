@@ -154,17 +154,6 @@ class DeliveryService:
             # The outbox row (due at the same time) brings the lead back through the sweeper.
             log.warning("lead %s: retry not enqueued; the sweeper will pick it up", stored.id)
 
-    def requeue_poisoned(self, message: DeliveryMessage) -> None:
-        """A message the host gave up on (it failed maxDequeueCount times: storage trouble, a crash). Nothing
-        is marked failed here: the lead's own state decides what is still due, so a live claim or a delivered
-        destination is never overridden. The lead is enqueued again after a pause; its outbox row brings it
-        back too if this enqueue fails. A destination whose workers keep dying fails by its state
-        (policy.settle_crashes). Raises StorageUnavailableError if the queue does not answer."""
-        delay = self.settings.requeue_again_seconds
-        self.queue.send(DeliveryMessage(message.lead_id), delay_seconds=delay)
-        log.error("lead %s: its delivery message kept failing (see the errors above) and went to the poison "
-                  "queue; enqueued again in %d s", message.lead_id, delay)
-
 
 class _Recorder:
     """Records each destination's answer on its own as it comes, with the latest ETag this worker holds.

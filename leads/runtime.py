@@ -19,6 +19,7 @@ from leads.breaker import Breaker, CircuitBreakers
 from leads.delivery import DeliveryService
 from leads.errors import StorageUnavailableError
 from leads.ingest import IngestService
+from leads.poison import PoisonRequeue
 from leads.ports import HeldLeads
 from leads.recovery import Recovery
 from leads.settings import Settings, get_settings
@@ -120,8 +121,9 @@ def delivery() -> DeliveryService:
 @built_once
 def sweeper() -> Sweeper:
     rt = runtime()
+    poisoned = PoisonRequeue(rt.queue.poison_queue(), rt.queue, rt.table, rt.settings.requeue_again_seconds)
     return Sweeper(rt.table, rt.queue, rt.ingest, rt.spool, recovery=rt.recovery,
-                   requeue_again=timedelta(seconds=rt.settings.requeue_again_seconds))
+                   requeue_again=timedelta(seconds=rt.settings.requeue_again_seconds), poisoned=poisoned)
 
 
 def build_importer(rt: Runtime) -> Importer | None:

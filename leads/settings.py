@@ -65,7 +65,7 @@ SETTINGS: tuple[Setting, ...] = (
             "markers."),
     Setting("LEADS_QUARANTINE_TABLE", "leadsquarantine", "Table holding every rejected request "
             "(reason and the first 64 KiB of the body)."),
-    Setting("LEADS_QUEUE", "leads-delivery", "Queue of delivery work; `<name>-poison` is watched too."),
+    Setting("LEADS_QUEUE", "leads-delivery", "Queue of delivery work; the sweeper reads `<name>-poison`."),
     Setting("LEADS_DESTINATIONS", "email", "Where each lead goes, comma-separated: "
             "`email`, `webhook`, `teams`, `slack`, `dynamics`, `salesforce`, `marketo`, `hubspot`. Several of one "
             "type are named `type:name` (e.g. `webhook:partners`, letters and digits), each with the type's "
@@ -194,8 +194,16 @@ SETTINGS: tuple[Setting, ...] = (
             "A worker that dies is replaced after this; keep it at least the host's functionTimeout."),
     Setting("LEADS_OUTBOX_GRACE_SECONDS", "120", "How late a lead's next step may be before the sweeper "
             "enqueues it again."),
-    Setting("LEADS_REQUEUE_AGAIN_SECONDS", "300", "After the sweeper (or the poison handler) enqueues a lead "
-            "again, how long before it does so once more if the lead is still unfinished."),
+    Setting("LEADS_REQUEUE_AGAIN_SECONDS", "300", "After the sweeper enqueues a lead again (a due outbox row, "
+            "a poison message), how long before it does so once more if the lead is still unfinished."),
+    Setting("LEADS_SWEEP_SCHEDULE", "0 */5 * * * *", "When the outbox sweeper runs (NCRONTAB, six fields, UTC). "
+            "It re-enqueues lost work and reads the poison queue: a lost enqueue is retried at most "
+            "LEADS_OUTBOX_GRACE_SECONDS plus one period after the lead was stored. Read when the app starts."),
+    Setting("AzureFunctionsJobHost__extensions__queues__maxPollingInterval", "00:00:10", "Read by the Functions "
+            "host (it overrides host.json): the longest wait between two reads of the delivery queue while it is "
+            "empty. On a running instance a lead reaches e-mail within about this plus the delivery itself; "
+            "halving it doubles the idle polling cost (docs/deploy.md#cost-for-1000-leads-a-month).",
+            group="host"),
     Setting("LEADS_CONSOLE_URL", "", "Address of the lead console, e.g. `https://<app>.azurewebsites.net/api/console` "
             "(locally `http://127.0.0.1:7071/api/console`): the notification e-mail links to each lead there. "
             "Empty: no link."),
@@ -334,6 +342,7 @@ class Settings:
     delivery_lease_seconds: int = 600
     outbox_grace_seconds: int = 120
     requeue_again_seconds: int = 300
+    sweep_schedule: str = "0 */5 * * * *"  # LEADS_SWEEP_SCHEDULE, as the timer binding reads it
     console_url: str = ""  # LEADS_CONSOLE_URL: the notification e-mail links to `<it>#/leads/<id>`
     routes: dict[str, Rule] = field(default_factory=dict, hash=False)  # LEADS_ROUTES, by destination
     # A named destination (`webhook:partners`) -> the settings read from its own prefix (LEADS_WEBHOOK_PARTNERS_*).
@@ -700,6 +709,7 @@ def _read(env: Mapping[str, str]) -> Settings:
         delivery_lease_seconds=_int("LEADS_DELIVERY_LEASE_SECONDS", get("LEADS_DELIVERY_LEASE_SECONDS"), minimum=1),
         outbox_grace_seconds=_int("LEADS_OUTBOX_GRACE_SECONDS", get("LEADS_OUTBOX_GRACE_SECONDS"), minimum=1),
         requeue_again_seconds=_int("LEADS_REQUEUE_AGAIN_SECONDS", get("LEADS_REQUEUE_AGAIN_SECONDS"), minimum=1),
+        sweep_schedule=binding_sweep_schedule(env),
         console_url=check_outbound_url("LEADS_CONSOLE_URL", get("LEADS_CONSOLE_URL")),
         import_storage=import_storage(get("LEADS_IMPORT_STORAGE"), storage),
         import_table=import_table(get("LEADS_IMPORT_TABLE")),
@@ -766,6 +776,25 @@ def binding_queue_name(env: Mapping[str, str] | None = None) -> str:
     """The queue the trigger binds to, read when the app is indexed (same rule as LEADS_QUEUE)."""
     env = os.environ if env is None else env
     return (env.get("LEADS_QUEUE") or _DEFAULTS["LEADS_QUEUE"]).strip().lower()
+
+
+def binding_sweep_schedule(env: Mapping[str, str] | None = None) -> str:
+    """The sweeper timer's schedule, read when the app is indexed. Not six fields: the default, with a warning
+    (a schedule the host cannot parse would stop the sweeper, and with it every recovery)."""
+    env = os.environ if env is None else env
+    value = " ".join((env.get("LEADS_SWEEP_SCHEDULE") or "").split())
+    if len(value.split()) == 6:
+        return value
+    default = _DEFAULTS["LEADS_SWEEP_SCHEDULE"]
+    if value:
+        sentence = (f"LEADS_SWEEP_SCHEDULE must be an NCRONTAB expression of six fields (seconds first), such as "
+                    f"`{default}`. Its default is used until it is fixed.")
+        found = _found.get()
+        if found is not None:
+            found.warnings.setdefault("LEADS_SWEEP_SCHEDULE", sentence)
+        else:
+            log.warning("setting ignored: %s", sentence)
+    return default
 
 
 @functools.cache

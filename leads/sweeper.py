@@ -1,8 +1,11 @@
 """The outbox sweeper (a timer): nothing stays undelivered because a message was lost.
 
 It moves leads held while storage was down (the fallback table, this instance's disk spool: recovery.py)
-into the main table, and enqueues every lead whose outbox row is due:
-stored but never enqueued, a retry whose message was lost, a worker that died holding a lease."""
+into the main table, enqueues every lead whose outbox row is due (stored but never enqueued, a retry whose
+message was lost, a worker that died holding a lease), and the leads of poison messages (poison.py).
+Every LEADS_SWEEP_SCHEDULE (5 minutes): a lost enqueue is retried at most LEADS_OUTBOX_GRACE_SECONDS plus
+one period after the lead was stored. With nothing to do a run costs one table query, one queue metadata
+read and, with LEADS_FALLBACK_STORAGE, one query there (docs/deploy.md, cost)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from leads.errors import StorageUnavailableError
 from leads.ingest import IngestService
 from leads.messages import DeliveryMessage
 from leads.model import utcnow
+from leads.poison import PoisonRequeue
 from leads.ports import WorkQueue
 from leads.recovery import Recovery
 from leads.spool import Spool
@@ -38,13 +42,15 @@ class Outbox(Protocol):
 class SweepReport:
     respooled: int = 0
     requeued: int = 0
+    poisoned: int = 0
 
 
 class Sweeper:
     def __init__(self, outbox: Outbox, queue: WorkQueue, ingest: IngestService, spool: Spool,
                  clock: Callable[[], datetime] = utcnow, recovery: Recovery | None = None,
-                 requeue_again: timedelta = REQUEUE_AGAIN_AFTER) -> None:
+                 requeue_again: timedelta = REQUEUE_AGAIN_AFTER, poisoned: PoisonRequeue | None = None) -> None:
         self.outbox = outbox
+        self.poisoned = poisoned
         self.requeue_again = requeue_again
         self.queue = queue
         self.ingest = ingest
@@ -66,9 +72,19 @@ class Sweeper:
                 report.requeued += 1
         except StorageUnavailableError as error:
             log.warning("sweep stopped: %s", error.explanation)
+        report.poisoned = self.requeue_poisoned()
         if report.respooled or report.requeued:
             log.info("sweep: %d re-ingested from disk, %d re-enqueued", report.respooled, report.requeued)
         return report
+
+    def requeue_poisoned(self) -> int:
+        if self.poisoned is None:
+            return 0
+        try:
+            return self.poisoned.requeue()
+        except StorageUnavailableError as error:
+            log.warning("poison queue not read: %s", error.explanation)
+            return 0
 
     def recover_held_leads(self) -> int:
         """Leads held in the fallback table, then this instance's spool, into the main table."""

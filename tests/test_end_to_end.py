@@ -120,7 +120,8 @@ def test_a_message_in_the_poison_queue_brings_its_lead_back_and_marks_nothing_fa
     from leads.model import DeliveryState, StoredLead, utcnow
     from leads.parsing import parse_lead
 
-    env = app_env(smtp_server, tmp_path, LEADS_REQUEUE_AGAIN_SECONDS="1")
+    # The poison queue has no trigger: the sweeper reads it (every second here, every 5 minutes by default).
+    env = app_env(smtp_server, tmp_path, LEADS_REQUEUE_AGAIN_SECONDS="1", LEADS_SWEEP_SCHEDULE="* * * * * *")
     local_host_factory(env)
     table = lead_table(env, azurite)
     table.create_tables()

@@ -13,6 +13,7 @@ import pytest
 from leads.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
 from leads.messages import DeliveryMessage
 from leads.model import BLOCKED, DELIVERED, FAILED, RETRYING, SENDING, SKIPPED, parse_iso
+from leads.poison import PoisonRequeue
 from leads.sweeper import Sweeper
 from leads.table_store import OutboxItem
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
@@ -289,7 +290,12 @@ def test_a_poison_message_marks_nothing_failed_and_brings_the_lead_back_later(pi
     worker = threading.Thread(target=pipeline.delivery.handle, args=(message,))
     worker.start()
     wait_until(lambda: pipeline.table.load(answer.body["id"]).stored.deliveries["email"].state == SENDING)  # type: ignore[union-attr]
-    pipeline.delivery.requeue_poisoned(DeliveryMessage(answer.body["id"]))
+    # The host moved a message for this lead to the poison queue (as it was: base64); the sweeper reads it.
+    queue = pipeline.runtime.queue
+    queue.poison.send_message(DeliveryMessage(answer.body["id"]).encode())
+    requeue = PoisonRequeue(queue.poison_queue(), queue, pipeline.table, pipeline.settings.requeue_again_seconds)
+    assert requeue.requeue() == 1
+    assert not queue.poison_queue().holds_messages()  # taken off the poison queue, not left there
     lead = pipeline.table.load(answer.body["id"]).stored  # type: ignore[union-attr]
     assert lead.deliveries["email"].state == SENDING  # the live claim is not overridden
     assert FAILED not in {d.state for d in lead.deliveries.values()}
@@ -299,6 +305,25 @@ def test_a_poison_message_marks_nothing_failed_and_brings_the_lead_back_later(pi
     again = wait_for_message(pipeline)
     assert pipeline.delivery.handle(again).note == "nothing due"  # its state says it is done: sent once
     assert email.received == [answer.body["id"]]
+
+
+def test_an_empty_poison_queue_costs_the_sweeper_one_metadata_read(pipeline: Pipeline) -> None:
+    queue = pipeline.runtime.queue
+    requeue = PoisonRequeue(queue.poison_queue(), queue, pipeline.table, pipeline.settings.requeue_again_seconds)
+    pipeline.transport.reset()
+    assert requeue.requeue() == 0
+    assert dict(pipeline.transport.calls) == {f"GET {pipeline.settings.poison_queue}": 1}  # ?comp=metadata
+
+
+def test_an_unreadable_poison_message_is_kept_in_quarantine_and_leaves_the_poison_queue(pipeline: Pipeline) -> None:
+    queue = pipeline.runtime.queue
+    queue.poison_queue().client.send_message("not base64, not ours")  # copied as it was by the host
+    requeue = PoisonRequeue(queue.poison_queue(), queue, pipeline.table, pipeline.settings.requeue_again_seconds)
+    assert requeue.requeue() == 1
+    assert not queue.poison_queue().holds_messages()
+    [rejected] = pipeline.table.rejected()
+    assert rejected["Reason"] == "unreadable_queue_message"
+    assert pipeline.queued() == []  # nothing to deliver
 
 
 def test_the_sweeper_cannot_resurrect_the_outbox_row_of_a_lead_a_worker_just_finished(pipeline: Pipeline) -> None:

@@ -78,6 +78,7 @@ def test_a_table_outage_during_traffic_ends_with_every_lead_delivered_once_and_n
             "LEADS_HTTP_TIMEOUT": "5",
             "LEADS_RETRY_DELAYS": f"{RETRY_SECONDS},1,1", "LEADS_DELIVERY_LEASE_SECONDS": "40",
             "LEADS_OUTBOX_GRACE_SECONDS": "2", "LEADS_REQUEUE_AGAIN_SECONDS": "2",
+            "LEADS_SWEEP_SCHEDULE": "*/2 * * * * *",  # it also reads the poison queue
         }
         host = local_host_factory(env, host_json=host_json)
         table = lead_table(env | {"AzureWebJobsStorage": azurite.connection_string}, azurite)  # around the proxy

@@ -1,4 +1,5 @@
-"""Queue triggers: the delivery work queue and its poison queue."""
+"""The queue trigger of the delivery work queue. Its poison queue has no trigger: the sweeper reads it
+(leads/poison.py), so an instance does not poll a queue that is almost always empty."""
 
 from __future__ import annotations
 
@@ -23,14 +24,3 @@ def deliver_lead(msg: func.QueueMessage) -> None:
     if message is not None:
         delivery().handle(message)
 
-
-@bp.queue_trigger(arg_name="msg", queue_name=f"{QUEUE}-poison", connection="AzureWebJobsStorage")
-def requeue_poisoned_lead(msg: func.QueueMessage) -> None:
-    """A message the host gave up on (storage trouble, a crash): its lead is enqueued again after a pause,
-    never marked failed here, never left here. Its state decides what is still due."""
-    from leads.runtime import delivery, runtime
-    from leads.unreadable import decode_or_quarantine
-
-    message = decode_or_quarantine(msg.get_body(), runtime().table, f"{QUEUE}-poison")
-    if message is not None:
-        delivery().requeue_poisoned(message)
