@@ -381,6 +381,10 @@ var appSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   // Local auth is off on Application Insights: the SDK authenticates as the user-assigned identity.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  // host.json telemetryMode OpenTelemetry: the worker makes the host's invocation span current in the function and
+  // leaves the app's logs to the app, which exports them with its spans and metrics (leads/telemetry_otel.py).
+  // Not PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: the worker would configure Azure Monitor a second time.
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
   LEADS_TABLE: leadsTable
   LEADS_QUARANTINE_TABLE: leadsQuarantineTable
   LEADS_QUEUE: leadsQueue
