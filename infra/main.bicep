@@ -539,6 +539,10 @@ var appSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
   LEADS_IMPORT_STORAGE: empty(importStorageAccountName) ? '' : 'https://${importStorageAccountName}.table.${environment().suffixes.storage}'
   LEADS_IMPORT_TABLE: leadsImportTable
+  // host.json telemetryMode OpenTelemetry: the worker makes the host's invocation span current in the function and
+  // leaves the app's logs to the app, which exports them with its spans and metrics (leads/telemetry_otel.py).
+  // Not PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: the worker would configure Azure Monitor a second time.
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
   LEADS_TABLE: leadsTable
   LEADS_QUARANTINE_TABLE: leadsQuarantineTable
   LEADS_QUEUE: leadsQueue

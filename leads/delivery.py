@@ -13,6 +13,7 @@ destination is sent again. Whether a second send makes a duplicate depends on th
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -36,6 +37,7 @@ from leads.messages import DeliveryMessage, seconds_until
 from leads.model import DELIVERED, SENDING, StoredLead, utcnow
 from leads.ports import LeadStore, Versioned, WorkQueue
 from leads.settings import Settings
+from leads.telemetry import ATTEMPT_DURATION, DELIVERED_LATENCY, DELIVERIES, elapsed_ms, log_delivery, telemetry
 
 log = logging.getLogger("leads.delivery")
 _MAX_CONFLICTS = 5
@@ -66,6 +68,14 @@ class DeliveryService:
 
     def handle(self, message: DeliveryMessage) -> DeliveryReport:
         """Deliver what is due. Raises StorageUnavailableError (the host retries the message)."""
+        # Continues the trace of whoever enqueued the message (ingest, a retry, the sweeper).
+        with telemetry().span("lead.deliver", parent=message.traceparent, kind="consumer",
+                              lead_id=message.lead_id) as span:
+            report = self._handle(message)
+            span.set(destinations=len(report.sent), note=report.note)
+            return report
+
+    def _handle(self, message: DeliveryMessage) -> DeliveryReport:
         current: Versioned | None = (Versioned(message.snapshot, message.etag) if message.snapshot
                                      else self.store.load(message.lead_id))
         for _ in range(_MAX_CONFLICTS):
@@ -95,7 +105,9 @@ class DeliveryService:
         recorder = _Recorder(self, claimed, etag, deadline=now + self.lease * 0.9)
         # In parallel: a slow CRM must not hold up the e-mail. Each answer is recorded as it comes.
         with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="deliver") as pool:
-            futures = [pool.submit(self._send_and_record, recorder, name) for name in due]
+            # Each in a copy of this context: the telemetry span of this delivery stays the parent.
+            futures = [pool.submit(contextvars.copy_context().run, self._send_and_record, recorder, name)
+                       for name in due]
         unrecorded = [future.exception() for future in futures if future.exception() is not None]
         finished = recorder.latest
         report = DeliveryReport(message.lead_id, {name: finished.deliveries[name].state for name in due})
@@ -109,7 +121,22 @@ class DeliveryService:
         return report
 
     def _send_and_record(self, recorder: _Recorder, name: str) -> None:
-        recorder.record(name, self._send_one(name, recorder.claimed))
+        tel, started = telemetry(), time.monotonic()
+        with tel.span(f"lead.send {name}", lead_id=recorder.claimed.id, destination=name) as span:
+            outcome = self._send_one(name, recorder.claimed)
+            now = self.clock()
+            # The state this answer leads to, as recorded just below (the same pure function).
+            state = policy.apply_outcome(recorder.claimed.deliveries[name], outcome, now,
+                                         self.settings.retry_delays).state
+            duration = elapsed_ms(started, time.monotonic())
+            span.set(outcome=state, duration_ms=duration)
+            tel.count(DELIVERIES, destination=name, outcome=state)
+            tel.measure(ATTEMPT_DURATION, duration, destination=name, outcome=state)
+            if state == DELIVERED:
+                latency = (now - recorder.claimed.received_at).total_seconds()
+                tel.measure(DELIVERED_LATENCY, max(0.0, latency), destination=name)
+            log_delivery(recorder.claimed.id, name, state, duration)
+            recorder.record(name, outcome)
 
     def _send_one(self, name: str, stored: StoredLead) -> policy.Outcome:
         now = self.clock()
@@ -149,7 +176,8 @@ class DeliveryService:
         if due is None or any(s.state == SENDING for s in stored.deliveries.values()):
             return
         try:
-            self.queue.send(DeliveryMessage(stored.id), delay_seconds=seconds_until(due, self.clock()))
+            self.queue.send(DeliveryMessage(stored.id, traceparent=telemetry().traceparent()),
+                            delay_seconds=seconds_until(due, self.clock()))
         except StorageUnavailableError:
             # The outbox row (due at the same time) brings the lead back through the sweeper.
             log.warning("lead %s: retry not enqueued; the sweeper will pick it up", stored.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from leads.ports import Added, HeldLeads, LeadStore, RejectedRequest, SourceRow,
 from leads.routing import Routing
 from leads.settings import Settings
 from leads.spool import Spool
+from leads.telemetry import DUPLICATES, RECEIVED, REJECTED, elapsed_ms, log_ingest, telemetry
 
 log = logging.getLogger("leads.ingest")
 ENQUEUE_GRACE = timedelta(minutes=2)  # if no worker has claimed the lead by then, the sweeper enqueues it
@@ -28,6 +30,7 @@ class Answer:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    outcome: str = ""  # accepted | duplicate | rejected | held | spooled | unavailable (leads/telemetry.py)
 
 
 class IngestService:
@@ -44,6 +47,22 @@ class IngestService:
         self.after_stored: Callable[[], None] | None = None  # e.g. drain this instance's spool (runtime.py)
 
     def receive(self, method: str, body: bytes, content_type: str = "") -> Answer:
+        started = time.monotonic()
+        tel = telemetry()
+        with tel.span("lead.ingest") as span:
+            answer = self._receive(method, body, content_type)
+            lead_id = str(answer.body.get("id", "")) if answer.status == 202 else ""
+            span.set(lead_id=lead_id or "-", outcome=answer.outcome, status=answer.status)
+        if answer.outcome == "rejected":
+            tel.count(REJECTED, status=answer.status, reason=str(answer.body.get("error", "")))
+        else:
+            tel.count(RECEIVED, outcome=answer.outcome)
+            if answer.outcome == "duplicate":
+                tel.count(DUPLICATES)
+        log_ingest(lead_id, answer.outcome, elapsed_ms(started, time.monotonic()))
+        return answer
+
+    def _receive(self, method: str, body: bytes, content_type: str = "") -> Answer:
         now = self.clock()
         if method.upper() != "POST":
             return self._reject(now, method, body, content_type, 405, "method_not_allowed",
@@ -64,15 +83,18 @@ class IngestService:
             return self._storage_down(stored, lead.fingerprint(), body, error)
         if not added.duplicate:
             self._enqueue(stored, added)
-        log.info("lead %s %s%s", added.lead_id, "duplicate" if added.duplicate else "stored",
-                 " (test)" if lead.is_test else "")
+        if lead.is_test:
+            log.info("lead %s is a Partner Center test lead", added.lead_id)
         if self.after_stored is not None:
             self.after_stored()
-        return Answer(202, {"id": added.lead_id, "duplicate": added.duplicate, "test": lead.is_test})
+        return Answer(202, {"id": added.lead_id, "duplicate": added.duplicate, "test": lead.is_test},
+                      outcome="duplicate" if added.duplicate else "accepted")
 
     def _enqueue(self, stored: StoredLead, added: Added) -> None:
+        tel = telemetry()
         try:
-            self.queue.send(DeliveryMessage(stored.id, added.etag, stored))
+            with tel.span("lead.enqueue", kind="producer", lead_id=stored.id):
+                self.queue.send(DeliveryMessage(stored.id, added.etag, stored, tel.traceparent()))
         except StorageUnavailableError:
             # Stored with its outbox row: the sweeper enqueues it. The lead is safe, so say 202.
             log.warning("lead %s stored but not enqueued; the sweeper will deliver it", stored.id)
@@ -88,7 +110,8 @@ class IngestService:
             else:
                 log.warning("storage unavailable (%s): lead %s held in the fallback table%s", error.explanation,
                             held.lead_id, " (duplicate)" if held.duplicate else "")
-                return Answer(202, {"id": held.lead_id, "duplicate": held.duplicate, "test": stored.lead.is_test})
+                return Answer(202, {"id": held.lead_id, "duplicate": held.duplicate, "test": stored.lead.is_test},
+                              outcome="held")
         kept = self.spool.keep(body, stored.received_at)
         log.error("storage unavailable, lead %s (%s)", "spooled" if kept else "NOT spooled", error.explanation)
         return Answer(503, {"error": "storage_unavailable", "message": (
@@ -96,7 +119,7 @@ class IngestService:
             + ("A copy was kept on the app's disk and will be stored if that disk is still there when storage "
                "returns; " if kept else "")
             + "please retry later (a repeated lead that names its customer is recognised, not duplicated).")},
-            headers={"Retry-After": "30"})
+            headers={"Retry-After": "30"}, outcome="spooled" if kept else "unavailable")
 
     def store_body(self, body: bytes, received_at: datetime, lead_id: str = "") -> Added | None:
         """Store a body that was kept while storage was down (disk spool or fallback table), under
@@ -141,4 +164,4 @@ class IngestService:
             if body:
                 self.spool.keep(body, now)  # re-ingested later: rejected again and quarantined then
         log.info("request rejected: %s (%s)", reason, status)
-        return Answer(status, {"error": reason, "message": message, **(extra or {})}, headers or {})
+        return Answer(status, {"error": reason, "message": message, **(extra or {})}, headers or {}, "rejected")

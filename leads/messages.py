@@ -3,7 +3,8 @@
 The first message carries the lead as stored and its ETag, so the delivery can claim it without reading
 it back: ingest (1 transaction) + enqueue (1) + claim (1) + record (1) = 4 storage calls per lead.
 Retries and sweeps carry only the id and read the lead, and so does a first message whose lead is too big to
-travel inline."""
+travel inline. With telemetry on, a message also carries the W3C traceparent of the span that sent it (55
+characters), so the delivery continues the lead's trace across the queue."""
 
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ class DeliveryMessage:
     lead_id: str
     etag: str = ""
     snapshot: StoredLead | None = None
+    traceparent: str = ""
 
     def encode(self) -> str:
         payload: dict[str, Any] = {"v": 1, "id": self.lead_id}
+        if self.traceparent:
+            payload["tp"] = self.traceparent
         if self.snapshot is not None and self.etag:
             snapshot = {
                 "received_at": iso(self.snapshot.received_at),
@@ -41,9 +45,10 @@ def decode_message(text: str) -> DeliveryMessage:
     """Raises ValueError (or KeyError/TypeError) for a message that is not ours: it ends up poison."""
     payload = json.loads(text)
     lead_id = str(payload["id"])
+    traceparent = str(payload.get("tp") or "")
     snapshot = payload.get("snapshot")
     if not snapshot or not payload.get("etag"):
-        return DeliveryMessage(lead_id)
+        return DeliveryMessage(lead_id, traceparent=traceparent)
     received = parse_iso(snapshot["received_at"])
     if received is None:
         raise ValueError("snapshot without received_at")
@@ -53,7 +58,7 @@ def decode_message(text: str) -> DeliveryMessage:
         lead=Lead.from_dict(snapshot["lead"]),
         deliveries={k: DeliveryState(**v) for k, v in snapshot["deliveries"].items()},
     )
-    return DeliveryMessage(lead_id, str(payload["etag"]), stored)
+    return DeliveryMessage(lead_id, str(payload["etag"]), stored, traceparent)
 
 
 def seconds_until(moment: datetime, now: datetime) -> int:

@@ -54,7 +54,8 @@ class PoisonRequeue:
         for message in self.poison.take(limit):
             decoded = decode_or_quarantine(message.body, self.quarantine, self.poison.name)
             if decoded is not None:
-                self.queue.send(DeliveryMessage(decoded.lead_id), delay_seconds=self.delay_seconds)
+                self.queue.send(DeliveryMessage(decoded.lead_id, traceparent=decoded.traceparent),
+                                delay_seconds=self.delay_seconds)
                 log.error("lead %s: its delivery message kept failing (see the errors above) and went to the "
                           "poison queue; enqueued again in %d s", decoded.lead_id, self.delay_seconds)
             self.poison.remove(message)

@@ -26,6 +26,7 @@ from leads.settings import Settings, get_settings
 from leads.spool import Spool
 from leads.sweeper import Sweeper
 from leads.table_store import LeadTable
+from leads.telemetry import telemetry
 from leads.work_queue import WorkQueue
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ def build_fallback(settings: Settings) -> HeldLeads | None:
 
 @built_once
 def runtime() -> Runtime:
+    telemetry()  # first (configured once when APPLICATIONINSIGHTS_CONNECTION_STRING is set): building is logged too
     return build_runtime(get_settings())
 
 

@@ -10,6 +10,7 @@ read and, with LEADS_FALLBACK_STORAGE, one query there (docs/deploy.md, cost).""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from leads.poison import PoisonRequeue
 from leads.ports import WorkQueue
 from leads.recovery import Recovery
 from leads.spool import Spool
+from leads.telemetry import elapsed_ms, log_sweep, telemetry
 
 log = logging.getLogger("leads.sweeper")
 REQUEUE_AGAIN_AFTER = timedelta(minutes=5)  # the default of LEADS_REQUEUE_AGAIN_SECONDS
@@ -43,6 +45,7 @@ class SweepReport:
     respooled: int = 0
     requeued: int = 0
     poisoned: int = 0
+    due: int = 0
 
 
 class Sweeper:
@@ -59,16 +62,25 @@ class Sweeper:
         self.recovery = recovery or Recovery(ingest, spool, ingest.fallback)
 
     def sweep(self) -> SweepReport:
+        started, tel = time.monotonic(), telemetry()
+        with tel.span("leads.sweep") as span:
+            report = self._sweep()
+            span.set(due=report.due, requeued=report.requeued, respooled=report.respooled)
+        log_sweep(report.due, report.requeued, elapsed_ms(started, time.monotonic()))
+        return report
+
+    def _sweep(self) -> SweepReport:
         report = SweepReport()
         report.respooled = self.recover_held_leads()
         now = self.clock()
         try:
             for item in self.outbox.due_work(now):
+                report.due += 1
                 # Postponed first, on the ETag it was read with: a row a worker finished (deleted) or moved
                 # meanwhile is skipped, never re-created, and two sweepers never both enqueue it.
                 if not self.outbox.postpone(item, now + self.requeue_again):
                     continue
-                self.queue.send(DeliveryMessage(item.lead_id))
+                self.queue.send(DeliveryMessage(item.lead_id, traceparent=telemetry().traceparent()))
                 report.requeued += 1
         except StorageUnavailableError as error:
             log.warning("sweep stopped: %s", error.explanation)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import azure.functions as func
@@ -24,12 +25,14 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 @bp.route(route="leads", methods=_ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
 def ingest_lead(req: func.HttpRequest) -> func.HttpResponse:
     from leads.runtime import runtime
+    from leads.telemetry import elapsed_ms, log_ingest
 
-    body = req.get_body() or b""
+    body, started = req.get_body() or b"", time.monotonic()
     try:
         answer = runtime().ingest.receive(req.method, body, req.headers.get("content-type", ""))
     except Exception as error:  # noqa: BLE001 - a bug or a misconfiguration: keep the lead, answer 503
-        _keep_on_disk(body)
+        kept = _keep_on_disk(body)
+        log_ingest("", "spooled" if kept else "unavailable", elapsed_ms(started, time.monotonic()))
         log.error("ingest failed: %s", error.explanation if isinstance(error, LeadsError) else type(error).__name__)
         # Only storage settings stop intake (any other bad setting blocks one destination, or falls back).
         message = ("The app's storage is not configured; its administrator can run `python -m leads doctor`."
@@ -39,9 +42,9 @@ def ingest_lead(req: func.HttpRequest) -> func.HttpResponse:
     return _json(answer.status, answer.body, answer.headers)
 
 
-def _keep_on_disk(body: bytes) -> None:
+def _keep_on_disk(body: bytes) -> bool:
     if not body:
-        return
+        return False
     import os
 
     from leads.model import utcnow
@@ -49,7 +52,7 @@ def _keep_on_disk(body: bytes) -> None:
 
     # Read the one setting directly: the settings as a whole may be what is broken. This instance's own disk:
     # it stores the file itself after its next successful ingest (leads/recovery.py); no other instance sees it.
-    Spool(os.environ.get("LEADS_SPOOL_DIR", "")).keep(body, utcnow())
+    return Spool(os.environ.get("LEADS_SPOOL_DIR", "")).keep(body, utcnow()) is not None
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

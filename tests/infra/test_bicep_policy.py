@@ -289,6 +289,18 @@ def test_application_insights_is_reached_with_the_identity() -> None:
     assert workspace["properties"]["features"]["disableLocalAuth"] is True
 
 
+def test_functions_opentelemetry_mode_with_the_app_exporting_its_own_telemetry() -> None:
+    # The host in OpenTelemetry mode; the worker passes its invocation span to the app and leaves the app's logs
+    # to it (leads/telemetry_otel.py). Never both worker switches: Azure Monitor would be configured twice.
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    assert host["telemetryMode"] == "OpenTelemetry"
+    settings = app_settings()
+    assert settings["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in settings
+    requirements = (ROOT / "requirements.txt").read_text(encoding="utf-8")
+    assert re.search(r"^azure-monitor-opentelemetry==\S+$", requirements, flags=re.MULTILINE)
+
+
 # ---------------------------------------------------------------- identity and roles
 
 
