@@ -189,6 +189,15 @@ param leadsRequeueAgainSeconds string = '300'
 @description('LEADS_CONSOLE_URL: Address of the lead console, e.g. `https://<app>.azurewebsites.net/api/console` (locally `http://127.0.0.1:7071/api/console`): the notification e-mail links to each lead there. Empty: no link.')
 param leadsConsoleUrl string = ''
 
+@description('LEADS_OPS_EMAIL_TO: Who is told when a destination is blocked, a lead fails for good or no lead arrives for a while (and again when it clears): addresses separated by `;` or `,`. Empty: LEADS_EMAIL_TO.')
+param leadsOpsEmailTo string = ''
+
+@description('LEADS_SILENCE_ALERT_DAYS: Days without any lead (test or real) before the operational notice says so. 0 turns it off.')
+param leadsSilenceAlertDays string = '7'
+
+@description('LEADS_NOTICE_INTERVAL_SECONDS: At most one operational notice per condition in this many seconds; also how often the sweeper reviews open conditions and the silence.')
+param leadsNoticeIntervalSeconds string = '3600'
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'app': 'marketplace-leads'
@@ -427,6 +436,9 @@ var appSettings = {
   LEADS_OUTBOX_GRACE_SECONDS: leadsOutboxGraceSeconds
   LEADS_REQUEUE_AGAIN_SECONDS: leadsRequeueAgainSeconds
   LEADS_CONSOLE_URL: leadsConsoleUrl
+  LEADS_OPS_EMAIL_TO: leadsOpsEmailTo
+  LEADS_SILENCE_ALERT_DAYS: leadsSilenceAlertDays
+  LEADS_NOTICE_INTERVAL_SECONDS: leadsNoticeIntervalSeconds
 }
 
 module functionApp 'modules/functionapp.bicep' = {

@@ -13,6 +13,7 @@ destination is sent again. Whether a second send makes a duplicate depends on th
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -33,7 +34,8 @@ from leads.errors import (
     TransientDestinationError,
 )
 from leads.messages import DeliveryMessage, seconds_until
-from leads.model import DELIVERED, SENDING, StoredLead, utcnow
+from leads.model import BLOCKED, DELIVERED, FAILED, SENDING, StoredLead, utcnow
+from leads.ops_notices import OpsNotices, notify_safely, scrub
 from leads.ports import LeadStore, Versioned, WorkQueue
 from leads.settings import Settings
 
@@ -53,7 +55,8 @@ class DeliveryReport:
 class DeliveryService:
     def __init__(self, store: LeadStore, queue: WorkQueue, destinations: Mapping[str, Destination], settings: Settings,
                  breakers: CircuitBreakers, clock: Callable[[], datetime] = utcnow,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, notices: OpsNotices | None = None) -> None:
+        self.notices = notices  # operational notices (blocked, failed for good, recovered); None: none
         self.store = store
         self.queue = queue
         self.destinations = destinations
@@ -100,6 +103,7 @@ class DeliveryService:
         finished = recorder.latest
         report = DeliveryReport(message.lead_id, {name: finished.deliveries[name].state for name in due})
         log.info("lead %s: %s", finished.id, ", ".join(f"{k}={v}" for k, v in report.sent.items()))
+        self._tell_operators(finished, due)
         if unrecorded:
             # The lease runs out, the outbox row brings the lead back: only these destinations are re-sent.
             raise StorageUnavailableError(
@@ -107,6 +111,22 @@ class DeliveryService:
                 "sent again once their lease ends.")
         self._schedule_retry(finished)
         return report
+
+    def _tell_operators(self, finished: StoredLead, names: list[str]) -> None:
+        """A destination newly blocked, a lead failed for good, or a delivery (which clears both)."""
+        notices = self.notices
+        if notices is None:
+            return
+        for name in names:
+            state = finished.deliveries[name]
+            before = state.history[-2]["outcome"] if len(state.history) > 1 else ""
+            sentence = scrub(state.last_error, finished.lead)
+            if state.state == BLOCKED and before != BLOCKED:  # an hourly re-check of a blocked lead is no news
+                notify_safely(functools.partial(notices.blocked, name, finished.id, sentence), "blocked")
+            elif state.state == FAILED:
+                notify_safely(functools.partial(notices.failed, name, finished.id, sentence), "failed")
+            elif state.state == DELIVERED:
+                notify_safely(functools.partial(notices.delivered, name), "delivered")
 
     def _send_and_record(self, recorder: _Recorder, name: str) -> None:
         recorder.record(name, self._send_one(name, recorder.claimed))

@@ -43,7 +43,8 @@ class SweepReport:
 class Sweeper:
     def __init__(self, outbox: Outbox, queue: WorkQueue, ingest: IngestService, spool: Spool,
                  clock: Callable[[], datetime] = utcnow, recovery: Recovery | None = None,
-                 requeue_again: timedelta = REQUEUE_AGAIN_AFTER) -> None:
+                 requeue_again: timedelta = REQUEUE_AGAIN_AFTER, review: Callable[[], None] | None = None) -> None:
+        self.review = review  # the operational notices' review (it rate-limits itself to once an interval)
         self.outbox = outbox
         self.requeue_again = requeue_again
         self.queue = queue
@@ -68,6 +69,8 @@ class Sweeper:
             log.warning("sweep stopped: %s", error.explanation)
         if report.respooled or report.requeued:
             log.info("sweep: %d re-ingested from disk, %d re-enqueued", report.respooled, report.requeued)
+        if self.review is not None:
+            self.review()
         return report
 
     def recover_held_leads(self) -> int:
