@@ -71,7 +71,7 @@ def ops_mail(smtp: SmtpServer) -> list[EmailMessage]:
 
 
 def text_of(message: EmailMessage) -> str:
-    return str(message["Subject"]) + "\n" + message.get_content()
+    return str(message["Subject"]) + "\n" + str(message.get_content())
 
 
 def assert_no_personal_data(message: EmailMessage) -> None:
@@ -115,7 +115,7 @@ def test_a_blocked_destination_is_one_notice_from_two_workers_then_a_recovery(ma
     for thread in threads:
         thread.join(30)
     for lead_id in leads:
-        assert pipeline.table.load(lead_id).stored.deliveries["hubspot"].state == BLOCKED  # type: ignore[union-attr]
+        assert pipeline.table.load(lead_id).stored.deliveries["hubspot"].state == BLOCKED
     [notice] = ops_mail(smtp_server)  # sent synchronously by the winning worker: both have returned
     assert notice["Subject"] == "Marketplace leads: hubspot is blocked"
     assert smtp_server.envelopes[-1].rcpt_tos == (OPS,)
@@ -177,7 +177,7 @@ def test_leads_failed_for_good_one_notice_then_a_summary_without_personal_data(m
     for _ in range(3):
         lead_id = ingest(pipeline)
         service.handle(DeliveryMessage(lead_id))
-        assert pipeline.table.load(lead_id).stored.deliveries["hubspot"].state == FAILED  # type: ignore[union-attr]
+        assert pipeline.table.load(lead_id).stored.deliveries["hubspot"].state == FAILED
     [notice] = ops_mail(smtp_server)
     assert notice["Subject"] == "Marketplace leads: 1 lead failed for good at hubspot"
     assert "python -m leads replay --failed" in notice.get_content()
