@@ -198,6 +198,12 @@ param leadsSilenceAlertDays string = '7'
 @description('LEADS_NOTICE_INTERVAL_SECONDS: At most one operational notice per condition in this many seconds; also how often the sweeper reviews open conditions and the silence.')
 param leadsNoticeIntervalSeconds string = '3600'
 
+@description('Who receives the Azure Monitor alerts (docs/operations.md, Alerts in Azure). Empty: the alerts still fire and show in the portal, but nobody is e-mailed.')
+param alertEmail string = ''
+
+@description('How long leads may arrive with no successful delivery before the alert fires (ISO 8601: PT1H, PT2H, PT3H, PT6H, PT12H, P1D or P2D).')
+param alertNoDeliveryPeriod string = 'PT6H'
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'app': 'marketplace-leads'
@@ -252,6 +258,19 @@ module monitoring 'modules/monitoring.bicep' = {
     applicationInsightsName: 'appi-leads-${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    namePrefix: 'leads-${resourceToken}'
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    alertEmail: alertEmail
+    noDeliveryPeriod: alertNoDeliveryPeriod
   }
 }
 
