@@ -9,6 +9,7 @@ import itertools
 import json
 import re
 import threading
+import urllib.request
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -27,6 +28,7 @@ from leads.runtime import build_notices
 from leads.sweeper import Sweeper
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 from tests.support.smtp import SmtpServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.azurite
 OPS = "ops@contoso.example"
@@ -276,3 +278,40 @@ def test_notice_state_rows_stay_in_their_own_partition(make: Any, smtp_server: S
     rows = list(pipeline.table.leads.query_entities("PartitionKey eq @pk", parameters={"pk": NOTICES_PARTITION}))
     assert [row["RowKey"] for row in rows] == ["blocked:webhook"]
     assert pipeline.table.recent() == []  # not a lead
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_the_app_as_served_sends_one_blocked_notice_and_the_sweeper_notices_silence(
+        local_host_factory: Any, smtp_server: SmtpServer, azurite: Any, tmp_path: Path) -> None:
+    """function_app through the local host: the runtime wires the notices into delivery and the sweeper."""
+    from datetime import UTC, datetime
+
+    from tests.support.http_json import post
+    from tests.support.seeding import seed, varied_lead
+    from tests.test_end_to_end import app_env, lead_table
+
+    # HubSpot without a token is blocked by its settings (each lead shows the sentence naming the setting).
+    env = {**app_env(smtp_server, tmp_path, LEADS_DESTINATIONS="email,hubspot"), **mail_env(smtp_server)}
+    host = local_host_factory(env)
+    for _ in range(2):
+        status, answer = post(host.url("leads"), body())
+        assert status == 202, answer
+    wait_until(lambda: len(ops_mail(smtp_server)) >= 1 and len(smtp_server.messages) >= 3, what="the mail")
+    [notice] = ops_mail(smtp_server)
+    assert notice["Subject"] == "Marketplace leads: hubspot is blocked"
+    assert "LEADS_HUBSPOT_TOKEN" in notice.get_content()
+    assert_no_personal_data(notice)
+
+    # A table whose newest lead is 8 days old: the sweeper's first run (its review) says so.
+    quiet = {**env, "LEADS_TABLE": env["LEADS_TABLE"] + "q", "LEADS_DESTINATIONS": "email"}
+    table = lead_table(quiet, azurite)
+    table.create_tables()
+    seed(table, [varied_lead(0, datetime.now(UTC) - timedelta(days=8))])
+    host = local_host_factory(quiet)
+    request = urllib.request.Request(f"{host.base_url}/admin/functions/sweep_outbox", data=b'{"input": ""}',
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:  # the host's admin API: run the timer now
+        assert answer.status == 202
+    wait_until(lambda: any(m["Subject"] == "Marketplace leads: no lead for 7 days" for m in ops_mail(smtp_server)),
+               what="the silence notice")
