@@ -82,6 +82,7 @@ class DeliveryService:
             if not due:
                 if stored != current.stored:  # the configuration changed what this lead needs, or a crash loop ended
                     self._save(stored, current.etag, current.stored)
+                    self._tell_operators(stored, _newly_failed(current.stored, stored))
                 elif stored.finished and message.snapshot is None:
                     self._forget_outbox(stored, current.etag)
                 return DeliveryReport(message.lead_id, note="nothing due")
@@ -89,6 +90,7 @@ class DeliveryService:
             try:
                 etag = self.store.save(claimed, current.etag, outbox_due=now + self.lease + self.grace,
                                        previous=current.stored)
+                self._tell_operators(claimed, _newly_failed(current.stored, claimed))  # a crash loop ended
                 break
             except ConcurrentUpdateError:
                 current = self.store.load(message.lead_id)
@@ -184,6 +186,11 @@ class DeliveryService:
         self.queue.send(DeliveryMessage(message.lead_id), delay_seconds=delay)
         log.error("lead %s: its delivery message kept failing (see the errors above) and went to the poison "
                   "queue; enqueued again in %d s", message.lead_id, delay)
+
+
+def _newly_failed(before: StoredLead, after: StoredLead) -> list[str]:
+    return [name for name, state in after.deliveries.items()
+            if state.state == FAILED and (name not in before.deliveries or before.deliveries[name].state != FAILED)]
 
 
 class _Recorder:

@@ -116,7 +116,7 @@ def on_clear(state: ConditionState, now: datetime) -> tuple[ConditionState, bool
 # --- what a notice says ---------------------------------------------------------------------------------------
 
 def build_notice(state: ConditionState, kind: str, now: datetime, console_url: str = "",
-                 days: int = 0) -> Notice:
+                 days: int = 0, interval: timedelta = timedelta(hours=1)) -> Notice:
     kind_of, _, destination = state.condition.partition(":")
     ids = ", ".join(state.lead_ids)
     link = _console(console_url, state.lead_ids[-1] if state.lead_ids else "")
@@ -148,8 +148,8 @@ def build_notice(state: ConditionState, kind: str, now: datetime, console_url: s
         lines.append(f"Lead ids: {ids}" + (" (the latest)" if state.unsent > len(state.lead_ids) else ""))
     if link:
         lines.append(f"Console: {link}")
-    lines.append("This notice carries no lead data. It is sent at most once an hour per condition "
-                 "(LEADS_NOTICE_INTERVAL_SECONDS) to LEADS_OPS_EMAIL_TO.")
+    lines.append(f"This notice carries no lead data. At most one per condition every {_span(interval)} "
+                 "(LEADS_NOTICE_INTERVAL_SECONDS), to LEADS_OPS_EMAIL_TO.")
     return Notice(state.condition, kind, subject, "\n\n".join(lines) + "\n")
 
 
@@ -157,7 +157,7 @@ def _recovered(kind_of: str, destination: str, state: ConditionState, since: str
         -> tuple[str, list[str]]:
     if kind_of == SILENCE:
         return ("Marketplace leads: leads arrive again",
-                [f"A lead arrived again (the notice about the silence was sent {since})."])
+                [f"A lead arrived again (the silence was noticed {since})."])
     what = "was blocked" if kind_of == "blocked" else "had leads that failed for good"
     return (f"Marketplace leads: {destination} works again",
             [f"{destination} accepted a lead at {_moment(now)}. It {what} since {since} "
@@ -169,6 +169,13 @@ def _count(state: ConditionState) -> str:
     number = state.unsent or state.total
     more = " more" if state.announced else ""
     return f"{number}{more} lead{'s' if number != 1 else ''}"
+
+
+def _span(interval: timedelta) -> str:
+    seconds = int(interval.total_seconds())
+    if seconds % 3600 == 0:
+        return "hour" if seconds == 3600 else f"{seconds // 3600} hours"
+    return f"{seconds // 60} minutes" if seconds % 60 == 0 else f"{seconds} seconds"
 
 
 def _moment(moment: datetime) -> str:
@@ -302,8 +309,8 @@ class OpsNotices:
             except ConcurrentUpdateError:
                 continue  # another instance wrote first: decide again on what it wrote
             if kind:
-                self._deliver(build_notice(after, kind, now, self.console_url, self.silence_days), after,
-                              new_etag)
+                notice = build_notice(after, kind, now, self.console_url, self.silence_days, self.interval)
+                self._deliver(notice, after, new_etag)
             return
         log.warning("operational notice state %s kept changing; this event is not counted", condition)
 

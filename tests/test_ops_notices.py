@@ -315,3 +315,54 @@ def test_the_app_as_served_sends_one_blocked_notice_and_the_sweeper_notices_sile
         assert answer.status == 202
     wait_until(lambda: any(m["Subject"] == "Marketplace leads: no lead for 7 days" for m in ops_mail(smtp_server)),
                what="the silence notice")
+
+
+def test_a_crash_loop_that_ends_in_failure_is_noticed(make: Any, smtp_server: SmtpServer) -> None:
+    """policy.settle_crashes fails a destination whose workers kept dying: that lead failed for good too."""
+    from leads.model import SENDING, iso
+
+    pipeline = make({"hubspot": RecordingDestination("hubspot", True)})
+    lead_id = ingest(pipeline)
+    current = pipeline.table.load(lead_id)
+    assert current is not None
+    stored = current.stored
+    dying = stored.deliveries["hubspot"].with_(state=SENDING, attempts=3, expired_claims=3,
+                                               lease_until=iso(pipeline.clock() - timedelta(seconds=5)))
+    crashed = type(stored)(stored.id, stored.received_at, stored.lead, {"hubspot": dying})
+    pipeline.table.save(crashed, current.etag, outbox_due=pipeline.clock(), previous=stored)
+    worker(pipeline).handle(DeliveryMessage(lead_id))
+    assert pipeline.destinations["hubspot"].received == []  # failed, not sent again
+    [notice] = ops_mail(smtp_server)
+    assert notice["Subject"] == "Marketplace leads: 1 lead failed for good at hubspot"
+    assert "Delivery kept crashing" in notice.get_content()
+
+
+def test_ops_recipients_fall_back_to_the_lead_recipients_and_bad_values_to_defaults() -> None:
+    from leads.settings import load_settings
+
+    base = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "LEADS_EMAIL_TO": "sales@contoso.example"}
+    assert load_settings(base).ops_email_to == ("sales@contoso.example",)
+    assert load_settings({**base, "LEADS_OPS_EMAIL_TO": "a@contoso.example; b@contoso.example"}).ops_email_to == (
+        "a@contoso.example", "b@contoso.example")
+    broken = load_settings({**base, "LEADS_SILENCE_ALERT_DAYS": "a week", "LEADS_NOTICE_INTERVAL_SECONDS": "0"})
+    assert (broken.silence_alert_days, broken.notice_interval_seconds) == (7, 3600)
+    assert set(broken.warnings) == {"LEADS_SILENCE_ALERT_DAYS", "LEADS_NOTICE_INTERVAL_SECONDS"}
+
+
+def test_a_flapping_condition_is_not_announced_again_within_the_interval() -> None:
+    """The decisions alone (plain functions): open, clear, reopen at once, then an interval later."""
+    from datetime import UTC, datetime
+
+    from leads.ops_notices import Event, on_clear, on_event, sent
+
+    hour, start = timedelta(hours=1), datetime(2026, 11, 30, 9, tzinfo=UTC)
+    event = Event("blocked:hubspot", "HubSpot refused the token (401).", "lead-1")
+    state, due = on_event(None, event, start, hour)
+    assert due and not state.announced
+    state = sent(state, start)
+    state, recovery_due = on_clear(state, start + timedelta(minutes=5))
+    assert recovery_due and not state.is_open
+    state, due = on_event(state, event, start + timedelta(minutes=10), hour)
+    assert state.is_open and not due  # the recovery notice was 5 minutes ago
+    state, due = on_event(state, event, start + timedelta(minutes=66), hour)
+    assert due and (state.unsent, state.total) == (2, 2)
