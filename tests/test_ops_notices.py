@@ -366,3 +366,14 @@ def test_a_flapping_condition_is_not_announced_again_within_the_interval() -> No
     assert state.is_open and not due  # the recovery notice was 5 minutes ago
     state, due = on_event(state, event, start + timedelta(minutes=66), hour)
     assert due and (state.unsent, state.total) == (2, 2)
+
+
+def test_the_notice_decisions_import_no_azure_package() -> None:
+    """The core stays plain Python: the decisions and texts run without the Azure SDKs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, leads.ops_notices; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('azure', 'msal')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
