@@ -125,7 +125,8 @@ def build_notice(state: ConditionState, kind: str, now: datetime, console_url: s
         subject, lines = _recovered(kind_of, destination, state, since, now)
     elif kind_of == "blocked":
         subject = f"Marketplace leads: {destination} is blocked"
-        lines = [f"{destination} refuses the app's configuration, so leads are not reaching it ({_count(state)}"
+        lines = [f"{destination} cannot be used with the app's current settings, so leads are not reaching it "
+                 f"({_count(state)}"
                  f"{' since ' + since if kind == 'more' else ''}): {state.sentence}",
                  f"Calls to {destination} are paused a few minutes at a time (its circuit breaker) and blocked "
                  "leads are tried again hourly: nothing is lost. Fix the setting named above (app settings, then "

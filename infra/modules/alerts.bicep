@@ -40,7 +40,9 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   }
 }
 
-// HTTP answers are judged by their own rule (ingest 5xx) or are the caller's fault (4xx).
+// Non-HTTP invocations have resultCode 0 (Azure/azure-webjobs-sdk#1236), so only HTTP answers fall in 400-599:
+// those are the caller's fault (4xx) or have their own rule (ingest 5xx). `exceptions` too, because some
+// failed invocations are recorded as successful requests (Azure/azure-functions-host#11056).
 module functionFailures 'alert-rule.bicep' = {
   name: 'alert-function-failures'
   params: {
