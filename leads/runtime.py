@@ -114,7 +114,6 @@ def build_notices(rt: Runtime) -> OpsNotices:
     """Operational notices by e-mail when e-mail is configured; otherwise they are only logged."""
     from leads.ops_notice_email import EmailNoticeSender
     from leads.ops_notice_table import NoticeTable
-    from leads.ops_notices import OpsNotices
 
     sender = EmailNoticeSender(rt.settings)
     if sender.problem:
