@@ -259,6 +259,21 @@ param queuesMaxPollingInterval string = '00:00:10'
 @description('LEADS_CONSOLE_URL: Address of the lead console, e.g. `https://<app>.azurewebsites.net/api/console` (locally `http://127.0.0.1:7071/api/console`): the notification e-mail links to each lead there. Empty: no link.')
 param leadsConsoleUrl string = ''
 
+@description('LEADS_OPS_EMAIL_TO: Who is told when a destination is blocked, a lead fails for good or no lead arrives for a while (and again when it clears): addresses separated by `;` or `,`. Empty: LEADS_EMAIL_TO.')
+param leadsOpsEmailTo string = ''
+
+@description('LEADS_SILENCE_ALERT_DAYS: Days without any lead (test or real) before the operational notice says so. 0 turns it off.')
+param leadsSilenceAlertDays string = '7'
+
+@description('LEADS_NOTICE_INTERVAL_SECONDS: At most one operational notice per condition in this many seconds; also how often the sweeper reviews open conditions and the silence.')
+param leadsNoticeIntervalSeconds string = '3600'
+
+@description('Who receives the Azure Monitor alerts (docs/operations.md, Alerts in Azure). Empty: the alerts still fire and show in the portal, but nobody is e-mailed.')
+param alertEmail string = ''
+
+@description('How long leads may arrive with no successful delivery before the alert fires (ISO 8601: PT1H, PT2H, PT3H, PT6H, PT12H, P1D or P2D).')
+param alertNoDeliveryPeriod string = 'PT6H'
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'app': 'marketplace-leads'
@@ -314,6 +329,19 @@ module monitoring 'modules/monitoring.bicep' = {
     applicationInsightsName: 'appi-leads-${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    namePrefix: 'leads-${resourceToken}'
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    alertEmail: alertEmail
+    noDeliveryPeriod: alertNoDeliveryPeriod
   }
 }
 
@@ -607,6 +635,9 @@ var appSettings = {
   LEADS_SWEEP_SCHEDULE: leadsSweepSchedule
   AzureFunctionsJobHost__extensions__queues__maxPollingInterval: queuesMaxPollingInterval
   LEADS_CONSOLE_URL: leadsConsoleUrl
+  LEADS_OPS_EMAIL_TO: leadsOpsEmailTo
+  LEADS_SILENCE_ALERT_DAYS: leadsSilenceAlertDays
+  LEADS_NOTICE_INTERVAL_SECONDS: leadsNoticeIntervalSeconds
 }
 
 module functionApp 'modules/functionapp.bicep' = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
 import time
@@ -34,7 +35,8 @@ from leads.errors import (
     TransientDestinationError,
 )
 from leads.messages import DeliveryMessage, seconds_until
-from leads.model import DELIVERED, SENDING, StoredLead, utcnow
+from leads.model import BLOCKED, DELIVERED, FAILED, SENDING, StoredLead, utcnow
+from leads.ops_notices import OpsNotices, notify_safely, scrub
 from leads.ports import LeadStore, Versioned, WorkQueue
 from leads.settings import Settings
 from leads.telemetry import ATTEMPT_DURATION, DELIVERED_LATENCY, DELIVERIES, elapsed_ms, log_delivery, telemetry
@@ -55,7 +57,8 @@ class DeliveryReport:
 class DeliveryService:
     def __init__(self, store: LeadStore, queue: WorkQueue, destinations: Mapping[str, Destination], settings: Settings,
                  breakers: CircuitBreakers, clock: Callable[[], datetime] = utcnow,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, notices: OpsNotices | None = None) -> None:
+        self.notices = notices  # operational notices (blocked, failed for good, recovered); None: none
         self.store = store
         self.queue = queue
         self.destinations = destinations
@@ -89,6 +92,7 @@ class DeliveryService:
             if not due:
                 if stored != current.stored:  # the configuration changed what this lead needs, or a crash loop ended
                     self._save(stored, current.etag, current.stored)
+                    self._tell_operators(stored, _newly_failed(current.stored, stored))
                 elif stored.finished and message.snapshot is None:
                     self._forget_outbox(stored, current.etag)
                 return DeliveryReport(message.lead_id, note="nothing due")
@@ -96,6 +100,7 @@ class DeliveryService:
             try:
                 etag = self.store.save(claimed, current.etag, outbox_due=now + self.lease + self.grace,
                                        previous=current.stored)
+                self._tell_operators(claimed, _newly_failed(current.stored, claimed))  # a crash loop ended
                 break
             except ConcurrentUpdateError:
                 current = self.store.load(message.lead_id)
@@ -112,6 +117,7 @@ class DeliveryService:
         finished = recorder.latest
         report = DeliveryReport(message.lead_id, {name: finished.deliveries[name].state for name in due})
         log.info("lead %s: %s", finished.id, ", ".join(f"{k}={v}" for k, v in report.sent.items()))
+        self._tell_operators(finished, due)
         if unrecorded:
             # The lease runs out, the outbox row brings the lead back: only these destinations are re-sent.
             raise StorageUnavailableError(
@@ -119,6 +125,22 @@ class DeliveryService:
                 "sent again once their lease ends.")
         self._schedule_retry(finished)
         return report
+
+    def _tell_operators(self, finished: StoredLead, names: list[str]) -> None:
+        """A destination newly blocked, a lead failed for good, or a delivery (which clears both)."""
+        notices = self.notices
+        if notices is None:
+            return
+        for name in names:
+            state = finished.deliveries[name]
+            before = state.history[-2]["outcome"] if len(state.history) > 1 else ""
+            sentence = scrub(state.last_error, finished.lead)
+            if state.state == BLOCKED and before != BLOCKED:  # an hourly re-check of a blocked lead is no news
+                notify_safely(functools.partial(notices.blocked, name, finished.id, sentence), "blocked")
+            elif state.state == FAILED:
+                notify_safely(functools.partial(notices.failed, name, finished.id, sentence), "failed")
+            elif state.state == DELIVERED:
+                notify_safely(functools.partial(notices.delivered, name), "delivered")
 
     def _send_and_record(self, recorder: _Recorder, name: str) -> None:
         tel, started = telemetry(), time.monotonic()
@@ -181,6 +203,11 @@ class DeliveryService:
         except StorageUnavailableError:
             # The outbox row (due at the same time) brings the lead back through the sweeper.
             log.warning("lead %s: retry not enqueued; the sweeper will pick it up", stored.id)
+
+
+def _newly_failed(before: StoredLead, after: StoredLead) -> list[str]:
+    return [name for name, state in after.deliveries.items()
+            if state.state == FAILED and (name not in before.deliveries or before.deliveries[name].state != FAILED)]
 
 
 class _Recorder:

@@ -19,6 +19,7 @@ from leads.breaker import Breaker, CircuitBreakers
 from leads.delivery import DeliveryService
 from leads.errors import StorageUnavailableError
 from leads.ingest import IngestService
+from leads.ops_notices import OpsNotices, notify_safely
 from leads.poison import PoisonRequeue
 from leads.ports import HeldLeads
 from leads.recovery import Recovery
@@ -112,7 +113,20 @@ def build_delivery(rt: Runtime) -> DeliveryService:
             rt.table.record_breaker(breaker, destination)
 
     return DeliveryService(rt.table, rt.queue, build_destinations(rt.settings), rt.settings,
-                           CircuitBreakers(on_change=persist))
+                           CircuitBreakers(on_change=persist), notices=build_notices(rt))
+
+
+def build_notices(rt: Runtime) -> OpsNotices:
+    """Operational notices by e-mail when e-mail is configured; otherwise they are only logged."""
+    from leads.ops_notice_email import EmailNoticeSender
+    from leads.ops_notice_table import NoticeTable
+
+    sender = EmailNoticeSender(rt.settings)
+    if sender.problem:
+        log.warning("operational notices are only logged, not e-mailed: %s", sender.problem)
+    return OpsNotices(NoticeTable(rt.table.leads), [] if sender.problem else [sender],
+                      interval=timedelta(seconds=rt.settings.notice_interval_seconds),
+                      silence_days=rt.settings.silence_alert_days, console_url=rt.settings.console_url)
 
 
 @built_once
@@ -123,9 +137,11 @@ def delivery() -> DeliveryService:
 @built_once
 def sweeper() -> Sweeper:
     rt = runtime()
+    notices = build_notices(rt)
     poisoned = PoisonRequeue(rt.queue.poison_queue(), rt.queue, rt.table, rt.settings.requeue_again_seconds)
     return Sweeper(rt.table, rt.queue, rt.ingest, rt.spool, recovery=rt.recovery,
-                   requeue_again=timedelta(seconds=rt.settings.requeue_again_seconds), poisoned=poisoned)
+                   requeue_again=timedelta(seconds=rt.settings.requeue_again_seconds), poisoned=poisoned,
+                   review=lambda: notify_safely(notices.review, "review"))
 
 
 def build_importer(rt: Runtime) -> Importer | None:

@@ -207,6 +207,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LEADS_CONSOLE_URL", "", "Address of the lead console, e.g. `https://<app>.azurewebsites.net/api/console` "
             "(locally `http://127.0.0.1:7071/api/console`): the notification e-mail links to each lead there. "
             "Empty: no link."),
+    # Operational notices (leads/ops_notices.py)
+    Setting("LEADS_OPS_EMAIL_TO", "", "Who is told when a destination is blocked, a lead fails for good or no lead "
+            "arrives for a while (and again when it clears): addresses separated by `;` or `,`. Empty: "
+            "LEADS_EMAIL_TO. Sent through the SMTP server of the e-mail destination; no lead data in them."),
+    Setting("LEADS_SILENCE_ALERT_DAYS", "7", "Days without any lead (test or real) before the operational "
+            "notice says so (checked hourly, counted from the newest stored lead). 0 turns it off."),
+    Setting("LEADS_NOTICE_INTERVAL_SECONDS", "3600", "At most one operational notice per condition in this "
+            "many seconds (later events are counted into the next one); also how often the sweeper reviews "
+            "open conditions and the silence."),
 )
 
 EMAIL_TRANSPORTS = ("smtp", "smtp-oauth", "acs")
@@ -349,6 +358,9 @@ class Settings:
     instances: dict[str, Settings] = field(default_factory=dict, hash=False, repr=False)
     import_storage: StorageSettings | None = None  # LEADS_IMPORT_STORAGE: Partner Center's account (tables only)
     import_table: str = "MarketplaceLeads"
+    ops_email_to: tuple[str, ...] = ()  # LEADS_OPS_EMAIL_TO, else LEADS_EMAIL_TO
+    silence_alert_days: int = 7
+    notice_interval_seconds: int = 3600
 
     @property
     def poison_queue(self) -> str:
@@ -713,6 +725,10 @@ def _read(env: Mapping[str, str]) -> Settings:
         console_url=check_outbound_url("LEADS_CONSOLE_URL", get("LEADS_CONSOLE_URL")),
         import_storage=import_storage(get("LEADS_IMPORT_STORAGE"), storage),
         import_table=import_table(get("LEADS_IMPORT_TABLE")),
+        ops_email_to=split_list(get("LEADS_OPS_EMAIL_TO")) or email.to,
+        silence_alert_days=_int("LEADS_SILENCE_ALERT_DAYS", get("LEADS_SILENCE_ALERT_DAYS"), maximum=3650),
+        notice_interval_seconds=_int("LEADS_NOTICE_INTERVAL_SECONDS", get("LEADS_NOTICE_INTERVAL_SECONDS"),
+                                     minimum=1),
     )
 
 

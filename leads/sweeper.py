@@ -51,7 +51,9 @@ class SweepReport:
 class Sweeper:
     def __init__(self, outbox: Outbox, queue: WorkQueue, ingest: IngestService, spool: Spool,
                  clock: Callable[[], datetime] = utcnow, recovery: Recovery | None = None,
-                 requeue_again: timedelta = REQUEUE_AGAIN_AFTER, poisoned: PoisonRequeue | None = None) -> None:
+                 requeue_again: timedelta = REQUEUE_AGAIN_AFTER, poisoned: PoisonRequeue | None = None,
+                 review: Callable[[], None] | None = None) -> None:
+        self.review = review  # the operational notices' review (it rate-limits itself to once an interval)
         self.outbox = outbox
         self.poisoned = poisoned
         self.requeue_again = requeue_again
@@ -87,6 +89,8 @@ class Sweeper:
         report.poisoned = self.requeue_poisoned()
         if report.respooled or report.requeued:
             log.info("sweep: %d re-ingested from disk, %d re-enqueued", report.respooled, report.requeued)
+        if self.review is not None:
+            self.review()
         return report
 
     def requeue_poisoned(self) -> int:

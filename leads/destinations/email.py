@@ -250,6 +250,23 @@ class EmailDestination:
         if refused:
             raise smtplib.SMTPRecipientsRefused(refused)
 
+    def send_message(self, message: EmailMessage) -> None:
+        """Send a message of the app's own (an operational notice) to this destination's recipients, through
+        the same conversation and with the same typed errors as a lead's e-mail."""
+        problem = self.settings_problem()
+        if problem:
+            raise ConfigurationError(problem)
+        progress = _Progress()
+        try:
+            smtp = self._open(progress)
+            try:
+                progress.step = "send"
+                smtp.send_message(message, from_addr=self._sender, to_addrs=self._recipients)
+            finally:
+                _quit(smtp)
+        except (smtplib.SMTPException, OSError) as error:
+            raise self.classify(error, progress.step) from None
+
     def _passed_checks(self, progress: _Progress) -> list[Check]:
         return [Check(NAME, step, True, message) for step, message in progress.done]
 
