@@ -212,6 +212,7 @@ class LeadTable:
             for client in (self.leads, self.quarantine_table):
                 with suppress(ResourceExistsError):
                     client.create_table()
+            self.marker_secret.get()  # read (or made) now, at start: not on a lead's path
 
     def _call(self, action: str, operation: Callable[[], T]) -> T:
         with _storage_errors(action):

@@ -220,3 +220,27 @@ def test_subject_export_holds_every_record(pipeline: Pipeline) -> None:
     assert "someone.else" not in json.dumps(document)
     json.dumps(document)  # JSON as it is written
     assert rows(pipeline) == before and len(peek_all(pipeline)[pipeline.runtime.queue.queue.queue_name]) == 3
+
+
+def test_forget_api_is_for_operators_and_answers_the_counts(pipeline: Pipeline) -> None:
+    from leads.manage.auth import OPERATOR, READER
+    from leads.manage.routes import dispatch
+    from leads.manage.service import ManageService
+    from tests.manage.test_auth import SIGNED_IN, principal
+
+    pipeline.ingest.receive("POST", body("api@example.com"))
+
+    def call(payload: bytes, *roles: str) -> tuple[int, dict[str, Any]]:
+        headers = {"X-MS-CLIENT-PRINCIPAL": principal(*roles)}
+        status, answer, _ = dispatch("POST", "/forget", {}, payload, headers, SIGNED_IN, False,
+                                     lambda: ManageService(pipeline.runtime))
+        return status, answer
+
+    assert call(b'{"email": "api@example.com"}', READER)[0] == 403
+    assert call(b'{"email": "api at example.com"}', OPERATOR) == (400, {
+        "error": "bad_request", "message": "Give the person's e-mail address, such as name@example.com (no spaces, "
+                                           "at most 320 characters)."})
+    assert call(b"{}", OPERATOR)[0] == 400
+    status, counts = call(b'{"email": "API@example.com"}', OPERATOR)
+    assert status == 200 and counts["leads"] == 1 and counts["markers"] == 1 and counts["queue_messages"] == 1
+    assert call(b'{"email": "api@example.com"}', OPERATOR) == (200, dict.fromkeys(FORGET_COUNTS, 0))
