@@ -48,14 +48,14 @@ def lead_ids_for(table: LeadTable, email: str) -> list[str]:
             if normalized(str(row.get("Email") or "")) == wanted]
 
 
-def _marker_keys(table: LeadTable, entity: dict[str, Any], legacy: bool) -> list[str]:
-    """The lead's markers (keyed, and with `legacy` bare ones from before keyed markers) that still point at it:
-    a marker moved to a later lead of the same content belongs to that lead."""
+def _marker_keys(table: LeadTable, entity: dict[str, Any]) -> list[str]:
+    """The lead's markers (keyed, and bare from before keyed markers) that still point at it: a marker moved
+    to a later lead of the same content belongs to that lead."""
     fingerprint = stored_from_entity(entity).lead.fingerprint()
     if fingerprint is None:
         return []
     found = []
-    for key in (table.marker_key(fingerprint), *([keys.dedupe_row_key(fingerprint)] if legacy else [])):
+    for key in (table.marker_key(fingerprint), keys.dedupe_row_key(fingerprint)):
         with suppress(ResourceNotFoundError), _storage_errors("read a de-duplication marker"):
             marker = table.leads.get_entity(keys.LEADS_PARTITION, key, select=["LeadId"])
             if str(marker.get("LeadId")) == entity["Id"]:
@@ -63,18 +63,18 @@ def _marker_keys(table: LeadTable, entity: dict[str, Any], legacy: bool) -> list
     return found
 
 
-def erase_leads(table: LeadTable, entities: Iterable[dict[str, Any]], known: dict[str, set[str]] | None = None,
-                legacy_markers: bool = True) -> Counter[str]:
-    """Delete leads (whole rows, as read) with their marker, outbox and attention rows, the lead row last (a run
-    cut short finds it again). `known`: the outbox and attention RowKeys that exist (a purge reads them by range),
-    so that its transactions hold no missing row; `legacy_markers`: look for bare-hash markers too (a purge
-    re-keys them first, so it need not)."""
+def erase_leads(table: LeadTable, entities: Iterable[dict[str, Any]], known: dict[str, set[str]] | None = None) \
+        -> Counter[str]:
+    """Delete leads (whole rows, as read) with their outbox and attention rows and, unless `known` (a purge: it
+    reads the RowKeys that exist by range, so that its transactions hold no missing row, and deletes markers by
+    their own age), their markers; the lead row last, so a run cut short finds it again."""
     counts: Counter[str] = Counter()
     for chunk in _chunks(list(entities), MAX_BATCH_ENTITIES):
         related: dict[str, list[str]] = {"markers": [], "outbox": [], "attention": []}
         for entity in chunk:
             lead_id = str(entity["Id"])
-            related["markers"] += _marker_keys(table, entity, legacy_markers)
+            if known is None:
+                related["markers"] += _marker_keys(table, entity)
             for kind, key in (("outbox", keys.outbox_row_key(lead_id)), ("attention", ATTENTION_PREFIX + lead_id)):
                 if known is None or key in known[kind]:
                     related[kind].append(key)
@@ -96,17 +96,21 @@ def quarantined_for(table: LeadTable, email: str) -> list[dict[str, Any]]:
         return [dict(row) for row in rows if mentions(raw_body_of(dict(row)), email)]
 
 
-def old_rows(client: TableClient, partition: str, low: str, high: str, select: list[str] | None = None) \
-        -> list[dict[str, Any]]:
+def old_rows(client: TableClient, partition: str, low: str, high: str, select: list[str] | None = None,
+             received_before: datetime | None = None) -> list[dict[str, Any]]:
     query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+    parameters: dict[str, Any] = {"pk": partition, "lo": low, "hi": high}
+    if received_before is not None:
+        query += " and ReceivedAt lt @before"
+        parameters["before"] = received_before
     with _storage_errors("list rows past retention"):
-        return [dict(row) for row in client.query_entities(
-            query, parameters={"pk": partition, "lo": low, "hi": high}, select=select)]
+        return [dict(row) for row in client.query_entities(query, parameters=parameters, select=select)]
 
 
 def purge_main_table(table: LeadTable, cutoff: datetime, page: int = 100) -> Counter[str]:
-    """Leads received before `cutoff` with their rows; then rejected requests received before it. Bare-hash
-    markers must have been re-keyed first (rekey_legacy_markers)."""
+    """Leads received before `cutoff` with their rows; then rejected requests received before it. A marker
+    carries its lead's arrival time, so the markers of leads received before the cutoff are one query of the
+    marker range (the table filters it): no read per lead, and a marker that moved to a later lead stays."""
     stamp = keys.id_stamp(cutoff)
     known = {prefix: {str(row["RowKey"]) for row in old_rows(table.leads, keys.LEADS_PARTITION,
                                                              f"{prefix}:", f"{prefix}:{stamp}", ["RowKey"])}
@@ -117,14 +121,16 @@ def purge_main_table(table: LeadTable, cutoff: datetime, page: int = 100) -> Cou
     for row in table.lead_rows(until=cutoff, page_size=page):
         batch.append(row)
         if len(batch) == page:
-            counts += erase_leads(table, batch, known, legacy_markers=False)
+            counts += erase_leads(table, batch, known)
             erased.update(str(entity["Id"]) for entity in batch)
             batch = []
-    counts += erase_leads(table, batch, known, legacy_markers=False)
+    counts += erase_leads(table, batch, known)
     erased.update(str(entity["Id"]) for entity in batch)
     # Outbox and attention rows whose lead was already gone (none expected: they go with their lead).
     leftovers = [key for key in known["outbox"] | known["attention"] if key.split(":", 1)[1] not in erased]
     counts["orphans"] += delete_rows(table.leads, keys.LEADS_PARTITION, sorted(leftovers))
+    markers = old_rows(table.leads, keys.LEADS_PARTITION, "marker:", "marker" + keys.PREFIX_END, ["RowKey"], cutoff)
+    counts["markers"] += delete_rows(table.leads, keys.LEADS_PARTITION, [str(row["RowKey"]) for row in markers])
     rejected = old_rows(table.quarantine_table, keys.QUARANTINE_PARTITION, keys.rejected_older_than(cutoff), "A",
                         ["RowKey"])
     counts["quarantined"] += delete_rows(table.quarantine_table, keys.QUARANTINE_PARTITION,
