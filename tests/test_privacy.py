@@ -196,6 +196,8 @@ def test_forget_erases_every_record_of_the_person_and_nothing_else(pipeline: Pip
     queued = peek_all(pipeline)
     assert not any("ada@example.com" in m.lower() for messages in queued.values() for m in messages)
     assert [json.loads(m)["id"] for m in queued[pipeline.runtime.queue.queue.queue_name]] == [other]
+    kept = list(pipeline.runtime.queue.queue.peek_messages())
+    assert [m.dequeue_count for m in kept] == [1]  # received once by the scan, put back unchanged
     assert "ada@example.com" not in caplog.text.lower()
 
     assert Privacy(pipeline.runtime).forget("ada@example.com") == dict.fromkeys(FORGET_COUNTS, 0)
@@ -244,3 +246,17 @@ def test_forget_api_is_for_operators_and_answers_the_counts(pipeline: Pipeline) 
     status, counts = call(b'{"email": "API@example.com"}', OPERATOR)
     assert status == 200 and counts["leads"] == 1 and counts["markers"] == 1 and counts["queue_messages"] == 1
     assert call(b'{"email": "api@example.com"}', OPERATOR) == (200, dict.fromkeys(FORGET_COUNTS, 0))
+
+
+def test_a_message_out_of_reach_delivers_nothing_once_its_lead_is_forgotten(pipeline: Pipeline) -> None:
+    """A first message still carrying a copy (invisible while forget ran: a delivery's retry, say) finds its
+    lead gone and is dropped: its claim is a conditional write on a row that no longer exists."""
+    lead_id = str(pipeline.ingest.receive("POST", body("late@example.com")).body["id"])
+    (message,) = pipeline.queued()  # taken off the queue before forget: out of its reach
+    assert message.snapshot is not None
+
+    Privacy(pipeline.runtime).forget("late@example.com")
+    report = pipeline.delivery.handle(message)
+
+    assert report.note == "not found" and all(not d.received for d in pipeline.destinations.values())
+    assert not [key for key in rows(pipeline) if lead_id in key]
