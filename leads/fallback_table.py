@@ -76,7 +76,7 @@ class FallbackTable:
     def held(self, limit: int = 100) -> list[HeldLead]:
         def run() -> list[HeldLead]:
             rows = self.table.query_entities("PartitionKey eq @pk", parameters={"pk": HELD_PARTITION},
-                                             results_per_page=limit)
+                                             results_per_page=min(limit, 1000))  # the service's page at most
             return [HeldLead(str(row["LeadId"]), str(row["RowKey"]), row["ReceivedAt"],
                              b"".join(bytes(row.get(f"Body{i}", b"")) for i in range(int(row["Chunks"]))))
                     for _, row in zip(range(limit), rows, strict=False)]
