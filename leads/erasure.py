@@ -16,6 +16,7 @@ from azure.data.tables import TableClient, TableTransactionError
 
 from leads import keys
 from leads.azure_limits import MAX_BATCH_ENTITIES
+from leads.errors import StorageUnavailableError
 from leads.subjects import mentions, normalized
 from leads.table_store import ATTENTION_PREFIX, LeadTable, _storage_errors, raw_body_of, stored_from_entity
 
@@ -34,9 +35,13 @@ def delete_rows(client: TableClient, partition: str, row_keys: Iterable[str]) ->
             except TableTransactionError:
                 pass  # one of them is already gone: each on its own, counted only when it existed
             for key in batch:
-                with suppress(TableTransactionError):
+                try:
                     client.submit_transaction([("delete", {"PartitionKey": partition, "RowKey": key})])
                     deleted += 1
+                except TableTransactionError as gone:
+                    code = str(getattr(gone, "error_code", "") or "")
+                    if code != "ResourceNotFound":
+                        raise StorageUnavailableError(f"Table storage refused to delete a row ({code}).") from None
     return deleted
 
 
