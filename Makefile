@@ -40,6 +40,7 @@ bench: deps
 	$(BIN)/python -m tests.bench
 	$(BIN)/python -m tests.bench_manage
 	$(BIN)/python -m tests.bench_import
+	$(BIN)/python -m tests.bench_privacy
 
 clean:
 	rm -rf $(VENV) .venv-checkov node_modules .local .pytest_cache .mypy_cache .ruff_cache

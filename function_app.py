@@ -2,8 +2,8 @@
 
 import azure.functions as func
 
-from leads.triggers import console, http, manage, queue, timer
+from leads.triggers import console, http, manage, queue, retention, timer
 
 app = func.FunctionApp()
-for blueprint in (http.bp, manage.bp, queue.bp, timer.bp, console.bp):
+for blueprint in (http.bp, manage.bp, queue.bp, timer.bp, console.bp, retention.bp):
     app.register_functions(blueprint)

@@ -70,6 +70,9 @@ param leadsRetryDelays string = '30,120,600,1800,3600,7200,14400,28800,43200'
 @description('LEADS_DEDUPE_HOURS: The same payload received again within this many hours is the same lead.')
 param leadsDedupeHours string = '24'
 
+@description('LEADS_RETENTION_DAYS: Days a lead is kept (with its delivery history, markers, rejected requests and held or spooled copies): a daily run deletes what arrived longer ago. `0` keeps everything.')
+param leadsRetentionDays string = '730'
+
 @description('LEADS_SPOOL_DIR: Folder where a lead is kept when storage is down, stored by the instance that kept it once storage answers (default: a folder under the system temp directory).')
 param leadsSpoolDir string = ''
 
@@ -579,6 +582,7 @@ var appSettings = {
   LEADS_FORWARD_TEST_LEADS: leadsForwardTestLeads
   LEADS_RETRY_DELAYS: leadsRetryDelays
   LEADS_DEDUPE_HOURS: leadsDedupeHours
+  LEADS_RETENTION_DAYS: leadsRetentionDays
   LEADS_SPOOL_DIR: leadsSpoolDir
   LEADS_HTTP_TIMEOUT: leadsHttpTimeout
   LEADS_EMAIL_TO: leadsEmailTo

@@ -2,7 +2,9 @@
 the main table is unreachable. Ideally another storage account in another region (infra/main.bicep
 `fallbackStorageLocation`). One row per lead keyed by the lead's fingerprint, so a lead Partner Center
 sends again during the outage gets the same id; a lead that names no customer has no fingerprint and is
-keyed by its own id (never merged with another). The sweeper moves the rows (leads/recovery.py)."""
+keyed by its own id (never merged with another). The sweeper moves the rows (leads/recovery.py).
+The fingerprint is keyed with a secret kept in this table (leads/marker_secret.py), not the main table's:
+the main table is down whenever this table is used."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from typing import Any, TypeVar
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient
 
+from leads import keys
 from leads.errors import StorageUnavailableError
+from leads.marker_secret import MarkerSecret
 from leads.ports import Added, HeldLead
 
 T = TypeVar("T")
@@ -37,6 +41,7 @@ def _fallback_errors(action: str) -> Iterator[None]:
 class FallbackTable:
     def __init__(self, service: TableServiceClient, table: str = FALLBACK_TABLE) -> None:
         self.table: TableClient = service.get_table_client(table)
+        self.secret = MarkerSecret(self.table)
 
     def create_table(self) -> None:
         with _fallback_errors("create the table"), suppress(ResourceExistsError):
@@ -53,7 +58,8 @@ class FallbackTable:
             return operation()
 
     def hold(self, lead_id: str, fingerprint: str | None, received_at: datetime, body: bytes) -> Added:
-        key = fingerprint or f"id:{lead_id}"
+        key = (f"k1:{keys.keyed_fingerprint(self._call('read the secret', self.secret.get), fingerprint)}"
+               if fingerprint else f"id:{lead_id}")
         chunks = [body[i : i + _CHUNK] for i in range(0, len(body), _CHUNK)] or [b""]
         if len(chunks) > _MAX_CHUNKS:
             raise StorageUnavailableError("The lead is too large for the fallback table.")
@@ -70,7 +76,7 @@ class FallbackTable:
     def held(self, limit: int = 100) -> list[HeldLead]:
         def run() -> list[HeldLead]:
             rows = self.table.query_entities("PartitionKey eq @pk", parameters={"pk": HELD_PARTITION},
-                                             results_per_page=limit)
+                                             results_per_page=min(limit, 1000))  # the service's page at most
             return [HeldLead(str(row["LeadId"]), str(row["RowKey"]), row["ReceivedAt"],
                              b"".join(bytes(row.get(f"Body{i}", b"")) for i in range(int(row["Chunks"]))))
                     for _, row in zip(range(limit), rows, strict=False)]

@@ -7,6 +7,8 @@ read; finding undelivered work is a range query on the small `outbox:` prefix. N
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from datetime import UTC, datetime
 
@@ -40,7 +42,24 @@ def lead_row_key(lead_id: str) -> str:
 
 
 def dedupe_row_key(fingerprint: str) -> str:
+    """The bare-hash marker key of versions before keyed markers (anyone who knows the lead could confirm it):
+    still deleted with its lead and re-keyed by the retention run (leads/erasure.py)."""
     return f"marker:{fingerprint}"
+
+
+KEYED_MARKER_PREFIX = "marker:k1:"
+LEGACY_MARKER_RANGE = ("marker:0", "marker:g")  # bare SHA-256 hex keys sort here, keyed ones after ("k" > "f")
+
+
+def keyed_fingerprint(secret: bytes, fingerprint: str) -> str:
+    """HMAC-SHA256 of the lead's content digest with the deployment's secret: without the secret, knowing a
+    lead (or an address) does not confirm that a key belongs to it. Over the digest, so that a bare-hash
+    marker can be re-keyed without the lead it came from."""
+    return hmac.new(secret, fingerprint.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def marker_row_key(secret: bytes, fingerprint: str) -> str:
+    return f"{KEYED_MARKER_PREFIX}{keyed_fingerprint(secret, fingerprint)}"
 
 
 def outbox_row_key(lead_id: str) -> str:
@@ -50,6 +69,17 @@ def outbox_row_key(lead_id: str) -> str:
 def import_row_key(source_key: str) -> str:
     """The marker of a row imported from Partner Center's Azure Table destination (leads/importer.py)."""
     return f"source:{source_key}"
+
+
+def id_stamp(moment: datetime) -> str:
+    """The start of the lead ids received at `moment`: ids (and `outbox:<id>` keys) sort by arrival."""
+    moment = moment.astimezone(UTC)
+    return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z"
+
+
+def rejected_older_than(moment: datetime) -> str:
+    """The lowest quarantine RowKey of a request received before `moment` (newest first, like leads)."""
+    return _inverted_millis(moment)
 
 
 def rejected_row_key(received_at: datetime) -> str:

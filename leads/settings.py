@@ -84,6 +84,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(default: 9 retries over about 28 hours)."),
     Setting("LEADS_DEDUPE_HOURS", "24", "The same payload received again within this many hours is the "
             "same lead."),
+    Setting("LEADS_RETENTION_DAYS", "730", "Days a lead is kept (with its delivery history, markers, rejected "
+            "requests and held or spooled copies): a daily run deletes what arrived longer ago. `0` keeps "
+            "everything."),
     Setting("LEADS_SPOOL_DIR", "", "Folder where a lead is kept when storage is down, stored by the "
             "instance that kept it once storage answers (default: a folder under the system temp directory)."),
     Setting("LEADS_HTTP_TIMEOUT", "20", "Seconds before a call to a CRM, webhook or SMTP server is "
@@ -337,6 +340,7 @@ class Settings:
     forward_test_leads: bool = False
     retry_delays: tuple[int, ...] = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
     dedupe_hours: int = 24
+    retention_days: int = 730  # LEADS_RETENTION_DAYS; 0 keeps everything
     spool_dir: str = ""
     http_timeout: float = 20.0
     email: EmailSettings = EmailSettings()
@@ -668,6 +672,7 @@ def _read(env: Mapping[str, str]) -> Settings:
         forward_test_leads=_flag("LEADS_FORWARD_TEST_LEADS", get("LEADS_FORWARD_TEST_LEADS")),
         retry_delays=delays,
         dedupe_hours=_int("LEADS_DEDUPE_HOURS", get("LEADS_DEDUPE_HOURS")),
+        retention_days=_int("LEADS_RETENTION_DAYS", get("LEADS_RETENTION_DAYS"), maximum=36_500),
         spool_dir=get("LEADS_SPOOL_DIR"),
         http_timeout=float(_int("LEADS_HTTP_TIMEOUT", get("LEADS_HTTP_TIMEOUT"), minimum=1)),
         email=email,

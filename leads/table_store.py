@@ -34,6 +34,7 @@ from leads.azure_limits import (
 from leads.breaker import Breaker
 from leads.chunked import joined_bytes
 from leads.errors import ConcurrentUpdateError, StorageUnavailableError
+from leads.marker_secret import MarkerSecret
 from leads.model import DeliveryState, Lead, StoredLead, parse_iso
 from leads.policy import needs_attention
 from leads.ports import ROW_BOOKKEEPING, Added, RejectedRequest, SourceRow, Versioned
@@ -215,16 +216,22 @@ class LeadTable:
         self._service = service
         self.leads: TableClient = service.get_table_client(table)
         self.quarantine_table: TableClient = service.get_table_client(quarantine_table)
+        self.marker_secret = MarkerSecret(self.leads)
 
     def create_tables(self) -> None:
         with _storage_errors("create the tables"):
             for client in (self.leads, self.quarantine_table):
                 with suppress(ResourceExistsError):
                     client.create_table()
+            self.marker_secret.get()  # read (or made) now, at start: not on a lead's path
 
     def _call(self, action: str, operation: Callable[[], T]) -> T:
         with _storage_errors(action):
             return operation()
+
+    def marker_key(self, fingerprint: str) -> str:
+        """The de-duplication marker's RowKey: keyed with this deployment's secret (leads/marker_secret.py)."""
+        return keys.marker_row_key(self._call("read the de-duplication secret", self.marker_secret.get), fingerprint)
 
     # --- ingest -----------------------------------------------------------------------------------
     def add(self, stored: StoredLead, fingerprint: str | None, window: timedelta, outbox_due: datetime,
@@ -247,7 +254,8 @@ class LeadTable:
                     raise StorageUnavailableError(f"Table storage refused the lead ({_code(exc)}).") from None
                 return imported
             return Added(stored.id, duplicate=False, etag=result[0]["etag"])
-        marker = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.dedupe_row_key(fingerprint),
+        marker_key = self.marker_key(fingerprint)
+        marker = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": marker_key,
                   "LeadId": stored.id, "ReceivedAt": stored.received_at}
         try:
             result = self._call("store the lead", lambda: self.leads.submit_transaction(
@@ -260,7 +268,7 @@ class LeadTable:
             if imported is not None:
                 return imported
         existing = self._call("read the de-duplication marker", lambda: self.leads.get_entity(
-            keys.LEADS_PARTITION, keys.dedupe_row_key(fingerprint)))
+            keys.LEADS_PARTITION, marker_key))
         if stored.received_at - existing["ReceivedAt"] < window:
             self._count_duplicate(str(existing["LeadId"]), stored.received_at)
             if source is not None:

@@ -368,3 +368,21 @@ def test_quarantine_doctor_and_errors_show_what_the_api_answered(console: Consol
     assert page.locator("main .error").get_attribute("role") == "alert"
     problems = browser.problems()  # the browser reports the 404 itself; the page logs nothing else
     assert all("status of 404" in problem for problem in problems), problems
+
+
+def test_an_operator_forgets_a_person_from_the_console(console: Console, browser: BrowserSession) -> None:
+    lead_id = console.post_lead("Forgetme Ltd", email="Erase.Me@forgetme.example")
+    kept = console.post_lead("Keepme Ltd")
+    page = browser.page
+    page.goto(console.url("#/forget"))
+    page.fill("#forget-email", "erase.me@forgetme.example")
+    page.click("#forget")  # the box is not ticked: the browser keeps the form
+    assert page.locator("#forget-result").text_content() == ""
+    page.check("#forget-sure")
+    page.click("#forget")
+    page.locator("#forget-result table").wait_for()
+    counts = dict(zip(page.locator("#forget-result tbody th").all_text_contents(),
+                      page.locator("#forget-result tbody td").all_text_contents(), strict=True))
+    assert counts["leads"] == "1" and counts["markers"] == "1"
+    assert "No lead" in console.api_error(f"leads/{lead_id}") and console.api(f"leads/{kept}")["id"] == kept
+    assert not [url for url in browser.urls if "forgetme" in url.lower()]  # the address travels in the body only

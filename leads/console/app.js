@@ -465,7 +465,45 @@
       h("div", { class: "actions" }, button), result);
   }
 
-  // ---- Routing: #/leads?filters, #/leads/<id>, #/status, #/quarantine[/<id>], #/doctor, #/test-lead ----
+  // Erasure is for operators (the API answers 403 to readers, shown as its sentence). The address is sent in
+  // the body, never in the URL, so it stays out of history and server logs.
+  function forgetView() {
+    const result = h("div", { id: "forget-result" });
+    const email = h("input", { type: "email", id: "forget-email", required: "", autocomplete: "off",
+      maxlength: "320", "aria-describedby": "forget-help" });
+    const sure = h("input", { type: "checkbox", id: "forget-sure", required: "" });
+    const form = h("form", { id: "forget-form", class: "actions" },
+      h("div", {}, h("label", { for: "forget-email", text: "The person's e-mail address" }), h("br"), email),
+      h("div", {}, sure, " ", h("label", { for: "forget-sure", text: "Erase everything held about them: this cannot be undone" })),
+      h("button", { type: "submit", id: "forget", text: "Erase" }));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = form.querySelector("button");
+      button.disabled = true;
+      try {
+        const counts = await api("POST", "forget", { email: email.value.trim() });
+        const total = Object.values(counts).reduce((a, b) => a + b, 0);
+        const sentence = total ? "Erased." : "Nothing was held about this address (any more).";
+        result.replaceChildren(h("p", { text: sentence }),
+          table("Erased", ["What", "Count"], Object.entries(counts).map(([k, v]) => h("tr", {},
+            h("th", { scope: "row", text: k.replace("_", " ") }), h("td", { text: String(v) })))));
+        email.value = "";
+        sure.checked = false;
+        announce(sentence);
+      } catch (error) {
+        result.replaceChildren(errorBox(error));
+        announce(error.message);
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return view("Forget a person",
+      h("p", { id: "forget-help", text: "Deletes every lead of this address with its delivery history, its rejected requests, "
+        + "copies held while storage was down and queued messages. What the destinations received (e-mails, CRMs) is theirs to erase." }),
+      form, result);
+  }
+
+  // ---- Routing: #/leads?filters, #/leads/<id>, #/status, #/quarantine[/<id>], #/doctor, #/test-lead, #/forget ----
   async function route() {
     clearTimeout(pollTimer);
     const hash = location.hash || "#/leads";
@@ -484,6 +522,7 @@
     else if (section === "quarantine") heading = await quarantineView();
     else if (section === "doctor") heading = doctorView();
     else if (section === "test-lead") heading = testLeadView();
+    else if (section === "forget") heading = forgetView();
     else heading = view("Not found", h("p", {}, "No such page. ", h("a", { href: "#/leads", text: "Go to the leads" })));
     document.title = heading.textContent + " · Leads console";
     // Focus moves to the new view's heading, so keyboard and screen-reader users start there.

@@ -10,6 +10,7 @@ from typing import Any
 from leads.manage.filters import DESTINATION_STATES, LEAD_STATUSES, MAX_LIMIT
 from leads.manage.routes import ROUTES, Route
 from leads.model import ACTION_MEANINGS
+from leads.subjects import EMAIL_MAX, EMAIL_PATTERN, FORGET_COUNTS
 
 _TEXT: dict[str, Any] = {"type": "string"}
 _NULLABLE_TEXT: dict[str, Any] = {"type": ["string", "null"]}
@@ -86,6 +87,9 @@ SCHEMAS: dict[str, Any] = {
         "settings_ignored": {"type": "object", "additionalProperties": _TEXT}}),
     "Doctor": _object({"ok": _BOOL, "checks": {"type": "array", "items": _object(
         {"destination": _TEXT, "name": _TEXT, "ok": _BOOL, "message": _TEXT})}}),
+    "ForgetRequest": _object({"email": {"type": "string", "maxLength": EMAIL_MAX, "pattern": EMAIL_PATTERN,
+                                        "description": "The person's address; case is ignored."}}, ["email"]),
+    "Forgotten": _object({name: {"type": "integer", "minimum": 0} for name in FORGET_COUNTS}),
     "IngestAccepted": _object({"id": _TEXT, "duplicate": _BOOL, "test": _BOOL}),
     "Health": _object({"status": {"type": "string", "enum": ["ok", "unavailable"]}}),
     "OperatorStatus": {"type": "object", "description": "Open breakers, leads needing attention, recent leads "

@@ -106,6 +106,14 @@ def list_quarantine(service: ManageService, request: Request) -> dict[str, Any]:
     return service.list_quarantine(parse_limit(request.query.get("limit")), request.query.get("continuation"))
 
 
+def forget(service: ManageService, request: Request) -> dict[str, Any]:
+    email = _json_body(request).get("email")
+    if not isinstance(email, str):
+        raise BadRequestError("Send {\"email\": \"name@example.com\"}: the address of the person to forget.",
+                              parameter="email")
+    return service.forget(email)
+
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/leads", READER, list_leads, "listLeads", "Leads, newest first, filtered and paged",
           "LeadPage", query=("test", "status", "destination", "destination_state", "offer", "action", "from", "to",
@@ -129,6 +137,10 @@ ROUTES: tuple[Route, ...] = (
           errors=(401, 403, 405, 503)),
     Route("POST", "/doctor", OPERATOR, lambda s, r: s.doctor(), "doctor",
           "Run the live checks of every destination and of storage", "Doctor", errors=(401, 403, 405, 503)),
+    Route("POST", "/forget", OPERATOR, forget, "forgetPerson",
+          "Erase every record of the person with this e-mail address (leads, markers, rejected requests, held and "
+          "spooled copies, queued messages); answers the counts, all zero when nothing is left", "Forgotten",
+          body="ForgetRequest", errors=(400, 401, 403, 405, 503)),
     Route("POST", "/test-lead", OPERATOR, lambda s, r: s.send_test_lead(), "sendTestLead",
           "Send a Partner Center-shaped test lead (MSFT_TEST) through ingest", "IngestAccepted", status=202,
           errors=(401, 403, 405, 503)),

@@ -31,6 +31,12 @@ class ManageService:
         self.rt = rt
         self.table = rt.table
 
+    def forget(self, email: str) -> dict[str, int]:
+        """Erase every record of a person (leads/privacy.py); the counts of what went."""
+        from leads.privacy import Privacy
+
+        return Privacy(self.rt).forget(email)
+
     # --- leads ------------------------------------------------------------------------------------
     def list_leads(self, filters: LeadFilter, limit: int = 50, continuation: str | None = None) -> dict[str, Any]:
         """Newest first. Status, test and action are compared by the table, the date range is a RowKey range;
