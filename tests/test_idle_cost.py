@@ -46,3 +46,10 @@ def test_the_timer_binds_the_schedule_setting(monkeypatch) -> None:
     [timer] = [f for f in index_functions(import_app_afresh("function_app"))
                if f.trigger.get("type") == "timerTrigger" and f.name == "sweep_outbox"]
     assert timer.trigger["schedule"] == "0 0 * * * *"
+
+
+def test_the_import_timer_exists_only_where_partner_centers_table_is_configured(monkeypatch) -> None:
+    monkeypatch.delenv("LEADS_IMPORT_STORAGE", raising=False)
+    assert "import_leads" not in [f.name for f in index_functions(import_app_afresh("function_app"))]
+    monkeypatch.setenv("LEADS_IMPORT_STORAGE", "UseDevelopmentStorage=true")
+    assert "import_leads" in [f.name for f in index_functions(import_app_afresh("function_app"))]

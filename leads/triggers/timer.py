@@ -1,6 +1,9 @@
-"""The outbox sweeper, every LEADS_SWEEP_SCHEDULE (5 minutes by default)."""
+"""The outbox sweeper, every LEADS_SWEEP_SCHEDULE (5 minutes by default); the importer, every minute, only
+where LEADS_IMPORT_STORAGE is set."""
 
 from __future__ import annotations
+
+import os
 
 import azure.functions as func
 
@@ -16,7 +19,6 @@ def sweep_outbox(timer: func.TimerRequest) -> None:
     sweeper().sweep()
 
 
-@bp.timer_trigger(arg_name="timer", schedule="30 */1 * * * *", run_on_startup=False, use_monitor=False)
 def import_leads(timer: func.TimerRequest) -> None:
     """Rows of Partner Center's Azure Table destination become leads (leads/importer.py). Without
     LEADS_IMPORT_STORAGE it returns before any storage client exists: an idle app pays nothing for it."""
@@ -39,3 +41,10 @@ def import_leads(timer: func.TimerRequest) -> None:
         return
     if report.read:
         logging.getLogger("leads.importer").info("import: %s", report.sentence())
+
+
+# Registered only when configured (the app is indexed again when an app setting changes): a timer firing every
+# minute for nothing would keep an instance awake, and with it the queue polling the idle cost is about.
+if os.environ.get("LEADS_IMPORT_STORAGE", "").strip():
+    bp.timer_trigger(arg_name="timer", schedule="30 */1 * * * *", run_on_startup=False,
+                     use_monitor=False)(import_leads)
