@@ -174,3 +174,20 @@ def test_the_importer_core_imports_no_azure_module() -> None:
     printed = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
                              check=True).stdout
     assert printed.strip() == "[]"
+
+
+def test_a_forgotten_person_is_not_imported_again_by_a_backfill(pipeline: Pipeline, source: TableClient) -> None:
+    from leads.privacy import Privacy
+
+    write_rows(source, ["gone@contoso.example", "kept@contoso.example"])
+    importer(pipeline, source).run()
+    pipeline.queued()
+    counts = Privacy(pipeline.runtime).forget("gone@contoso.example")
+    assert counts["leads"] == 1
+    assert emails_of(pipeline) == ["kept@contoso.example"]
+    # A backfill over the same rows of Partner Center's table (which the app never writes to): the import
+    # markers, which hold no customer value and which forget keeps, stop the person coming back.
+    again = importer(pipeline, source).run(since=pipeline.clock().replace(year=2000))
+    assert (again.read, again.imported) == (2, 0)
+    assert emails_of(pipeline) == ["kept@contoso.example"]
+    assert pipeline.queued() == []
