@@ -265,6 +265,9 @@ param leadsConsoleUrl string = ''
 @description('LEADS_OPS_EMAIL_TO: Who is told when a destination is blocked, a lead fails for good or no lead arrives for a while (and again when it clears): addresses separated by `;` or `,`. Empty: LEADS_EMAIL_TO.')
 param leadsOpsEmailTo string = ''
 
+@description('LEADS_OPS_CHAT: Teams or Slack destinations of LEADS_DESTINATIONS (by name) that get the operational notices too. Empty: e-mail only.')
+param leadsOpsChat string = ''
+
 @description('LEADS_SILENCE_ALERT_DAYS: Days without any lead (test or real) before the operational notice says so. 0 turns it off.')
 param leadsSilenceAlertDays string = '7'
 
@@ -640,6 +643,7 @@ var appSettings = {
   AzureFunctionsJobHost__extensions__queues__maxPollingInterval: queuesMaxPollingInterval
   LEADS_CONSOLE_URL: leadsConsoleUrl
   LEADS_OPS_EMAIL_TO: leadsOpsEmailTo
+  LEADS_OPS_CHAT: leadsOpsChat
   LEADS_SILENCE_ALERT_DAYS: leadsSilenceAlertDays
   LEADS_NOTICE_INTERVAL_SECONDS: leadsNoticeIntervalSeconds
 }

@@ -19,7 +19,7 @@ from leads.breaker import Breaker, CircuitBreakers
 from leads.delivery import DeliveryService
 from leads.errors import StorageUnavailableError
 from leads.ingest import IngestService
-from leads.ops_notices import OpsNotices, notify_safely
+from leads.ops_notices import NoticeSender, OpsNotices, notify_safely
 from leads.poison import PoisonRequeue
 from leads.ports import HeldLeads
 from leads.recovery import Recovery
@@ -124,7 +124,18 @@ def build_notices(rt: Runtime) -> OpsNotices:
     sender = EmailNoticeSender(rt.settings)
     if sender.problem:
         log.warning("operational notices are only logged, not e-mailed: %s", sender.problem)
-    return OpsNotices(NoticeTable(rt.table.leads), [] if sender.problem else [sender],
+    senders: list[NoticeSender] = [] if sender.problem else [sender]
+    if rt.settings.ops_chat:
+        from leads.destinations import Unavailable, usable_destination
+        from leads.ops_notice_chat import chat_sender
+
+        for name in rt.settings.ops_chat:
+            chat = usable_destination(name, rt.settings)
+            if isinstance(chat, Unavailable):
+                log.warning("operational notices do not go to %s: %s", name, chat.reason)
+            else:
+                senders.append(chat_sender(name, chat))
+    return OpsNotices(NoticeTable(rt.table.leads), senders,
                       interval=timedelta(seconds=rt.settings.notice_interval_seconds),
                       silence_days=rt.settings.silence_alert_days, console_url=rt.settings.console_url)
 

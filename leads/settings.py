@@ -214,6 +214,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LEADS_OPS_EMAIL_TO", "", "Who is told when a destination is blocked, a lead fails for good or no lead "
             "arrives for a while (and again when it clears): addresses separated by `;` or `,`. Empty: "
             "LEADS_EMAIL_TO. Sent through the SMTP server of the e-mail destination; no lead data in them."),
+    Setting("LEADS_OPS_CHAT", "", "Teams or Slack destinations of LEADS_DESTINATIONS (by name, e.g. `teams` or "
+            "`slack:ops`) that get the operational notices too, in their channel. Empty: e-mail only."),
     Setting("LEADS_SILENCE_ALERT_DAYS", "7", "Days without any lead (test or real) before the operational "
             "notice says so (checked hourly, counted from the newest stored lead). 0 turns it off."),
     Setting("LEADS_NOTICE_INTERVAL_SECONDS", "3600", "At most one operational notice per condition in this "
@@ -363,6 +365,7 @@ class Settings:
     import_storage: StorageSettings | None = None  # LEADS_IMPORT_STORAGE: Partner Center's account (tables only)
     import_table: str = "MarketplaceLeads"
     ops_email_to: tuple[str, ...] = ()  # LEADS_OPS_EMAIL_TO, else LEADS_EMAIL_TO
+    ops_chat: tuple[str, ...] = ()  # LEADS_OPS_CHAT: teams/slack destinations that get the notices too
     silence_alert_days: int = 7
     notice_interval_seconds: int = 3600
 
@@ -403,6 +406,17 @@ def _collecting() -> Iterator[_Found]:
         yield found
     finally:
         _found.reset(token)
+
+
+def _ops_chat(value: str, destinations: tuple[str, ...]) -> tuple[str, ...]:
+    """The Teams/Slack destinations named; any other name is left out with a sentence (notices still go by
+    e-mail)."""
+    names = tuple(name.lower() for name in split_list(value))
+    wrong = [name for name in names if name not in destinations or name.partition(":")[0] not in ("teams", "slack")]
+    if wrong:
+        _report("LEADS_OPS_CHAT", f"LEADS_OPS_CHAT names {', '.join(wrong)}, not a teams or slack destination of "
+                                  "LEADS_DESTINATIONS: notices go to e-mail and to the ones it names correctly.")
+    return tuple(name for name in names if name not in wrong)
 
 
 def _report(name: str, sentence: str) -> None:
@@ -731,6 +745,7 @@ def _read(env: Mapping[str, str]) -> Settings:
         import_storage=import_storage(get("LEADS_IMPORT_STORAGE"), storage),
         import_table=import_table(get("LEADS_IMPORT_TABLE")),
         ops_email_to=split_list(get("LEADS_OPS_EMAIL_TO")) or email.to,
+        ops_chat=_ops_chat(get("LEADS_OPS_CHAT"), destinations),
         silence_alert_days=_int("LEADS_SILENCE_ALERT_DAYS", get("LEADS_SILENCE_ALERT_DAYS"), maximum=3650),
         notice_interval_seconds=_int("LEADS_NOTICE_INTERVAL_SECONDS", get("LEADS_NOTICE_INTERVAL_SECONDS"),
                                      minimum=1),

@@ -377,3 +377,38 @@ def test_the_notice_decisions_import_no_azure_package() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('azure', 'msal')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_notices_also_reach_the_teams_and_slack_channels_lead_ops_chat_names(make: Any,
+                                                                              smtp_server: SmtpServer) -> None:
+    from tests.support.chat_fakes import FakeSlack, FakeTeamsWorkflow
+    from tests.support.fake_http import FakeServer
+
+    with FakeServer() as slack_server, FakeServer() as teams_server:
+        slack, teams = FakeSlack(slack_server), FakeTeamsWorkflow(teams_server)
+        refusal = ConfigurationError("HubSpot refused the token (401): set LEADS_HUBSPOT_TOKEN <and> fix it.")
+        pipeline = make({"hubspot": RecordingDestination("hubspot", True, script=[refusal])},
+                        LEADS_DESTINATIONS="hubspot,teams,slack:ops", LEADS_OPS_CHAT="teams, slack:ops",
+                        LEADS_TEAMS_WEBHOOK_URL=teams.url, LEADS_SLACK_OPS_WEBHOOK_URL=slack.url)
+        worker(pipeline).handle(DeliveryMessage(ingest(pipeline)))
+
+        [mail] = ops_mail(smtp_server)
+        [posted] = slack.posted
+        assert posted["text"].startswith("*Marketplace leads: hubspot is blocked*\n")
+        assert "LEADS_HUBSPOT_TOKEN &lt;and&gt; fix it" in posted["text"]  # Slack's markup escaped
+        [card] = [m["attachments"][0]["content"] for m in teams.posted]
+        texts = [block["text"] for block in card["body"]]
+        assert texts[0] == "Marketplace leads: hubspot is blocked" == mail["Subject"]
+        assert any("LEADS\\_HUBSPOT\\_TOKEN" in text for text in texts)  # Markdown escaped
+        for value in PERSONAL:
+            assert value not in json.dumps(slack.posted) + json.dumps(teams.posted)
+
+
+def test_lead_ops_chat_naming_anything_but_a_chat_destination_is_a_sentence_and_email_still_goes() -> None:
+    from leads.settings import load_settings
+
+    settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "LEADS_DESTINATIONS":
+                              "email,webhook,slack", "LEADS_OPS_CHAT": "slack,webhook,teams"})
+    assert settings.ops_chat == ("slack",)
+    sentence = settings.warnings["LEADS_OPS_CHAT"]
+    assert "LEADS_OPS_CHAT names webhook, teams, not a teams or slack destination" in sentence
