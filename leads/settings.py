@@ -755,44 +755,39 @@ def _read(env: Mapping[str, str]) -> Settings:
 def fallback_storage(value: str, storage: StorageSettings) -> StorageSettings | None:
     """A table endpoint (the app's identity, as for AzureWebJobsStorage) or a connection string. A bad value
     turns the fallback off with a warning (doctor, status): it must never stop intake."""
-    if not value:
-        return None
-    try:
-        if value.lower().startswith(("https://", "http://")):
-            endpoint = check_outbound_url("LEADS_FALLBACK_STORAGE", value)
-            return StorageSettings(table_service_uri=endpoint, client_id=storage.client_id)
-        if "endpoint" not in value.lower() and "usedevelopmentstorage" not in value.lower():
-            raise SettingsError("LEADS_FALLBACK_STORAGE must be a table endpoint such as "
-                                "https://<account>.table.core.windows.net or a storage connection string.")
-    except SettingsError as error:
-        found = _found.get()
-        if found is None:
-            raise
-        found.warnings.setdefault("LEADS_FALLBACK_STORAGE", f"{error.explanation} Its default (no fallback) "
-                                  "is used until it is fixed: while the main table is down, leads get 503.")
-        return None
-    return StorageSettings(connection_string=value)
+    return _other_account(
+        "LEADS_FALLBACK_STORAGE", value, storage,
+        "must be a table endpoint such as https://<account>.table.core.windows.net or a storage connection string.",
+        "Its default (no fallback) is used until it is fixed: while the main table is down, leads get 503.")
 
 
 def import_storage(value: str, storage: StorageSettings) -> StorageSettings | None:
     """Partner Center's account: a table endpoint (the app's identity) or a connection string. A bad value
     turns the import off with a warning (doctor, status): it never stops anything else."""
+    return _other_account(
+        "LEADS_IMPORT_STORAGE", value, storage,
+        "must be the table endpoint of the account Partner Center writes to, such as "
+        "https://<account>.table.core.windows.net, or its connection string.",
+        "Its default (no import) is used until it is fixed: no lead is read from Partner Center's table meanwhile.")
+
+
+def _other_account(name: str, value: str, storage: StorageSettings, expected: str,
+                   meanwhile: str) -> StorageSettings | None:
+    """Another storage account's tables, from a table endpoint (read with the app's identity) or a connection
+    string; a bad value is a warning and turns that feature off (None), never a failure of anything else."""
     if not value:
         return None
     try:
         if value.lower().startswith(("https://", "http://")):
-            endpoint = check_outbound_url("LEADS_IMPORT_STORAGE", value)
+            endpoint = check_outbound_url(name, value)
             return StorageSettings(table_service_uri=endpoint, client_id=storage.client_id)
         if "endpoint" not in value.lower() and "usedevelopmentstorage" not in value.lower():
-            raise SettingsError("LEADS_IMPORT_STORAGE must be the table endpoint of the account Partner Center "
-                                "writes to, such as https://<account>.table.core.windows.net, or its connection "
-                                "string.")
+            raise SettingsError(f"{name} {expected}")
     except SettingsError as error:
         found = _found.get()
         if found is None:
             raise
-        found.warnings.setdefault("LEADS_IMPORT_STORAGE", f"{error.explanation} Its default (no import) is used "
-                                  "until it is fixed: no lead is read from Partner Center's table meanwhile.")
+        found.warnings.setdefault(name, f"{error.explanation} {meanwhile}")
         return None
     return StorageSettings(connection_string=value)
 

@@ -138,16 +138,8 @@ class EmailDestination:
         message["From"] = self.settings.sender
         message["To"] = ", ".join(self.settings.to)
         message.set_content("python -m leads doctor --send-test-email sent this message. Nothing to do.\n")
-        progress = _Progress()
         try:
-            smtp = self._open(progress)
-            try:
-                progress.step = "send"
-                smtp.send_message(message, from_addr=self._sender, to_addrs=self._recipients)
-            finally:
-                _quit(smtp)
-        except (smtplib.SMTPException, OSError) as error:
-            return [Check(NAME, "test e-mail", False, self.classify(error, progress.step).explanation)]
+            self.send_message(message)
         except DestinationError as error:
             return [Check(NAME, "test e-mail", False, error.explanation)]
         return [Check(NAME, "test e-mail", True, f"Sent a test message to {len(self._recipients)} recipient(s) "
