@@ -94,7 +94,7 @@ def default_sweep_schedule(app: Any) -> str:
     """The sweeper's schedule as the code under test binds it with no setting given."""
     from devhost.invoke import index_functions
 
-    [timer] = [f for f in index_functions(app) if f.trigger.get("type") == "timerTrigger"]
+    [timer] = [f for f in index_functions(app) if f.name == "sweep_outbox"]
     return str(timer.trigger["schedule"])
 
 
@@ -128,7 +128,9 @@ def main() -> None:
         "LEADS_DESTINATIONS": "email", "LEADS_EMAIL_TO": "sales@contoso.example",
         "LEADS_EMAIL_FROM": "leads@contoso.example", "LEADS_SMTP_HOST": smtp.host, "LEADS_SMTP_PORT": str(smtp.port),
         "LEADS_SMTP_SECURITY": "none", "LEADS_SPOOL_DIR": str(work / "spool")})
-    default_schedule = default_sweep_schedule(import_app_afresh("function_app"))
+    default_app = import_app_afresh("function_app")
+    default_schedule = default_sweep_schedule(default_app)
+    timers = timer_functions(default_app)
     os.environ["LEADS_SWEEP_SCHEDULE"] = SHORT_SWEEP
     host = LocalHost(import_app_afresh("function_app"), host_json, os.environ, port=0)
     polling = host.options.queues.max_polling_interval
@@ -140,7 +142,7 @@ def main() -> None:
             time.sleep(args.idle_seconds)
             window = time.perf_counter() - started
             counted = Counter(seen)
-        report(counted, window, default_schedule, polling, host_json)
+        report(counted, window, default_schedule, polling, host_json, timers)
         if args.leads:
             time_leads(host.url("leads"), smtp, args.leads, polling)
     finally:
@@ -149,8 +151,15 @@ def main() -> None:
         azurite.stop()
 
 
+def timer_functions(app: Any) -> list[str]:
+    """The timer functions the host runs with no setting given: each holds a listener lock (a blob lease)."""
+    from devhost.invoke import index_functions
+
+    return [f.name for f in index_functions(app) if f.trigger.get("type") == "timerTrigger"]
+
+
 def report(counted: Counter[tuple[str, str]], window: float, schedule: str, polling: float,
-           host_json: dict[str, Any]) -> None:
+           host_json: dict[str, Any], timers: list[str]) -> None:
     sweeps = sum(n for (service, kind), n in counted.items() if service == "table" and kind.startswith("query"))
     per_hour_runs = runs_per_hour(schedule)
     print(f"idle window {window:.0f} s; host.json maxPollingInterval "
@@ -172,7 +181,8 @@ def report(counted: Counter[tuple[str, str]], window: float, schedule: str, poll
           f"{total_cost:8.3f}")
     # Not seen locally: the host's blob leases (azure-webjobs-sdk PrimaryHostCoordinator: 15 s lease renewed
     # every 12 s; SingletonOptions.ListenerLockPeriod 60 s for a timer, renewed at half its period).
-    leases = {"host id lock, renewed every 12 s": 300, "timer listener lock, every 30 s": 120}
+    leases = {"host id lock, renewed every 12 s": 300,
+              f"timer listener locks ({len(timers)}), each every 30 s": 120 * len(timers)}
     for what, per_hour in leases.items():
         cost = per_hour * HOURS_PER_MONTH * PRICE_PER_10K["blob"] / 10_000
         total_cost += cost
