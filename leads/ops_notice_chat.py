@@ -6,29 +6,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from leads.destinations.http import send
-from leads.destinations.slack import LABEL as SLACK
+from leads.destinations.chat import ChatWebhook
 from leads.destinations.slack import Slack, mrkdwn_text
-from leads.destinations.teams import CARD_VERSION, Teams, card_text
-from leads.destinations.teams import LABEL as TEAMS
+from leads.destinations.teams import CARD_VERSION, card_text
 from leads.errors import ConfigurationError
 from leads.ops_notices import Notice
 
 
 class ChatNoticeSender:
-    def __init__(self, name: str, chat: Teams | Slack) -> None:
+    def __init__(self, name: str, chat: ChatWebhook) -> None:
         self.name = name
         self.chat = chat
 
     def send(self, notice: Notice) -> None:
-        chat = self.chat
-        chat.problems.raise_first()
-        body = slack_notice(notice) if isinstance(chat, Slack) else teams_notice(notice)
-        response = send(chat.session, "POST", chat.url, label=SLACK if isinstance(chat, Slack) else TEAMS,
-                        timeout=chat.timeout, json=body)
-        if 200 <= response.status_code < 300:
-            return
-        raise chat.refusal(response) if isinstance(chat, Teams) else chat.refusal(response, "")
+        response = self.chat.post(slack_notice(notice) if isinstance(self.chat, Slack) else teams_notice(notice))
+        if not 200 <= response.status_code < 300:
+            raise self.chat.refusal(response)
 
 
 def slack_notice(notice: Notice) -> dict[str, Any]:
@@ -53,7 +46,7 @@ def chat_sender(name: str, destination: object) -> ChatNoticeSender:
     """The sender for a built destination (a named one wraps its type's); a destination that is not a Teams or
     Slack one cannot carry notices."""
     chat = getattr(destination, "inner", destination)
-    if not isinstance(chat, Teams | Slack):
+    if not isinstance(chat, ChatWebhook):
         raise ConfigurationError(f"LEADS_OPS_CHAT names {name}, which is not a teams or slack destination: "
                                  "notices go to e-mail and to the Teams or Slack destinations it names.")
     return ChatNoticeSender(name, chat)

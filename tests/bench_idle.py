@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from azure.core.pipeline.transport import RequestsTransport
+from tests.support.counting import watch_storage_requests
 
 ROOT = Path(__file__).resolve().parents[1]
 HOURS_PER_MONTH = 730  # Azure's pricing convention
@@ -48,12 +48,10 @@ def storage_requests(endpoints: dict[str, str]) -> Iterator[Counter[tuple[str, s
     `query <table>`, ... The query string is kept (tests.support.counting drops it)."""
     seen: Counter[tuple[str, str]] = Counter()
     services = {url.rstrip("/"): name for name, url in endpoints.items()}
-    original = RequestsTransport.send
 
-    def send(self: RequestsTransport, request: Any, **kwargs: Any) -> Any:
+    def classify(request: Any) -> None:
         url = urllib.parse.urlsplit(request.url)
-        base = f"{url.scheme}://{url.netloc}"
-        service = services.get(base, "other")
+        service = services.get(f"{url.scheme}://{url.netloc}", "other")
         parts = [p for p in url.path.split("/") if p][1:]  # after the account name
         query = urllib.parse.parse_qs(url.query)
         resource = parts[0].split("(")[0] if parts else ""
@@ -70,14 +68,9 @@ def storage_requests(endpoints: dict[str, str]) -> Iterator[Counter[tuple[str, s
         else:
             kind = f"{request.method} {resource}"
         seen[(service, kind)] += 1
-        return original(self, request, **kwargs)
 
-    RequestsTransport.send = send
-    try:
+    with watch_storage_requests(classify):
         yield seen
-    finally:
-        RequestsTransport.send = original
-
 
 def runs_per_hour(expression: str) -> int:
     from devhost.ncrontab import parse_schedule

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import requests
 
 from leads.destinations.base import Check, Delivered
-from leads.destinations.http import new_session, send
-from leads.destinations.vendor_common import SettingsProblems, check_step, outbound_url_check, replay_hint
+from leads.destinations.chat import ChatWebhook
+from leads.destinations.vendor_common import check_step, replay_hint
 from leads.errors import ConfigurationError, DestinationError, LeadRejectedError
 from leads.model import StoredLead
 from leads.notification import NotificationContent, notification_content
@@ -84,24 +84,18 @@ def slack_message(stored: StoredLead, include_pii: bool = False, console_url: st
     return {"text": mrkdwn_text(content.summary), "blocks": _blocks(content), "unfurl_links": False}
 
 
-class Slack:
+class Slack(ChatWebhook):
     name = "slack"
-    is_crm = False
+    label = LABEL
+    setting = SETTING
 
     def __init__(self, settings: SlackSettings, timeout: float, *, include_pii: bool = False,
                  console_url: str = "") -> None:
-        self.url = settings.url
-        self.timeout = timeout
-        self.include_pii = include_pii
-        self.console_url = console_url
-        self.problems = SettingsProblems()
-        self.problems.require(self.url, f"{SETTING} is not set: {NEW_WEBHOOK}.")
-        self.session = new_session()
+        super().__init__(settings.url, timeout, f"{SETTING} is not set: {NEW_WEBHOOK}.", include_pii=include_pii,
+                         console_url=console_url)
 
     def deliver(self, stored: StoredLead) -> Delivered:
-        self.problems.raise_first()
-        response = send(self.session, "POST", self.url, label=LABEL, timeout=self.timeout,
-                        json=slack_message(stored, self.include_pii, self.console_url))
+        response = self.post(slack_message(stored, self.include_pii, self.console_url))
         if response.status_code == 200:
             return Delivered("")  # Slack answers `ok`, with no id for the message
         raise self.refusal(response, stored.id)
@@ -148,18 +142,15 @@ class Slack:
         return ConfigurationError(f"{LABEL} at {host} refused the post ({said}): check {SETTING}.")
 
     def check(self) -> list[Check]:
-        checks = self.problems.checks(self.name)
-        if any(not c.ok for c in checks):
-            return checks
-        checks.append(outbound_url_check(self.name, SETTING, self.url))
-        if checks[-1].ok:
+        checks = self.url_checks()
+        if all(c.ok for c in checks):
             checks.append(check_step(self.name, "webhook", self._probe))
         return checks
 
     def _probe(self) -> str:
         """POST an empty message, which Slack refuses with `no_text` (nothing is posted) when it knows the
         webhook, or with the error that says why it does not (no_service, invalid_token, channel_...)."""
-        response = send(self.session, "POST", self.url, label=LABEL, timeout=self.timeout, json={})
+        response = self.post({})
         code = _error_code(response)
         if response.status_code == 400 and code in ("no_text", "invalid_payload"):
             return (f"OK (Slack knows this webhook: it answered {code} to an empty message, so nothing was "

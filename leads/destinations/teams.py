@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import requests
 
 from leads.destinations.base import Check, Delivered
-from leads.destinations.http import new_session, send
-from leads.destinations.vendor_common import SettingsProblems, json_body, outbound_url_check
+from leads.destinations.chat import ChatWebhook
+from leads.destinations.vendor_common import json_body
 from leads.errors import ConfigurationError, DestinationError, TransientDestinationError
 from leads.model import StoredLead
 from leads.notification import NotificationContent, notification_content
@@ -96,31 +96,25 @@ def teams_message(stored: StoredLead, include_pii: bool = False, console_url: st
     }
 
 
-class Teams:
+class Teams(ChatWebhook):
     name = "teams"
-    is_crm = False
+    label = LABEL
+    setting = SETTING
 
     def __init__(self, settings: TeamsSettings, timeout: float, *, include_pii: bool = False,
                  console_url: str = "") -> None:
-        self.url = settings.url
-        self.timeout = timeout
-        self.include_pii = include_pii
-        self.console_url = console_url
-        self.problems = SettingsProblems()
-        self.problems.require(self.url, f"{SETTING} is not set: {WORKFLOW_HELP}, then copy the workflow's URL "
-                                        f"into {SETTING}.")
-        self.session = new_session()
+        super().__init__(settings.url, timeout, f"{SETTING} is not set: {WORKFLOW_HELP}, then copy the workflow's "
+                                                f"URL into {SETTING}.", include_pii=include_pii,
+                         console_url=console_url)
 
     def deliver(self, stored: StoredLead) -> Delivered:
-        self.problems.raise_first()
-        response = send(self.session, "POST", self.url, label=LABEL, timeout=self.timeout,
-                        json=teams_message(stored, self.include_pii, self.console_url))
+        response = self.post(teams_message(stored, self.include_pii, self.console_url))
         if 200 <= response.status_code < 300:
             # The run's id: its history shows whether the card reached the channel.
             return Delivered(response.headers.get("x-ms-workflow-run-id", ""))
-        raise self.refusal(response)
+        raise self.refusal(response, stored.id)
 
-    def refusal(self, response: requests.Response) -> DestinationError:
+    def refusal(self, response: requests.Response, lead_id: str = "") -> DestinationError:
         """The sentence and fix for a workflow's refusal. Only the error code is quoted (its message can name
         the workflow)."""
         status = response.status_code
@@ -154,15 +148,13 @@ class Teams:
             f"{LABEL} at {host} refused the card ({said}): check {SETTING} and the workflow's run history.")
 
     def check(self) -> list[Check]:
-        checks = self.problems.checks(self.name)
-        if any(not c.ok for c in checks):
-            return checks
-        checks.append(outbound_url_check(self.name, SETTING, self.url))
-        # Any request to the URL starts a run: a probe would post a card, or leave a failed run that mails the
-        # workflow's owner (and repeated failures can get a flow turned off).
-        checks.append(Check(self.name, "workflow", True,
-                            "Not contacted (any request starts the workflow and posts to the channel). Use "
-                            "Partner Center's Validate button, or replay a lead, to see a card arrive."))
+        checks = self.url_checks()
+        if all(c.ok for c in checks):
+            # Any request to the URL starts a run: a probe would post a card, or leave a failed run that mails
+            # the workflow's owner (and repeated failures can get a flow turned off).
+            checks.append(Check(self.name, "workflow", True,
+                                "Not contacted (any request starts the workflow and posts to the channel). Use "
+                                "Partner Center's Validate button, or replay a lead, to see a card arrive."))
         return checks
 
 

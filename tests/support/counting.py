@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -57,18 +57,25 @@ class _Everything:
 
 
 @contextmanager
-def count_every_storage_call(queue_endpoint: str) -> Iterator[_Everything]:
-    """Counts every request of every storage client in this process (the app's and the local host's:
-    dequeues, deletes, polling, the sweeper), by patching the transport class they all use."""
-    seen = _Everything(queue_endpoint)
+def watch_storage_requests(on_request: Callable[[Any], None]) -> Iterator[None]:
+    """Calls `on_request` with every request of every storage client in this process (the app's and the local
+    host's), by patching the transport class they all use."""
     original = RequestsTransport.send
 
     def send(self: RequestsTransport, request: Any, **kwargs: Any) -> Any:
-        seen.add(request)
+        on_request(request)
         return original(self, request, **kwargs)
 
     RequestsTransport.send = send
     try:
-        yield seen
+        yield
     finally:
         RequestsTransport.send = original
+
+
+@contextmanager
+def count_every_storage_call(queue_endpoint: str) -> Iterator[_Everything]:
+    """Counts every request of every storage client in this process (dequeues, deletes, polling, the sweeper)."""
+    seen = _Everything(queue_endpoint)
+    with watch_storage_requests(seen.add):
+        yield seen
