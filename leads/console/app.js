@@ -79,6 +79,22 @@
     setTimeout(() => { announcer.textContent = message; }, 30);
   }
 
+  // An operator's action behind a button: the button is off while it runs; `action` answers the sentence to
+  // announce and what to show in `result`; an error shows (and announces) its own sentence instead.
+  async function runAction(button, result, action) {
+    button.disabled = true;
+    try {
+      const outcome = await action();
+      result.replaceChildren(...outcome.show);
+      announce(outcome.sentence);
+    } catch (error) {
+      result.replaceChildren(errorBox(error));
+      announce(error.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   function errorBox(error) {
     return h("p", { class: "error", role: "alert", text: error.message });
   }
@@ -394,21 +410,13 @@
     }
     const result = h("div", { id: "reingest-result", "aria-live": "polite" });
     const button = h("button", { type: "button", id: "reingest", text: "Re-ingest this request" });
-    button.addEventListener("click", async () => {
-      button.disabled = true;
-      try {
-        const answer = await api("POST", "quarantine/" + encodeURIComponent(id) + "/reingest");
-        const accepted = answer.status >= 200 && answer.status < 300;
-        const sentence = accepted ? "Accepted (" + answer.status + ")." : "Refused again (" + answer.status + ").";
-        result.replaceChildren(h("p", { text: sentence + " " + shown(answer.answer && answer.answer.message) }),
-          answer.answer && answer.answer.id ? h("p", {}, leadLink({ id: answer.answer.id, company: "Open the lead" })) : null);
-        announce(sentence);
-      } catch (error) {
-        result.replaceChildren(errorBox(error));
-      } finally {
-        button.disabled = false;
-      }
-    });
+    button.addEventListener("click", () => runAction(button, result, async () => {
+      const answer = await api("POST", "quarantine/" + encodeURIComponent(id) + "/reingest");
+      const accepted = answer.status >= 200 && answer.status < 300;
+      const sentence = accepted ? "Accepted (" + answer.status + ")." : "Refused again (" + answer.status + ").";
+      return { sentence, show: [h("p", { text: sentence + " " + shown(answer.answer && answer.answer.message) }),
+        answer.answer && answer.answer.id ? h("p", {}, leadLink({ id: answer.answer.id, company: "Open the lead" })) : ""] };
+    }));
     return view("Refused request " + r.id,
       h("p", {}, h("a", { href: "#/quarantine", text: "Back to the quarantine" })),
       definitions([["Received", when(r.received_at)], ["Reason", r.reason], ["Answer", r.status], ["Message", r.message],
@@ -421,23 +429,14 @@
   function doctorView() {
     const result = h("div", { id: "doctor-result" });
     const button = h("button", { type: "button", id: "run-doctor", text: "Run the checks" });
-    button.addEventListener("click", async () => {
-      button.disabled = true;
+    button.addEventListener("click", () => runAction(button, result, async () => {
       result.replaceChildren(h("p", { class: "muted", text: "Checking…" }));
-      try {
-        const answer = await api("POST", "doctor");
-        const rows = answer.checks.map((c) => h("tr", {}, h("td", { text: shown(c.destination) }),
-          h("td", { text: c.name }), h("td", {}, badge(c.ok ? "delivered" : "failed")), h("td", { text: shown(c.message) })));
-        const sentence = answer.ok ? "Every check passed." : "Some checks failed.";
-        result.replaceChildren(h("p", { text: sentence }), table("Checks", ["Destination", "Check", "Result", "Message"], rows));
-        announce(sentence);
-      } catch (error) {
-        result.replaceChildren(errorBox(error));
-        announce(error.message);
-      } finally {
-        button.disabled = false;
-      }
-    });
+      const answer = await api("POST", "doctor");
+      const rows = answer.checks.map((c) => h("tr", {}, h("td", { text: shown(c.destination) }),
+        h("td", { text: c.name }), h("td", {}, badge(c.ok ? "delivered" : "failed")), h("td", { text: shown(c.message) })));
+      const sentence = answer.ok ? "Every check passed." : "Some checks failed.";
+      return { sentence, show: [h("p", { text: sentence }), table("Checks", ["Destination", "Check", "Result", "Message"], rows)] };
+    }));
     return view("Doctor", h("p", { text: "Runs the live checks: storage, and each destination's connection and credentials." }),
       h("div", { class: "actions" }, button), result);
   }
@@ -445,21 +444,12 @@
   function testLeadView() {
     const result = h("div", { id: "test-lead-result" });
     const button = h("button", { type: "button", id: "send-test-lead", text: "Send a test lead" });
-    button.addEventListener("click", async () => {
-      button.disabled = true;
-      try {
-        const answer = await api("POST", "test-lead");
-        const sentence = "Test lead " + answer.id + (answer.duplicate ? " was already stored." : " accepted.");
-        result.replaceChildren(h("p", { text: sentence }),
-          h("p", {}, leadLink({ id: answer.id, company: "Follow it in its detail page" })));
-        announce(sentence);
-      } catch (error) {
-        result.replaceChildren(errorBox(error));
-        announce(error.message);
-      } finally {
-        button.disabled = false;
-      }
-    });
+    button.addEventListener("click", () => runAction(button, result, async () => {
+      const answer = await api("POST", "test-lead");
+      const sentence = "Test lead " + answer.id + (answer.duplicate ? " was already stored." : " accepted.");
+      return { sentence, show: [h("p", { text: sentence }),
+        h("p", {}, leadLink({ id: answer.id, company: "Follow it in its detail page" }))] };
+    }));
     return view("Send a test lead",
       h("p", { text: "Sends a lead shaped like Partner Center's Validate test lead through this app and its destinations." }),
       h("div", { class: "actions" }, button), result);
@@ -476,26 +466,18 @@
       h("div", {}, h("label", { for: "forget-email", text: "The person's e-mail address" }), h("br"), email),
       h("div", {}, sure, " ", h("label", { for: "forget-sure", text: "Erase everything held about them: this cannot be undone" })),
       h("button", { type: "submit", id: "forget", text: "Erase" }));
-    form.addEventListener("submit", async (event) => {
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
-      const button = form.querySelector("button");
-      button.disabled = true;
-      try {
+      runAction(form.querySelector("button"), result, async () => {
         const counts = await api("POST", "forget", { email: email.value.trim() });
         const total = Object.values(counts).reduce((a, b) => a + b, 0);
         const sentence = total ? "Erased." : "Nothing was held about this address (any more).";
-        result.replaceChildren(h("p", { text: sentence }),
-          table("Erased", ["What", "Count"], Object.entries(counts).map(([k, v]) => h("tr", {},
-            h("th", { scope: "row", text: k.replace("_", " ") }), h("td", { text: String(v) })))));
         email.value = "";
         sure.checked = false;
-        announce(sentence);
-      } catch (error) {
-        result.replaceChildren(errorBox(error));
-        announce(error.message);
-      } finally {
-        button.disabled = false;
-      }
+        return { sentence, show: [h("p", { text: sentence }),
+          table("Erased", ["What", "Count"], Object.entries(counts).map(([k, v]) => h("tr", {},
+            h("th", { scope: "row", text: k.replace("_", " ") }), h("td", { text: String(v) }))))] };
+      });
     });
     return view("Forget a person",
       h("p", { id: "forget-help", text: "Deletes every lead of this address with its delivery history, its rejected requests, "
