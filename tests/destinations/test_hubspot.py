@@ -53,6 +53,12 @@ def error(status: int, category: str, message: str, **more: object) -> Reply:
                           "category": category, **more})  # [ERRORS]
 
 
+def missing_scopes() -> Reply:
+    return error(403, "MISSING_SCOPES", "This app hasn't been granted all required scopes to make this call.",
+                 errors=[{"message": "One or more of the following scopes are required.",
+                          "context": {"requiredScopes": ["crm.objects.contacts.write"]}}])  # [SCOPES]
+
+
 def validation(*problems: tuple[str, str]) -> Reply:
     items = [{"isValid": False, "message": f"problem with {name}: ada@contoso", "error": code, "name": name}
              for code, name in problems]
@@ -96,17 +102,22 @@ def known_contact(**properties: object) -> Reply:
                        "createdAt": "2025-03-02T09:00:00Z", "updatedAt": "2026-10-01T16:20:00Z", "archived": False})
 
 
-def note_created(_request: object) -> Reply:
-    return Reply(201, {"id": "90017", "properties": {"hs_createdate": "2026-11-21T12:00:01.000Z"},
-                       "createdAt": "2026-11-21T12:00:01.000Z", "archived": False})  # [NOTES]
+NOTE_CREATED = Reply(201, {"id": "90017", "properties": {"hs_createdate": "2026-11-21T12:00:01.000Z"},
+                     "createdAt": "2026-11-21T12:00:01.000Z", "archived": False})  # [NOTES]
+
+
+def a_known_contact(server: FakeServer, read: Reply | None = None, note: Reply | None = None) -> None:
+    """HubSpot as it answers for a contact it already has: 409 on create [CONFLICT], the contact [READ], the
+    update [UPDATE], the note [NOTES]."""
+    server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))
+    server.on("GET", BY_EMAIL, read or known_contact())
+    server.on("PATCH", BY_EMAIL, Reply(200, contact()))
+    server.on("POST", "/crm/v3/objects/notes", note or NOTE_CREATED)
 
 
 def test_a_known_contact_gets_only_its_empty_properties_and_the_lead_as_a_note(server: FakeServer) -> None:
-    server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))  # [CONFLICT]
-    server.on("GET", BY_EMAIL, known_contact(firstname="Augusta Ada", lastname="King", jobtitle="Countess",
-                                             phone="", company=None))  # [READ]
-    server.on("PATCH", BY_EMAIL, Reply(200, contact()))  # [UPDATE]
-    server.on("POST", "/crm/v3/objects/notes", note_created)
+    a_known_contact(server, known_contact(firstname="Augusta Ada", lastname="King", jobtitle="Countess", phone="",
+                                          company=None))
 
     assert hubspot(server).deliver(stored_lead()) == Delivered("512")
 
@@ -128,19 +139,15 @@ def test_a_known_contact_gets_only_its_empty_properties_and_the_lead_as_a_note(s
 
 
 def test_a_known_contact_with_every_property_filled_is_not_written_only_noted(server: FakeServer) -> None:
-    server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))
-    server.on("GET", BY_EMAIL, known_contact(**dict.fromkeys((
+    a_known_contact(server, known_contact(**dict.fromkeys((
         "firstname", "lastname", "phone", "company", "jobtitle", "country", "message"), "sales wrote this")))
-    server.on("POST", "/crm/v3/objects/notes", note_created)
     assert hubspot(server).deliver(stored_lead()) == Delivered("512")
     assert server.sent("PATCH", BY_EMAIL) == []
     assert len(server.sent("POST", "/crm/v3/objects/notes")) == 1
 
 
 def test_update_existing_overwrites_the_contact_as_before_and_still_notes_it(server: FakeServer) -> None:
-    server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))
-    server.on("PATCH", BY_EMAIL, Reply(200, contact()))
-    server.on("POST", "/crm/v3/objects/notes", note_created)
+    a_known_contact(server)
     assert hubspot(server, LEADS_HUBSPOT_UPDATE_EXISTING="true").deliver(stored_lead()) == Delivered("512")
     assert server.sent("GET", BY_EMAIL) == []
     [update] = server.sent("PATCH", BY_EMAIL)
@@ -155,10 +162,7 @@ def test_a_new_contact_gets_no_note_its_message_property_holds_the_lead(server: 
 
 
 def test_the_note_escapes_the_leads_markup(server: FakeServer) -> None:
-    server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))
-    server.on("GET", BY_EMAIL, known_contact())
-    server.on("PATCH", BY_EMAIL, Reply(200, contact()))
-    server.on("POST", "/crm/v3/objects/notes", note_created)
+    a_known_contact(server)
     hubspot(server).deliver(stored_lead(description='<img src=x onerror="alert(1)"> & more'))
     body = server.sent("POST", "/crm/v3/objects/notes")[0].json()["properties"]["hs_note_body"]
     assert "<img" not in body
@@ -167,13 +171,7 @@ def test_the_note_escapes_the_leads_markup(server: FakeServer) -> None:
 
 
 def test_a_note_refused_for_a_missing_scope_names_it(server: FakeServer) -> None:
-    server.on("POST", CONTACTS, error(409, "CONFLICT", "Contact already exists. Existing ID: 512"))
-    server.on("GET", BY_EMAIL, known_contact())
-    server.on("PATCH", BY_EMAIL, Reply(200, contact()))
-    server.on("POST", "/crm/v3/objects/notes", error(
-        403, "MISSING_SCOPES", "This app hasn't been granted all required scopes to make this call.",
-        errors=[{"message": "One or more of the following scopes are required.",
-                 "context": {"requiredScopes": ["crm.objects.contacts.write"]}}]))  # [SCOPES]
+    a_known_contact(server, note=missing_scopes())
     with pytest.raises(ConfigurationError) as raised:
         hubspot(server).deliver(stored_lead())
     assert "crm.objects.contacts.write" in raised.value.explanation
@@ -197,10 +195,7 @@ def test_a_bad_token_names_the_setting_and_how_to_rotate_it(server: FakeServer) 
 
 
 def test_missing_scopes_name_the_write_scope(server: FakeServer) -> None:
-    server.on("POST", CONTACTS, error(
-        403, "MISSING_SCOPES", "This app hasn't been granted all required scopes to make this call.",
-        errors=[{"message": "One or more of the following scopes are required.",
-                 "context": {"requiredScopes": ["crm.objects.contacts.write"]}}]))  # [SCOPES]
+    server.on("POST", CONTACTS, missing_scopes())
     with pytest.raises(ConfigurationError) as raised:
         hubspot(server).deliver(stored_lead())
     assert "crm.objects.contacts.write" in raised.value.explanation
