@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -38,49 +37,42 @@ def main() -> None:
     from leads.manage.filters import LeadFilter
     from leads.manage.service import ManageService
     from leads.model import utcnow
-    from tests.support.azurite import start_test_azurite
-    from tests.support.pipeline import RecordingDestination, build_pipeline
+    from tests.support.pipeline import pipeline_on_own_azurite
     from tests.support.seeding import seed, varied_lead
 
-    with tempfile.TemporaryDirectory() as work:
-        azurite = start_test_azurite(Path(work) / "azurite")
-        try:
-            pipeline = build_pipeline(azurite.connection_string, str(Path(work) / "spool"),
-                                      {"email": RecordingDestination("email")})
-            now = utcnow()
-            started = time.perf_counter()
-            seed(pipeline.table, (varied_lead(n, now) for n in range(LEADS)))
-            print(f"seeded {LEADS} leads in {time.perf_counter() - started:.1f} s (100 per transaction)")
-            service = ManageService(pipeline.runtime)
-            cases: list[tuple[str, dict[str, str]]] = [
-                ("newest 50, no filter", {}),
-                ("status=failed (column)", {"status": "failed"}),
-                ("test=true (column)", {"test": "true"}),
-                ("action=PLT (column)", {"action": "PLT"}),
-                ("from/to: one day, 20 days ago (key range)", {
-                    "from": (now - timedelta(days=21)).isoformat(), "to": (now - timedelta(days=20)).isoformat()}),
-                ("status=delivered (column + Python)", {"status": "delivered"}),
-                ("destination=email&destination_state=blocked (Python)", {"destination": "email",
-                                                                          "destination_state": "blocked"}),
-                ("offer=offer 3 (Python)", {"offer": "offer 3"}),
-                ("q=company 17 (text, 1 lead in 36 matches)", {"q": "company 17"}),
-                ("q=nobody (text, no match: full scan)", {"q": "nobody-matches-this"}),
-                ("status=failed&q=example3.com (column + text)", {"status": "failed", "q": "example3.com"}),
-            ]
-            print(f"\n{'list page (limit 50)':<58} {'median ms':>10} {'leads':>6}")
-            for name, query in cases:
-                filters = LeadFilter.from_query(query)
+    with pipeline_on_own_azurite() as (pipeline, azurite, work):
+        now = utcnow()
+        started = time.perf_counter()
+        seed(pipeline.table, (varied_lead(n, now) for n in range(LEADS)))
+        print(f"seeded {LEADS} leads in {time.perf_counter() - started:.1f} s (100 per transaction)")
+        service = ManageService(pipeline.runtime)
+        cases: list[tuple[str, dict[str, str]]] = [
+            ("newest 50, no filter", {}),
+            ("status=failed (column)", {"status": "failed"}),
+            ("test=true (column)", {"test": "true"}),
+            ("action=PLT (column)", {"action": "PLT"}),
+            ("from/to: one day, 20 days ago (key range)", {
+                "from": (now - timedelta(days=21)).isoformat(), "to": (now - timedelta(days=20)).isoformat()}),
+            ("status=delivered (column + Python)", {"status": "delivered"}),
+            ("destination=email&destination_state=blocked (Python)", {"destination": "email",
+                                                                      "destination_state": "blocked"}),
+            ("offer=offer 3 (Python)", {"offer": "offer 3"}),
+            ("q=company 17 (text, 1 lead in 36 matches)", {"q": "company 17"}),
+            ("q=nobody (text, no match: full scan)", {"q": "nobody-matches-this"}),
+            ("status=failed&q=example3.com (column + text)", {"status": "failed", "q": "example3.com"}),
+        ]
+        print(f"\n{'list page (limit 50)':<58} {'median ms':>10} {'leads':>6}")
+        for name, query in cases:
+            filters = LeadFilter.from_query(query)
 
-                def page_of(chosen: LeadFilter = filters) -> dict[str, Any]:
-                    return service.list_leads(chosen, 50)
+            def page_of(chosen: LeadFilter = filters) -> dict[str, Any]:
+                return service.list_leads(chosen, 50)
 
-                ms, page = median_ms(page_of)
-                print(f"{name:<58} {ms:>10.0f} {len(page['leads']):>6}")
-            ms, _ = median_ms(service.status)
-            print(f"{'status (counts over 30 days, health over 1,000 leads)':<58} {ms:>10.0f}")
-            _through_http(pipeline.settings, azurite.connection_string, work)
-        finally:
-            azurite.stop()
+            ms, page = median_ms(page_of)
+            print(f"{name:<58} {ms:>10.0f} {len(page['leads']):>6}")
+        ms, _ = median_ms(service.status)
+        print(f"{'status (counts over 30 days, health over 1,000 leads)':<58} {ms:>10.0f}")
+        _through_http(pipeline.settings, azurite.connection_string, work)
 
 
 def _through_http(settings: Any, connection: str, work: str) -> None:

@@ -8,7 +8,6 @@ time grows with the table; the purge reads only the key range that is due."""
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -29,36 +28,29 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from leads.model import utcnow
     from leads.privacy import Privacy
-    from tests.support.azurite import start_test_azurite
-    from tests.support.pipeline import RecordingDestination, build_pipeline
+    from tests.support.pipeline import pipeline_on_own_azurite
     from tests.support.seeding import seed, varied_lead
 
-    with tempfile.TemporaryDirectory() as work:
-        azurite = start_test_azurite(Path(work) / "azurite")
-        try:
-            pipeline = build_pipeline(azurite.connection_string, str(Path(work) / "spool"),
-                                      {"email": RecordingDestination("email")})
-            now, seeded = utcnow(), 0
-            privacy = Privacy(pipeline.runtime)
-            print(f"{'operation':<52} {'leads in table':>14} {'ms':>8}  result")
-            for size in SIZES:
-                seed(pipeline.table, (varied_lead(n, now) for n in range(seeded, size)))
-                seeded = size
-                ms, document = timed(lambda: privacy.export("person7@example7.com"))
-                print(f"{'subject-export (1 lead of the person)':<52} {size:>14} {ms:>8.0f}  "
-                      f"{len(document['leads'])} lead(s)")
-                ms, counts = timed(lambda: privacy.forget("person7@example7.com"))
-                print(f"{'forget (1 lead of the person)':<52} {size:>14} {ms:>8.0f}  {counts['leads']} lead(s)")
-                ms, counts = timed(lambda: privacy.forget("nobody@example.com"))
-                print(f"{'forget (nobody: nothing held)':<52} {size:>14} {ms:>8.0f}  {counts['leads']} lead(s)")
-                seed(pipeline.table, [varied_lead(7, now)])  # person 7 back, for the next size
-            ms, counts = timed(privacy.purge)
-            print(f"{'purge, retention 730 days (nothing due)':<52} {seeded:>14} {ms:>8.0f}  {counts}")
-            due = Privacy(replace(pipeline.runtime, settings=replace(pipeline.settings, retention_days=30)))
-            ms, counts = timed(due.purge)
-            print(f"{'purge, retention 30 days (leads 30-35 days old due)':<52} {seeded:>14} {ms:>8.0f}  {counts}")
-        finally:
-            azurite.stop()
+    with pipeline_on_own_azurite() as (pipeline, _azurite, _work):
+        now, seeded = utcnow(), 0
+        privacy = Privacy(pipeline.runtime)
+        print(f"{'operation':<52} {'leads in table':>14} {'ms':>8}  result")
+        for size in SIZES:
+            seed(pipeline.table, (varied_lead(n, now) for n in range(seeded, size)))
+            seeded = size
+            ms, document = timed(lambda: privacy.export("person7@example7.com"))
+            print(f"{'subject-export (1 lead of the person)':<52} {size:>14} {ms:>8.0f}  "
+                  f"{len(document['leads'])} lead(s)")
+            ms, counts = timed(lambda: privacy.forget("person7@example7.com"))
+            print(f"{'forget (1 lead of the person)':<52} {size:>14} {ms:>8.0f}  {counts['leads']} lead(s)")
+            ms, counts = timed(lambda: privacy.forget("nobody@example.com"))
+            print(f"{'forget (nobody: nothing held)':<52} {size:>14} {ms:>8.0f}  {counts['leads']} lead(s)")
+            seed(pipeline.table, [varied_lead(7, now)])  # person 7 back, for the next size
+        ms, counts = timed(privacy.purge)
+        print(f"{'purge, retention 730 days (nothing due)':<52} {seeded:>14} {ms:>8.0f}  {counts}")
+        due = Privacy(replace(pipeline.runtime, settings=replace(pipeline.settings, retention_days=30)))
+        ms, counts = timed(due.purge)
+        print(f"{'purge, retention 30 days (leads 30-35 days old due)':<52} {seeded:>14} {ms:>8.0f}  {counts}")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from leads.azure_clients import queue_service, table_service
@@ -121,3 +123,18 @@ def build_pipeline(connection_string: str, spool_dir: str, destinations: Mapping
 
 
 Factory = Callable[..., Pipeline]
+
+
+@contextlib.contextmanager
+def pipeline_on_own_azurite() -> Iterator[tuple[Pipeline, Any, str]]:
+    """The benchmarks' stack: an Azurite of its own in a temporary folder and a pipeline on it whose e-mail is
+    recorded; yields (pipeline, azurite, the folder)."""
+    from tests.support.azurite import start_test_azurite
+
+    with tempfile.TemporaryDirectory() as work:
+        azurite = start_test_azurite(Path(work) / "azurite")
+        try:
+            yield (build_pipeline(azurite.connection_string, str(Path(work) / "spool"),
+                                  {"email": RecordingDestination("email")}), azurite, work)
+        finally:
+            azurite.stop()
