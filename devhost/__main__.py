@@ -29,7 +29,7 @@ from devhost.azurite import start_azurite
 from devhost.flex import FlexHost
 from devhost.host import LocalHost
 from devhost.mailcatcher import MailCatcher, port_is_free
-from leads.local_settings import apply_local_settings
+from leads.cli.local_settings import apply_local_settings
 
 log = logging.getLogger("devhost")
 MAIL_PORT = 1025

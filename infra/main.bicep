@@ -1,7 +1,7 @@
 // The whole lead destination in one deployment:
 //   az deployment sub create --location <region> --template-file infra/main.bicep --parameters @infra/main.parameters.json
 // Subscription scope so that the resource group is created too (as in Azure-Samples/functions-quickstart-python-http-azd).
-// Every app setting the app reads (leads/settings.py SETTINGS) is a parameter below with the code's default; the
+// Every app setting the app reads (leads/core/settings.py SETTINGS) is a parameter below with the code's default; the
 // ones marked secret are secure parameters stored in Key Vault and referenced from the app settings.
 targetScope = 'subscription'
 
@@ -40,7 +40,7 @@ param operatorSignInClientId string = ''
 @description('With enableOperatorSignIn: tenant users sign in from (default: this subscription\'s tenant).')
 param operatorSignInTenantId string = tenant().tenantId
 
-// ----- App settings read by the app (leads/settings.py), each with the code's default -----
+// ----- App settings read by the app (leads/core/settings.py), each with the code's default -----
 
 // --- core ---
 @description('LEADS_IMPORT_TABLE: The table Partner Center writes leads to (with LEADS_IMPORT_STORAGE).')
@@ -574,7 +574,7 @@ var appSettings = {
   LEADS_IMPORT_STORAGE: empty(importStorageAccountName) ? '' : 'https://${importStorageAccountName}.table.${environment().suffixes.storage}'
   LEADS_IMPORT_TABLE: leadsImportTable
   // host.json telemetryMode OpenTelemetry: the worker makes the host's invocation span current in the function and
-  // leaves the app's logs to the app, which exports them with its spans and metrics (leads/telemetry_otel.py).
+  // leaves the app's logs to the app, which exports them with its spans and metrics (leads/telemetry/otel.py).
   // Not PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: the worker would configure Azure Monitor a second time.
   PYTHON_ENABLE_OPENTELEMETRY: 'true'
   LEADS_TABLE: leadsTable

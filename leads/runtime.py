@@ -14,24 +14,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from leads.azure_clients import queue_service, table_service
-from leads.breaker import Breaker, CircuitBreakers
-from leads.delivery import DeliveryService
-from leads.errors import StorageUnavailableError
-from leads.ingest import IngestService
-from leads.ops_notices import NoticeSender, OpsNotices, notify_safely
-from leads.poison import PoisonRequeue
-from leads.ports import HeldLeads
-from leads.recovery import Recovery
-from leads.settings import Settings, get_settings
-from leads.spool import Spool
-from leads.sweeper import Sweeper
-from leads.table_store import LeadTable
+from leads.core.breaker import Breaker, CircuitBreakers
+from leads.core.errors import StorageUnavailableError
+from leads.core.ports import HeldLeads
+from leads.core.settings import Settings, get_settings
+from leads.services.delivery import DeliveryService
+from leads.services.ingest import IngestService
+from leads.services.ops_notices import NoticeSender, OpsNotices, notify_safely
+from leads.services.poison import PoisonRequeue
+from leads.services.recovery import Recovery
+from leads.services.sweeper import Sweeper
+from leads.storage.azure_clients import queue_service, table_service
+from leads.storage.spool import Spool
+from leads.storage.table_store import LeadTable
+from leads.storage.work_queue import WorkQueue
 from leads.telemetry import telemetry
-from leads.work_queue import WorkQueue
 
 if TYPE_CHECKING:
-    from leads.importer import Importer
+    from leads.services.importer import Importer
 
 log = logging.getLogger("leads")
 T = TypeVar("T")
@@ -91,7 +91,7 @@ def build_runtime(settings: Settings) -> Runtime:
 def build_fallback(settings: Settings) -> HeldLeads | None:
     if settings.fallback_storage is None:
         return None
-    from leads.fallback_table import FallbackTable
+    from leads.storage.fallback_table import FallbackTable
 
     fallback = FallbackTable(table_service(settings.fallback_storage))
     with contextlib.suppress(StorageUnavailableError):  # created on first use otherwise (and by the Bicep)
@@ -118,8 +118,8 @@ def build_delivery(rt: Runtime) -> DeliveryService:
 
 def build_notices(rt: Runtime) -> OpsNotices:
     """Operational notices by e-mail when e-mail is configured; otherwise they are only logged."""
-    from leads.ops_notice_email import EmailNoticeSender
-    from leads.ops_notice_table import NoticeTable
+    from leads.destinations.notice_email import EmailNoticeSender
+    from leads.storage.notice_table import NoticeTable
 
     sender = EmailNoticeSender(rt.settings)
     if sender.problem:
@@ -127,7 +127,7 @@ def build_notices(rt: Runtime) -> OpsNotices:
     senders: list[NoticeSender] = [] if sender.problem else [sender]
     if rt.settings.ops_chat:
         from leads.destinations import Unavailable, usable_destination
-        from leads.ops_notice_chat import chat_sender
+        from leads.destinations.notice_chat import chat_sender
 
         for name in rt.settings.ops_chat:
             chat = usable_destination(name, rt.settings)
@@ -159,8 +159,8 @@ def build_importer(rt: Runtime) -> Importer | None:
     """None without LEADS_IMPORT_STORAGE (or with a malformed one: a warning says so)."""
     if rt.settings.import_storage is None:
         return None
-    from leads.importer import Importer
-    from leads.source_table import SourceTable, WatermarkTable
+    from leads.services.importer import Importer
+    from leads.storage.source_table import SourceTable, WatermarkTable
 
     source = SourceTable(table_service(rt.settings.import_storage).get_table_client(rt.settings.import_table))
     watermarks = WatermarkTable(rt.table.leads, rt.settings.import_table)

@@ -117,15 +117,15 @@ def honest_storage_calls(azurite: Azurite, smtp: SmtpServer, work: Path, label: 
 def storage_floor(connection_string: str, count: int, clients: int) -> float:
     """Leads/s for the ingest's own storage work alone: one transaction (lead + marker + outbox) and one
     enqueue per lead, issued directly from this process with the same concurrency as the HTTP clients."""
-    from leads.azure_clients import queue_service, table_service
-    from leads.ingest import ENQUEUE_GRACE
-    from leads.keys import new_lead_id
-    from leads.messages import DeliveryMessage
-    from leads.model import StoredLead, utcnow
-    from leads.parsing import parse_lead
-    from leads.settings import load_settings
-    from leads.table_store import LeadTable
-    from leads.work_queue import WorkQueue
+    from leads.core.keys import new_lead_id
+    from leads.core.messages import DeliveryMessage
+    from leads.core.model import StoredLead, utcnow
+    from leads.core.parsing import parse_lead
+    from leads.core.settings import load_settings
+    from leads.services.ingest import ENQUEUE_GRACE
+    from leads.storage.azure_clients import queue_service, table_service
+    from leads.storage.table_store import LeadTable
+    from leads.storage.work_queue import WorkQueue
 
     suffix = uuid.uuid4().hex[:8]
     settings = load_settings({"AzureWebJobsStorage": connection_string, "LEADS_TABLE": f"floor{suffix}",
@@ -157,8 +157,9 @@ def main() -> None:
     print(f"import function_app:                     {import_ms('import function_app'):6.0f} ms (median of 5)")
     print(f"import azure.functions + storage SDKs:   "
           f"{import_ms('import azure.functions, azure.data.tables, azure.storage.queue'):6.0f} ms")
+    REQUEST_PATH = "import function_app, leads.runtime, leads.services.ingest, leads.storage.table_store"
     print(f"import function_app + request path:      "
-          f"{import_ms('import function_app, leads.runtime, leads.ingest, leads.table_store'):6.0f} ms")
+          f"{import_ms(REQUEST_PATH):6.0f} ms")
 
     work = Path(tempfile.mkdtemp(prefix="leads-bench-"))
     azurite = start_azurite(ROOT, work / "azurite", free_ports=True, in_memory=True)

@@ -1,4 +1,4 @@
-"""`make bench`: the importer's throughput (leads/importer.py) on Azurite. Prints figures; asserts nothing.
+"""`make bench`: the importer's throughput (leads/services/importer.py) on Azurite. Prints figures; asserts nothing.
 
 Rows in Partner Center's shape are written to a source table, then imported by one run of the importer as the
 timer runs it (one process, rows one after another): a first run (each row a new lead: one transaction and one
@@ -16,9 +16,9 @@ ROWS = 500
 
 def main() -> None:
     from devhost.azurite import start_azurite
-    from leads.azure_clients import table_service
-    from leads.importer import Importer
-    from leads.source_table import SourceTable, WatermarkTable
+    from leads.services.importer import Importer
+    from leads.storage.azure_clients import table_service
+    from leads.storage.source_table import SourceTable, WatermarkTable
     from tests.support.partner_center_table import partner_center_row, source_table
     from tests.support.pipeline import RecordingDestination, build_pipeline
 

@@ -1,7 +1,7 @@
 """`python -m tests.bench_manage`: the management API's list over 10,000 leads on Azurite. Prints figures;
 asserts nothing.
 
-10,000 leads are seeded as the app writes them (leads/table_store.py lead_entity, 100 per transaction), one
+10,000 leads are seeded as the app writes them (leads/storage/table_store.py lead_entity, 100 per transaction), one
 every 5 minutes back from now (about 35 days), mixed actions, offers, test leads and states
 (tests/support/seeding.py). Each figure is the median of 5 runs of ManageService.list_leads (limit 50) and,
 for the first, of the same request through the local host's HTTP route."""
@@ -34,9 +34,9 @@ def median_ms(action: Callable[[], Any]) -> tuple[float, Any]:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
+    from leads.core.model import utcnow
     from leads.manage.filters import LeadFilter
     from leads.manage.service import ManageService
-    from leads.model import utcnow
     from tests.support.pipeline import pipeline_on_own_azurite
     from tests.support.seeding import seed, varied_lead
 

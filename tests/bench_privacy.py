@@ -26,8 +26,8 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from leads.model import utcnow
-    from leads.privacy import Privacy
+    from leads.core.model import utcnow
+    from leads.services.privacy import Privacy
     from tests.support.pipeline import pipeline_on_own_azurite
     from tests.support.seeding import seed, varied_lead
 

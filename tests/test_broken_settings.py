@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from leads import doctor
-from leads.breaker import CircuitBreakers
-from leads.delivery import DeliveryService
+from leads.core.breaker import CircuitBreakers
+from leads.core.model import BLOCKED, DELIVERED, StoredLead
+from leads.core.settings import get_settings
 from leads.destinations import build_destinations
-from leads.model import BLOCKED, DELIVERED, StoredLead
-from leads.settings import get_settings
+from leads.services import doctor
+from leads.services.delivery import DeliveryService
 from tests.support.fake_http import FakeServer, Reply
 from tests.support.pipeline import Pipeline, build_pipeline
 from tests.support.smtp import SmtpServer

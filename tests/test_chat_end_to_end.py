@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook as Receiver
 
-from leads.model import DELIVERED
-from leads.settings import load_settings
-from leads.table_store import LeadTable
+from leads.core.model import DELIVERED
+from leads.core.settings import load_settings
+from leads.storage.table_store import LeadTable
 from tests.support.chat_fakes import FakeSlack, FakeTeamsWorkflow, card_facts
 from tests.support.fake_http import FakeServer, Reply
 from tests.support.http_json import post
@@ -29,7 +29,7 @@ NEW_SECRET = "whsec_" + base64.b64encode(b"the-new-secret-of-32-bytes-len!!").de
 
 def test_one_lead_reaches_webhook_teams_and_slack_once_and_verifies_during_a_rotation(
         local_host_factory, azurite, tmp_path: Path) -> None:
-    from leads.azure_clients import table_service
+    from leads.storage.azure_clients import table_service
 
     with FakeServer() as hooks, FakeServer() as teams_server, FakeServer() as slack_server:
         hooks.on("POST", "/hooks/leads", Reply(204))

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from leads.destinations.base import Skipped
-from leads.errors import LeadRejectedError
-from leads.keys import new_lead_id
-from leads.messages import DeliveryMessage
-from leads.model import Customer, Lead, StoredLead
+from leads.core.destination import Skipped
+from leads.core.errors import LeadRejectedError
+from leads.core.keys import new_lead_id
+from leads.core.messages import DeliveryMessage
+from leads.core.model import Customer, Lead, StoredLead
 from tests.conftest import clear_cached_functions
 from tests.support.azurite import PROJECT_ROOT
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from leads.errors import LeadRejectedError
-from leads.messages import DeliveryMessage
+from leads.core.errors import LeadRejectedError
+from leads.core.messages import DeliveryMessage
 from tests.conftest import StartedHost
 from tests.support.azurite import PROJECT_ROOT
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline

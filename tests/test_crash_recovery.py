@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from leads.messages import DeliveryMessage
-from leads.model import DELIVERED, SENDING
+from leads.core.messages import DeliveryMessage
+from leads.core.model import DELIVERED, SENDING
 from tests.support.azurite import PROJECT_ROOT
 from tests.support.crash_worker import FileRecordingDestination
 from tests.support.pipeline import build_pipeline

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from leads import destinations, doctor
-from leads.destinations.base import Check
-from leads.settings import load_settings
+from leads import destinations
+from leads.core.destination import Check
+from leads.core.settings import load_settings
+from leads.services import doctor
 from tests.support import azure_ad
 from tests.support.azure_ad import (
     APP_USER_ID,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from leads.model import DELIVERED
-from leads.settings import load_settings
-from leads.table_store import LeadTable
+from leads.core.model import DELIVERED
+from leads.core.settings import load_settings
+from leads.storage.table_store import LeadTable
 from tests.support.http_json import post
 from tests.support.samples import SAMPLES
 from tests.support.smtp import SmtpServer
@@ -40,7 +40,7 @@ def app_env(smtp: SmtpServer, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def lead_table(env: dict[str, str], azurite: Any) -> LeadTable:
-    from leads.azure_clients import table_service
+    from leads.storage.azure_clients import table_service
 
     settings = load_settings({**env, "AzureWebJobsStorage": azurite.connection_string})
     return LeadTable(table_service(settings.storage), settings.table, settings.quarantine_table)
@@ -116,9 +116,9 @@ def test_a_message_in_the_poison_queue_brings_its_lead_back_and_marks_nothing_fa
 
     from azure.storage.queue import QueueClient
 
-    from leads.keys import new_lead_id
-    from leads.model import DeliveryState, StoredLead, utcnow
-    from leads.parsing import parse_lead
+    from leads.core.keys import new_lead_id
+    from leads.core.model import DeliveryState, StoredLead, utcnow
+    from leads.core.parsing import parse_lead
 
     # The poison queue has no trigger: the sweeper reads it (every second here, every 5 minutes by default).
     env = app_env(smtp_server, tmp_path, LEADS_REQUEUE_AGAIN_SECONDS="1", LEADS_SWEEP_SCHEDULE="* * * * * *")

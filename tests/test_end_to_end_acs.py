@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from leads.core.model import DELIVERED
+from leads.core.settings import load_settings
 from leads.destinations.email_acs import operation_id
-from leads.model import DELIVERED
-from leads.settings import load_settings
-from leads.table_store import LeadTable
+from leads.storage.table_store import LeadTable
 from tests.support.acs_email import FakeAcsEmail
 from tests.support.http_json import post
 from tests.support.samples import SAMPLES
@@ -44,7 +44,7 @@ def test_a_lead_is_sent_once_through_acs_even_when_the_send_outlasts_a_delivery(
     status, answer = post(host.url("leads"), (SAMPLES / "partner-center-doc-sample.json").read_bytes())
     assert status == 202, answer
     settings = load_settings({**env, "AzureWebJobsStorage": azurite.connection_string})
-    from leads.azure_clients import table_service
+    from leads.storage.azure_clients import table_service
 
     table = LeadTable(table_service(settings.storage), settings.table, settings.quarantine_table)
     wait_until(lambda: table.load(answer["id"]).stored.status == DELIVERED, timeout=60)  # type: ignore[union-attr]

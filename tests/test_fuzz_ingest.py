@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leads import runtime as runtime_module
-from leads.messages import decode_message
+from leads.core.messages import decode_message
 from leads.triggers import http
 from tests.test_http_triggers import app_env, call  # noqa: F401 - app_env is a fixture
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leads import runtime as runtime_module
-from leads.settings import get_settings
+from leads.core.settings import get_settings
 from leads.triggers import http
 from tests.support.samples import SAMPLES
 from tests.test_pipeline import dead_connection_string
@@ -145,8 +145,8 @@ def test_queue_down_still_answers_202_because_the_lead_is_stored(app_env: Path, 
 
 @pytest.mark.azurite
 def test_status_lists_recent_leads_and_open_breakers_without_personal_data(app_env: Path) -> None:
-    from leads.breaker import Breaker
-    from leads.model import utcnow
+    from leads.core.breaker import Breaker
+    from leads.core.model import utcnow
 
     lead_id = json.loads(call(http.ingest_lead, body=(SAMPLES / "camelcase-wire.json").read_bytes()).get_body())["id"]
     again = json.loads(call(http.ingest_lead, body=(SAMPLES / "camelcase-wire.json").read_bytes()).get_body())

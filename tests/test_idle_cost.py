@@ -8,7 +8,7 @@ from pathlib import Path
 
 from devhost.hostjson import parse_timespan
 from devhost.invoke import index_functions
-from leads.settings import SETTINGS, binding_sweep_schedule, load_settings
+from leads.core.settings import SETTINGS, binding_sweep_schedule, load_settings
 from tests.conftest import import_app_afresh
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from azure.functions.timer import TimerRequest
 
-from leads import doctor
+from leads.services import doctor
 from tests.conftest import clear_cached_functions
 from tests.devhost.http_client import call
 from tests.support.partner_center_table import source_table, write_rows

@@ -1,4 +1,4 @@
-"""The importer (leads/importer.py) on Azurite, with rows in the shape Partner Center's Azure Table destination
+"""The importer (leads/services/importer.py) on Azurite, with rows in the shape Partner Center's Azure Table destination
 writes: each row becomes one lead, however often it is read, whoever reads it, whenever it was committed."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from azure.data.tables import TableClient
 
-from leads.azure_clients import table_service
-from leads.importer import Importer
-from leads.ports import SourceRow
-from leads.source_table import SourceTable, WatermarkTable
+from leads.core.ports import SourceRow
+from leads.services.importer import Importer
+from leads.storage.azure_clients import table_service
+from leads.storage.source_table import SourceTable, WatermarkTable
 from tests.support.azurite import PROJECT_ROOT
 from tests.support.partner_center_table import partner_center_row, source_table, write_rows
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
@@ -170,14 +170,14 @@ def test_an_empty_table_costs_two_reads_and_no_write(pipeline: Pipeline, source:
 
 
 def test_the_importer_core_imports_no_azure_module() -> None:
-    code = "import leads.importer, sys; print(sorted(m for m in sys.modules if m.startswith('azure')))"
+    code = "import leads.services.importer, sys; print(sorted(m for m in sys.modules if m.startswith('azure')))"
     printed = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
                              check=True).stdout
     assert printed.strip() == "[]"
 
 
 def test_a_forgotten_person_is_not_imported_again_by_a_backfill(pipeline: Pipeline, source: TableClient) -> None:
-    from leads.privacy import Privacy
+    from leads.services.privacy import Privacy
 
     write_rows(source, ["gone@contoso.example", "kept@contoso.example"])
     importer(pipeline, source).run()

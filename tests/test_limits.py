@@ -13,9 +13,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import TextBase64EncodePolicy
 
-from leads import keys
-from leads.azure_clients import queue_service, table_service
-from leads.azure_limits import (
+from leads.core import keys
+from leads.core.azure_limits import (
     MAX_ENTITY_BYTES,
     MAX_QUEUE_MESSAGE_BYTES,
     MAX_STRING_BYTES,
@@ -25,10 +24,11 @@ from leads.azure_limits import (
     queue_message_fits,
     utf16_units,
 )
-from leads.messages import DeliveryMessage
-from leads.model import StoredLead
-from leads.settings import load_settings
-from leads.table_store import lead_entity, raw_body_of
+from leads.core.messages import DeliveryMessage
+from leads.core.model import StoredLead
+from leads.core.settings import load_settings
+from leads.storage.azure_clients import queue_service, table_service
+from leads.storage.table_store import lead_entity, raw_body_of
 from tests.support.azure_limits_enforcer import ENFORCER, AzureLimitExceeded
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 
@@ -75,7 +75,7 @@ def test_queue_message_size_is_the_base64_of_its_utf8() -> None:
 
 def test_the_largest_lead_entity_is_within_azure_limits() -> None:
     """A 64 KiB body of campaign parameters and a long LeadSource: the JSON repeats both."""
-    from leads.parsing import MAX_BODY_BYTES, parse_lead
+    from leads.core.parsing import MAX_BODY_BYTES, parse_lead
 
     pairs = "&".join(f"k{i}=v" for i in range(12_000))
     document: dict[str, Any] = {**LEAD, "Description": "Campaigns: " + pairs,
@@ -178,7 +178,7 @@ def test_a_60_kb_lead_is_stored_and_enqueued_in_the_same_request(pipeline: Pipel
 
 
 def test_a_snapshot_message_that_fits_travels_whole_and_one_that_does_not_is_id_only() -> None:
-    from leads.parsing import parse_lead
+    from leads.core.parsing import parse_lead
 
     now = datetime.now(UTC)
     for size, inline in ((40_000, True), (50_000, False)):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from leads.local_settings import apply_local_settings, read_local_settings
+from leads.cli.local_settings import apply_local_settings, read_local_settings
 from tests.support.azurite import PROJECT_ROOT
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from leads.azure_clients import table_service
-from leads.model import BLOCKED, DELIVERED, RETRYING, StoredLead
-from leads.settings import load_settings
-from leads.table_store import LeadTable
+from leads.core.model import BLOCKED, DELIVERED, RETRYING, StoredLead
+from leads.core.settings import load_settings
+from leads.storage.azure_clients import table_service
+from leads.storage.table_store import LeadTable
 from tests.support.chat_fakes import FakeSlack, FakeTeamsWorkflow
 from tests.support.fake_http import FakeServer, Reply
 from tests.support.smtp import SmtpServer

@@ -1,4 +1,4 @@
-"""The notification e-mail (leads.notification): content, privacy and header safety. No network."""
+"""The notification e-mail (leads.core.notification): content, privacy and header safety. No network."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leads.model import Customer, Lead, LeadSource, StoredLead
-from leads.notification import POLICY, build_notification
-from leads.settings import EmailSettings
+from leads.core.model import Customer, Lead, LeadSource, StoredLead
+from leads.core.notification import POLICY, build_notification
+from leads.core.settings import EmailSettings
 
 LEAD_ID = "20261121T044355123Z-9f3a1c2e"
 RECEIVED = datetime(2026, 11, 21, 4, 43, 55, 123000, tzinfo=UTC)
@@ -300,8 +300,8 @@ def test_any_text_in_any_field_makes_a_well_formed_message(
 
 
 def test_links_to_the_lead_in_the_console_when_leads_console_url_is_set() -> None:
+    from leads.core.settings import load_settings
     from leads.destinations.email import create
-    from leads.settings import load_settings
 
     console = 'https://leads.example.com/api/console?x="<b>'  # escaped in HTML, kept whole in text
     text, page = parts(parse(serialise(build_notification(stored(), EMAIL, console_url=console + "/"))))

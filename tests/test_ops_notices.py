@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from leads.breaker import CircuitBreakers
-from leads.delivery import DeliveryService
-from leads.errors import ConfigurationError, LeadRejectedError
-from leads.messages import DeliveryMessage
-from leads.model import BLOCKED, FAILED
-from leads.ops_notice_table import NOTICES_PARTITION, NoticeTable
-from leads.ops_notices import ConditionState, OpsNotices
+from leads.core.breaker import CircuitBreakers
+from leads.core.errors import ConfigurationError, LeadRejectedError
+from leads.core.messages import DeliveryMessage
+from leads.core.model import BLOCKED, FAILED
 from leads.runtime import build_notices
-from leads.sweeper import Sweeper
+from leads.services.delivery import DeliveryService
+from leads.services.ops_notices import ConditionState, OpsNotices
+from leads.services.sweeper import Sweeper
+from leads.storage.notice_table import NOTICES_PARTITION, NoticeTable
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import wait_until
@@ -319,7 +319,7 @@ def test_the_app_as_served_sends_one_blocked_notice_and_the_sweeper_notices_sile
 
 def test_a_crash_loop_that_ends_in_failure_is_noticed(make: Any, smtp_server: SmtpServer) -> None:
     """policy.settle_crashes fails a destination whose workers kept dying: that lead failed for good too."""
-    from leads.model import SENDING, iso
+    from leads.core.model import SENDING, iso
 
     pipeline = make({"hubspot": RecordingDestination("hubspot", True)})
     lead_id = ingest(pipeline)
@@ -338,7 +338,7 @@ def test_a_crash_loop_that_ends_in_failure_is_noticed(make: Any, smtp_server: Sm
 
 
 def test_ops_recipients_fall_back_to_the_lead_recipients_and_bad_values_to_defaults() -> None:
-    from leads.settings import load_settings
+    from leads.core.settings import load_settings
 
     base = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "LEADS_EMAIL_TO": "sales@contoso.example"}
     assert load_settings(base).ops_email_to == ("sales@contoso.example",)
@@ -353,7 +353,7 @@ def test_a_flapping_condition_is_not_announced_again_within_the_interval() -> No
     """The decisions alone (plain functions): open, clear, reopen at once, then an interval later."""
     from datetime import UTC, datetime
 
-    from leads.ops_notices import Event, on_clear, on_event, sent
+    from leads.services.ops_notices import Event, on_clear, on_event, sent
 
     hour, start = timedelta(hours=1), datetime(2026, 11, 30, 9, tzinfo=UTC)
     event = Event("blocked:hubspot", "HubSpot refused the token (401).", "lead-1")
@@ -373,7 +373,7 @@ def test_the_notice_decisions_import_no_azure_package() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, leads.ops_notices; "
+    code = ("import sys, leads.services.ops_notices; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('azure', 'msal')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
@@ -405,7 +405,7 @@ def test_notices_also_reach_the_teams_and_slack_channels_lead_ops_chat_names(mak
 
 
 def test_lead_ops_chat_naming_anything_but_a_chat_destination_is_a_sentence_and_email_still_goes() -> None:
-    from leads.settings import load_settings
+    from leads.core.settings import load_settings
 
     settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "LEADS_DESTINATIONS":
                               "email,webhook,slack", "LEADS_OPS_CHAT": "slack,webhook,teams"})

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leads.errors import LeadValidationError
-from leads.parsing import MAX_BODY_BYTES, parse_lead
+from leads.core.errors import LeadValidationError
+from leads.core.parsing import MAX_BODY_BYTES, parse_lead
 from tests.support.samples import SAMPLES
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from leads.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
-from leads.messages import DeliveryMessage
-from leads.model import BLOCKED, DELIVERED, FAILED, RETRYING, SENDING, SKIPPED, parse_iso
-from leads.poison import PoisonRequeue
-from leads.sweeper import Sweeper
-from leads.table_store import OutboxItem
+from leads.core.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
+from leads.core.messages import DeliveryMessage
+from leads.core.model import BLOCKED, DELIVERED, FAILED, RETRYING, SENDING, SKIPPED, parse_iso
+from leads.services.poison import PoisonRequeue
+from leads.services.sweeper import Sweeper
+from leads.storage.table_store import OutboxItem
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 from tests.support.samples import sample_bytes
 from tests.support.waiting import wait_until
@@ -351,7 +351,7 @@ def test_the_sweeper_cannot_resurrect_the_outbox_row_of_a_lead_a_worker_just_fin
 
 
 def test_a_finished_lead_brought_back_by_a_leftover_outbox_row_loses_the_row(pipeline: Pipeline) -> None:
-    from leads import keys
+    from leads.core import keys
 
     answer = pipeline.ingest.receive("POST", body())
     pipeline.delivery.handle(pipeline.queued()[0])
@@ -365,7 +365,7 @@ def test_a_finished_lead_brought_back_by_a_leftover_outbox_row_loses_the_row(pip
 
 
 def test_a_missing_outbox_row_does_not_leave_a_stale_attention_row(pipeline: Pipeline) -> None:
-    from leads import keys
+    from leads.core import keys
 
     pipeline.destinations["hubspot"].script = [ConfigurationError("HubSpot refused the token.")]
     lead_id = pipeline.ingest.receive("POST", body()).body["id"]
@@ -409,7 +409,7 @@ def test_a_blocked_destination_waits_for_the_fix_and_then_goes_through_by_itself
 
 
 def test_replay_failed_finds_every_failed_lead_through_the_index_and_replays_it(pipeline: Pipeline) -> None:
-    from leads.replay import leads_needing_attention, replay_leads
+    from leads.services.replay import leads_needing_attention, replay_leads
 
     pipeline.destinations["hubspot"].script = [LeadRejectedError("a validation rule refused it")] * 3
     ids = []

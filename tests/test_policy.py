@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from leads import policy
-from leads.destinations.base import Delivered, Skipped
-from leads.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
-from leads.model import (
+from leads.core import policy
+from leads.core.destination import Delivered, Skipped
+from leads.core.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
+from leads.core.model import (
     BLOCKED,
     DELIVERED,
     FAILED,
@@ -21,8 +21,8 @@ from leads.model import (
     StoredLead,
     iso,
 )
-from leads.routing import Routing
-from leads.settings import load_settings
+from leads.core.routing import Routing
+from leads.core.settings import load_settings
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 DELAYS = (30, 120, 600)

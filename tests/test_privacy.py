@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-from leads import keys
-from leads.azure_clients import table_service
-from leads.errors import ConfigurationError
-from leads.fallback_table import FallbackTable
-from leads.marker_secret import MarkerSecret
-from leads.messages import DeliveryMessage
-from leads.model import utcnow
-from leads.parsing import parse_lead
-from leads.privacy import Privacy
-from leads.subjects import FORGET_COUNTS
-from leads.table_store import LeadTable
+from leads.core import keys
+from leads.core.errors import ConfigurationError
+from leads.core.messages import DeliveryMessage
+from leads.core.model import utcnow
+from leads.core.parsing import parse_lead
+from leads.core.subjects import FORGET_COUNTS
+from leads.services.privacy import Privacy
+from leads.storage.azure_clients import table_service
+from leads.storage.fallback_table import FallbackTable
+from leads.storage.marker_secret import MarkerSecret
+from leads.storage.table_store import LeadTable
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 
 OLD = timedelta(days=800)  # past the default retention of 730 days

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from leads.azure_clients import queue_service
-from leads.settings import load_settings
+from leads.core.settings import load_settings
+from leads.storage.azure_clients import queue_service
 from tests.support.http_json import post
 from tests.support.samples import sample_bytes
 from tests.support.smtp import SmtpServer

@@ -1,5 +1,5 @@
 """Leads kept while storage was down reach the main table once, without copies and without one file
-blocking the others (leads/recovery.py), on a real Azurite."""
+blocking the others (leads/services/recovery.py), on a real Azurite."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from leads.azure_clients import table_service
-from leads.errors import StorageUnavailableError
-from leads.fallback_table import FallbackTable
-from leads.model import StoredLead, utcnow
-from leads.parsing import parse_lead
-from leads.ports import Added, SourceRow
-from leads.recovery import Recovery
-from leads.settings import load_settings
-from leads.spool import Spool
-from leads.sweeper import Sweeper
-from leads.table_store import LeadTable
+from leads.core.errors import StorageUnavailableError
+from leads.core.model import StoredLead, utcnow
+from leads.core.parsing import parse_lead
+from leads.core.ports import Added, SourceRow
+from leads.core.settings import load_settings
+from leads.services.recovery import Recovery
+from leads.services.sweeper import Sweeper
+from leads.storage.azure_clients import table_service
+from leads.storage.fallback_table import FallbackTable
+from leads.storage.spool import Spool
+from leads.storage.table_store import LeadTable
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 from tests.test_pipeline import body, dead_connection_string
 

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from leads import doctor, policy
-from leads.destinations import usable_destination
-from leads.model import (
+from leads.core import policy
+from leads.core.model import (
     BLOCKED,
     DELIVERED,
     PENDING,
@@ -22,8 +21,10 @@ from leads.model import (
     LeadSource,
     StoredLead,
 )
-from leads.routing import Routing, parse_routes
-from leads.settings import Settings, instance_setting_name, load_settings, secret_setting_names
+from leads.core.routing import Routing, parse_routes
+from leads.core.settings import Settings, instance_setting_name, load_settings, secret_setting_names
+from leads.destinations import usable_destination
+from leads.services import doctor
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from leads.model import DELIVERED, SKIPPED, StoredLead
+from leads.core.model import DELIVERED, SKIPPED, StoredLead
 from tests.support.fake_http import FakeServer, Reply
 from tests.support.http_json import post
 from tests.support.smtp import SmtpServer

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from leads import doctor
-from leads.messages import DeliveryMessage
-from leads.model import BLOCKED, DELIVERED, SKIPPED, DeliveryState, StoredLead
-from leads.parsing import parse_lead
+from leads.core.messages import DeliveryMessage
+from leads.core.model import BLOCKED, DELIVERED, SKIPPED, DeliveryState, StoredLead
+from leads.core.parsing import parse_lead
+from leads.services import doctor
 from tests.support.fake_http import FakeServer, Reply
 from tests.support.smtp import SmtpServer
 from tests.test_broken_settings import LEAD, email_env, ingest_and_deliver, real_pipeline

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from leads.errors import SettingsError
-from leads.settings import SETTINGS, Setting, load_settings
-from leads.settings_doc import render_document, render_tables
+from leads.cli.settings_doc import render_document, render_tables
+from leads.core.errors import SettingsError
+from leads.core.settings import SETTINGS, Setting, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
@@ -26,7 +26,7 @@ def test_every_setting_is_documented_in_the_settings_page_and_the_sample(setting
 
 
 def test_the_settings_page_tables_are_the_registry_regenerated() -> None:
-    # Out of date? `python -m leads.settings_doc` rewrites the tables from leads/settings.py.
+    # Out of date? `python -m leads.cli.settings_doc` rewrites the tables from leads/core/settings.py.
     page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     assert render_document(page) == page
     documented = re.findall(r"^\| `([^`]+)` \|", page, flags=re.MULTILINE)

@@ -17,8 +17,8 @@ import pytest
 from azure.data.tables import TableClient
 
 from devhost.azurite import Azurite, connection_string
-from leads.fallback_table import FALLBACK_TABLE
-from leads.model import DELIVERED
+from leads.core.model import DELIVERED
+from leads.storage.fallback_table import FALLBACK_TABLE
 from tests.devhost.http_client import call
 from tests.support.azurite import start_test_azurite
 from tests.support.http_json import post

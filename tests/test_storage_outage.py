@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from leads.model import DELIVERED, FAILED, RETRYING, utcnow
-from leads.table_store import LeadTable
+from leads.core.model import DELIVERED, FAILED, RETRYING, utcnow
+from leads.storage.table_store import LeadTable
 from tests.support.azurite import PROJECT_ROOT
 from tests.support.fake_http import FakeServer, Recorded, Reply
 from tests.support.http_json import post

@@ -25,10 +25,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from leads.errors import TransientDestinationError
-from leads.ingest import IngestService
-from leads.model import DELIVERED
-from leads.sweeper import Sweeper
+from leads.core.errors import TransientDestinationError
+from leads.core.model import DELIVERED
+from leads.services.ingest import IngestService
+from leads.services.sweeper import Sweeper
 from tests.support.fake_http import FakeServer, Reply
 from tests.support.http_json import post
 from tests.support.pipeline import RecordingDestination, build_pipeline
@@ -87,7 +87,7 @@ def test_a_lead_is_traced_across_the_queue_to_each_destination_with_metrics_and_
         })
         # The module the freshly imported app uses (the host imports it anew).
         from leads import telemetry
-        from leads.telemetry_otel import OtelTelemetry
+        from leads.telemetry.otel import OtelTelemetry
 
         exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
         tracer_provider = TracerProvider()
@@ -165,7 +165,7 @@ def test_a_lead_is_traced_across_the_queue_to_each_destination_with_metrics_and_
 
 
 def _in_memory() -> tuple[Any, InMemorySpanExporter, InMemoryMetricReader, TracerProvider]:
-    from leads.telemetry_otel import OtelTelemetry
+    from leads.telemetry.otel import OtelTelemetry
 
     exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
     tracer_provider = TracerProvider()
@@ -245,7 +245,7 @@ def test_without_the_connection_string_nothing_of_opentelemetry_is_imported() ->
     env = {k: v for k, v in os.environ.items() if k != "APPLICATIONINSIGHTS_CONNECTION_STRING"}
     code = """
 import json, sys
-import function_app, leads.delivery, leads.ingest, leads.sweeper, leads.runtime
+import function_app, leads.services.delivery, leads.services.ingest, leads.services.sweeper, leads.runtime
 from leads.telemetry import telemetry
 tel = telemetry()
 with tel.span("lead.ingest", lead_id="x") as span:
@@ -253,7 +253,7 @@ with tel.span("lead.ingest", lead_id="x") as span:
     tel.count("leads.received", outcome="accepted")
 print(json.dumps({"enabled": tel.enabled, "modules": sorted(
     m for m in sys.modules if m.split(".")[0] == "opentelemetry" or m.startswith("azure.monitor")
-    or m == "leads.telemetry_otel")}))
+    or m == "leads.telemetry.otel")}))
 """
     done = _run(code, env)
     assert done.returncode == 0, done.stderr

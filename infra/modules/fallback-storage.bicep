@@ -1,12 +1,12 @@
 // The fallback storage (LEADS_FALLBACK_STORAGE): a second account, best in another region, holding each lead
-// that arrives while the main account's table is unreachable, until the sweeper moves it (leads/recovery.py).
+// that arrives while the main account's table is unreachable, until the sweeper moves it (leads/services/recovery.py).
 // Entra ID only, like the main account: shared keys are off; the app reaches it with its identity
 // (fallback-rbac.bicep grants the one data role it needs).
 param name string
 param location string
 param tags object
 
-@description('The table the app holds leads in (leads/fallback_table.py FALLBACK_TABLE).')
+@description('The table the app holds leads in (leads/storage/fallback_table.py FALLBACK_TABLE).')
 param tableName string
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {

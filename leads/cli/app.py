@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from leads.local_settings import apply_local_settings
+from leads.cli.local_settings import apply_local_settings
 
 if TYPE_CHECKING:
     from leads.manage.service import ManageService
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     apply_local_settings(Path.cwd())  # exactly as `make run` reads them
     handler: Handler = args.handler
-    from leads.errors import BadRequestError, LeadsError, NotFoundError
+    from leads.core.errors import BadRequestError, LeadsError, NotFoundError
 
     try:
         return handler(args)

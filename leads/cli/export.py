@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from leads.cli.app import OK, UsageError
 from leads.cli.browse import progress_options
 from leads.cli.output import progress, wants_progress
-from leads.model import StoredLead, iso
+from leads.core.model import StoredLead, iso
 
 PAGE = 100
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

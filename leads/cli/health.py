@@ -46,16 +46,16 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    """The same checks as the lines `python -m leads doctor` has always printed (leads/doctor.py), as
+    """The same checks as the lines `python -m leads doctor` has always printed (leads/services/doctor.py), as
     `{"ok", "checks": [{"destination", "name", "ok", "message"}]}` with --json; secrets scrubbed either way."""
-    from leads import doctor
+    from leads.services import doctor
 
     if not args.json:
         return int(doctor.main([f"--destination={name}" for name in args.destination]))
     import os
 
-    from leads.errors import SettingsError
-    from leads.settings import load_settings
+    from leads.core.errors import SettingsError
+    from leads.core.settings import load_settings
 
     secrets = doctor.secret_values(os.environ)
     try:

@@ -23,9 +23,9 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     since = since_of(args.since)
-    from leads.importer import ImportStopped
+    from leads.core.settings import get_settings
     from leads.runtime import importer
-    from leads.settings import get_settings
+    from leads.services.importer import ImportStopped
 
     service = importer() if get_settings().import_storage is not None else None
     if service is None:

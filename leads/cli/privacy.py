@@ -1,5 +1,5 @@
 """`forget EMAIL`, `subject-export EMAIL`, `purge`: a person's erasure and access requests, and the retention
-run on demand (leads/privacy.py). The address is never printed to logs."""
+run on demand (leads/services/privacy.py). The address is never printed to logs."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _privacy() -> Any:
-    from leads.privacy import Privacy
     from leads.runtime import runtime
+    from leads.services.privacy import Privacy
 
     return Privacy(runtime())
 

@@ -60,7 +60,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_reingest(args: argparse.Namespace) -> int:
-    from leads.errors import BadRequestError
+    from leads.core.errors import BadRequestError
 
     try:
         outcome = manage_service().reingest(args.id)

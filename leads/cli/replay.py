@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("name lead ids, or --failed for every lead with a failed or blocked destination.")
     if args.everything and args.destination:
         raise UsageError("--all re-sends every destination not delivered; --destination picks one: use one.")
-    from leads.replay import leads_needing_attention
     from leads.runtime import runtime
+    from leads.services.replay import leads_needing_attention
 
     ids = list(dict.fromkeys(args.ids))
     if args.failed:
@@ -48,11 +48,11 @@ def replay_one(lead_id: str, args: argparse.Namespace, named: bool) -> dict[str,
     """{"id", "result": sentence, "queued", "found"}. A lead not found (or without that destination) is a
     result, not an error, so the others go on. None: with --failed --destination, a lead not named on the
     command line whose failed or blocked destinations are all others."""
-    from leads.errors import BadRequestError, NotFoundError
+    from leads.core.errors import BadRequestError, NotFoundError
 
     if args.everything:  # today's behaviour, kept: every destination not delivered
-        from leads.replay import replay_leads
         from leads.runtime import runtime
+        from leads.services.replay import replay_leads
 
         result = next(replay_leads(runtime(), [lead_id], only_failed=False)).split(": ", 1)[1]
         return {"id": lead_id, "result": result, "queued": result == "queued again",
@@ -67,7 +67,7 @@ def replay_one(lead_id: str, args: argparse.Namespace, named: bool) -> dict[str,
 
 
 def failed_at(lead_id: str, destination: str) -> bool:
-    from leads.model import BLOCKED, FAILED
+    from leads.core.model import BLOCKED, FAILED
     from leads.runtime import runtime
 
     current = runtime().table.load(lead_id)

@@ -6,11 +6,11 @@ import importlib
 import logging
 import traceback
 
-from leads.destinations.base import Check, Delivered, Destination, Skipped
+from leads.core.destination import Check, Delivered, Destination, Skipped
+from leads.core.errors import LeadsError
+from leads.core.routing import destination_type
+from leads.core.settings import Settings, instance_settings_renamed
 from leads.destinations.unavailable import Unavailable
-from leads.errors import LeadsError
-from leads.routing import destination_type
-from leads.settings import Settings, instance_settings_renamed
 
 log = logging.getLogger("leads.destinations")
 # urllib3 writes each request line (path and query) at DEBUG. Ours can carry a key (a Power Automate webhook

@@ -7,10 +7,10 @@ from typing import Any
 
 import requests
 
-from leads.destinations.base import Check
+from leads.core.destination import Check
+from leads.core.errors import DestinationError
 from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import SettingsProblems, outbound_url_check
-from leads.errors import DestinationError
 
 
 class ChatWebhook:

@@ -20,18 +20,18 @@ from urllib.parse import urlsplit
 
 import requests
 
-from leads.destinations.base import Check, Delivered, Skipped
-from leads.destinations.dynamics_auth import INSTANCE, TokenSource, token_source
-from leads.destinations.http import new_session, send
-from leads.errors import (
+from leads.core.destination import Check, Delivered, Skipped
+from leads.core.errors import (
     ConfigurationError,
     DestinationError,
     LeadRejectedError,
     TransientDestinationError,
 )
-from leads.mapping import field_map, lead_value, map_fields
-from leads.model import StoredLead
-from leads.settings import Settings
+from leads.core.mapping import field_map, lead_value, map_fields
+from leads.core.model import StoredLead
+from leads.core.settings import Settings
+from leads.destinations.dynamics_auth import INSTANCE, TokenSource, token_source
+from leads.destinations.http import new_session, send
 
 log = logging.getLogger("leads.destinations.dynamics")
 
@@ -46,7 +46,7 @@ LEAD_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:marketplace-leads:dynami
 LEADSOURCE_WEB = 8  # leadsourcecode choice "Web" (standard choices 1-10, docs/marketplace-leads.md §4)
 
 # Default mapping of lead columns to our lead's fields (see docs/destinations.md, Dynamics 365). Values are paths for
-# `leads.mapping.lead_value`, or `computed.subject` / `computed.description`, or `=<literal>` (a number
+# `leads.core.mapping.lead_value`, or `computed.subject` / `computed.description`, or `=<literal>` (a number
 # is sent as a number, which is what a choice column such as leadsourcecode needs).
 DEFAULT_FIELD_MAP: dict[str, str] = {
     "firstname": "customer.first_name",

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from leads.errors import ConfigurationError, DestinationError, TransientDestinationError
-from leads.settings import DynamicsSettings
+from leads.core.errors import ConfigurationError, DestinationError, TransientDestinationError
+from leads.core.settings import DynamicsSettings
 
 # The three settings a publisher copies from the Azure portal, named as the portal and the FAQ name them.
 TENANT = "Directory (tenant) ID (LEADS_DYNAMICS_TENANT_ID)"

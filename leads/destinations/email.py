@@ -25,11 +25,11 @@ from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 from typing import TYPE_CHECKING
 
-from leads.destinations.base import Check, Delivered
-from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
-from leads.model import StoredLead
-from leads.notification import build_notification
-from leads.settings import EmailSettings, Settings
+from leads.core.destination import Check, Delivered
+from leads.core.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
+from leads.core.model import StoredLead
+from leads.core.notification import build_notification
+from leads.core.settings import EmailSettings, Settings
 
 if TYPE_CHECKING:
     from leads.destinations.email_acs import AcsEmailDestination

@@ -34,12 +34,12 @@ from urllib.parse import urlsplit
 
 import requests
 
-from leads.destinations.base import Check, Delivered
+from leads.core.destination import Check, Delivered
+from leads.core.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
+from leads.core.model import StoredLead, utcnow
+from leads.core.notification import build_notification
+from leads.core.settings import EmailSettings, is_loopback_url
 from leads.destinations.http import new_session, retry_after_seconds, send
-from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
-from leads.model import StoredLead, utcnow
-from leads.notification import build_notification
-from leads.settings import EmailSettings, is_loopback_url
 
 log = logging.getLogger("leads.destinations.email")
 NAME = "email"

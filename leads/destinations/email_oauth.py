@@ -13,9 +13,9 @@ sentences are reworded here to name this transport's settings.
 
 from __future__ import annotations
 
+from leads.core.errors import ConfigurationError, DestinationError
+from leads.core.settings import DynamicsSettings, EmailSettings
 from leads.destinations.dynamics_auth import AppRegistrationToken
-from leads.errors import ConfigurationError, DestinationError
-from leads.settings import DynamicsSettings, EmailSettings
 
 EXCHANGE_RESOURCE = "https://outlook.office365.com"  # the token's audience: scope <it>/.default
 EXCHANGE_SETUP = (

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from leads.errors import TransientDestinationError
+from leads.core.errors import TransientDestinationError
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -15,7 +15,11 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from leads.destinations.base import Check, Delivered, Destination, Skipped
+from leads.core.destination import Check, Delivered, Destination, Skipped
+from leads.core.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
+from leads.core.mapping import map_fields
+from leads.core.model import StoredLead, iso
+from leads.core.settings import HubSpotSettings, Settings
 from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import (
     SettingsProblems,
@@ -24,10 +28,6 @@ from leads.destinations.vendor_common import (
     no_email_skip,
     replay_hint,
 )
-from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
-from leads.mapping import map_fields
-from leads.model import StoredLead, iso
-from leads.settings import HubSpotSettings, Settings
 
 LABEL = "HubSpot"
 MAP_SETTING = "LEADS_HUBSPOT_FIELD_MAP"

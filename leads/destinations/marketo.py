@@ -14,7 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from leads.destinations.base import Check, Delivered, Destination, Skipped
+from leads.core.destination import Check, Delivered, Destination, Skipped
+from leads.core.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
+from leads.core.mapping import map_fields
+from leads.core.model import StoredLead
+from leads.core.settings import MarketoSettings, Settings
 from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import (
     AccessToken,
@@ -28,10 +32,6 @@ from leads.destinations.vendor_common import (
     replay_hint,
     token_body,
 )
-from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
-from leads.mapping import map_fields
-from leads.model import StoredLead
-from leads.settings import MarketoSettings, Settings
 
 LABEL = "Marketo"
 MAP_SETTING = "LEADS_MARKETO_FIELD_MAP"

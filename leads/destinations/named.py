@@ -4,10 +4,10 @@ instance's prefix, under the instance's name. Its sentences name the instance's 
 
 from __future__ import annotations
 
-from leads.destinations.base import Check, Delivered, Destination, Skipped
-from leads.errors import DestinationError
-from leads.model import StoredLead
-from leads.settings import instance_settings_renamed
+from leads.core.destination import Check, Delivered, Destination, Skipped
+from leads.core.errors import DestinationError
+from leads.core.model import StoredLead
+from leads.core.settings import instance_settings_renamed
 
 
 class NamedDestination:

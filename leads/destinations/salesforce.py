@@ -18,7 +18,11 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from leads.destinations.base import Check, Delivered, Destination, Skipped
+from leads.core.destination import Check, Delivered, Destination, Skipped
+from leads.core.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
+from leads.core.mapping import map_fields
+from leads.core.model import StoredLead
+from leads.core.settings import SalesforceSettings, Settings
 from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import (
     AccessToken,
@@ -31,10 +35,6 @@ from leads.destinations.vendor_common import (
     replay_hint,
     token_body,
 )
-from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
-from leads.mapping import map_fields
-from leads.model import StoredLead
-from leads.settings import SalesforceSettings, Settings
 
 LABEL = "Salesforce"
 MAP_SETTING = "LEADS_SALESFORCE_FIELD_MAP"

@@ -1,7 +1,7 @@
 """Slack: each lead posted to a channel through an incoming webhook, as Block Kit blocks with a text fallback
 (the text shows in notifications and in clients that cannot render blocks).
 
-The message is what the e-mail says (leads/notification.py), with the same personal-data rule
+The message is what the e-mail says (leads/core/notification.py), with the same personal-data rule
 (LEADS_EMAIL_INCLUDE_PII). Lead values are untrusted: in mrkdwn `&`, `<` and `>` are escaped as Slack's
 "Formatting text" page says (so no value can make a link, a mention such as <!channel>, or a channel link),
 and the text objects are `verbatim` (Slack does not turn bare URLs or channel names in them into links).
@@ -17,13 +17,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from leads.destinations.base import Check, Delivered
+from leads.core.destination import Check, Delivered
+from leads.core.errors import ConfigurationError, DestinationError, LeadRejectedError
+from leads.core.model import StoredLead
+from leads.core.notification import NotificationContent, notification_content
+from leads.core.settings import Settings, SlackSettings
 from leads.destinations.chat import ChatWebhook
 from leads.destinations.vendor_common import check_step, replay_hint
-from leads.errors import ConfigurationError, DestinationError, LeadRejectedError
-from leads.model import StoredLead
-from leads.notification import NotificationContent, notification_content
-from leads.settings import Settings, SlackSettings
 
 LABEL = "Slack"
 SETTING = "LEADS_SLACK_WEBHOOK_URL"

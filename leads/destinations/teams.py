@@ -1,7 +1,7 @@
 """Microsoft Teams: each lead posted to a channel as an Adaptive Card, through a Teams workflow ("Post to a
 channel when a webhook request is received", the Workflows app's replacement for Office 365 connectors).
 
-The message is what the e-mail says (leads/notification.py): offer, action and its meaning, company, country,
+The message is what the e-mail says (leads/core/notification.py): offer, action and its meaning, company, country,
 test and .edu flags, a link to the lead in the console; personal data only with LEADS_EMAIL_INCLUDE_PII=true.
 Lead values are untrusted: TextBlock and FactSet text render a Markdown subset, so every value is escaped.
 
@@ -19,13 +19,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from leads.destinations.base import Check, Delivered
+from leads.core.destination import Check, Delivered
+from leads.core.errors import ConfigurationError, DestinationError, TransientDestinationError
+from leads.core.model import StoredLead
+from leads.core.notification import NotificationContent, notification_content
+from leads.core.settings import Settings, TeamsSettings
 from leads.destinations.chat import ChatWebhook
 from leads.destinations.vendor_common import json_body
-from leads.errors import ConfigurationError, DestinationError, TransientDestinationError
-from leads.model import StoredLead
-from leads.notification import NotificationContent, notification_content
-from leads.settings import Settings, TeamsSettings
 
 LABEL = "The Teams workflow"
 SETTING = "LEADS_TEAMS_WEBHOOK_URL"

@@ -4,10 +4,10 @@ doctor shows the same sentence. The other destinations are built and deliver as 
 
 from __future__ import annotations
 
-from leads.destinations.base import Check, Delivered, Skipped
-from leads.errors import ConfigurationError
-from leads.model import StoredLead
-from leads.routing import CRM_TYPES, destination_type
+from leads.core.destination import Check, Delivered, Skipped
+from leads.core.errors import ConfigurationError
+from leads.core.model import StoredLead
+from leads.core.routing import CRM_TYPES, destination_type
 
 
 class Unavailable:

@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from leads.destinations.base import Check, Skipped
-from leads.errors import ConfigurationError, DestinationError, SettingsError
-from leads.mapping import field_map
-from leads.settings import is_loopback_url
+from leads.core.destination import Check, Skipped
+from leads.core.errors import ConfigurationError, DestinationError, SettingsError
+from leads.core.mapping import field_map
+from leads.core.settings import is_loopback_url
 
 Result = TypeVar("Result")
 

@@ -1,7 +1,7 @@
 """Webhook: the normalized lead as signed JSON, POSTed to LEADS_WEBHOOK_URL (Power Automate's "When a HTTP
 request is received", a Zapier "Catch Hook", your own endpoint). Not a CRM: Partner Center's test leads
 go here too. The body is documented in docs/destinations.md (Webhook); the signature (Standard Webhooks) in
-leads/webhook_signature.py. The URL can carry a key (Power Automate's `sig=`): it is never logged or quoted.
+leads/core/webhook_signature.py. The URL can carry a key (Power Automate's `sig=`): it is never logged or quoted.
 """
 
 from __future__ import annotations
@@ -15,30 +15,30 @@ from urllib.parse import urlsplit
 
 import requests
 
-from leads.destinations.base import Check, Delivered, Destination
-from leads.destinations.http import new_session, send
-from leads.destinations.vendor_common import (
-    SettingsProblems,
-    json_body,
-    outbound_url_check,
-    replay_hint,
-)
-from leads.errors import (
+from leads.core.destination import Check, Delivered, Destination
+from leads.core.errors import (
     ConfigurationError,
     DestinationError,
     LeadRejectedError,
     SettingsError,
     TransientDestinationError,
 )
-from leads.model import StoredLead, iso
-from leads.settings import Settings, WebhookSettings
-from leads.webhook_signature import (
+from leads.core.model import StoredLead, iso
+from leads.core.settings import Settings, WebhookSettings
+from leads.core.webhook_signature import (
     ID_HEADER,
     SECRET_COMMAND,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     signature_header,
     signing_keys,
+)
+from leads.destinations.http import new_session, send
+from leads.destinations.vendor_common import (
+    SettingsProblems,
+    json_body,
+    outbound_url_check,
+    replay_hint,
 )
 
 LABEL = "The webhook receiver"

@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from leads.errors import LeadsError
+from leads.core.errors import LeadsError
 
 READER = "Leads.Reader"
 OPERATOR = "Leads.Operator"

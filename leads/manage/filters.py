@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from leads.errors import BadRequestError
-from leads.model import BLOCKED, DELIVERED, FAILED, PENDING, RETRYING, SENDING, SKIPPED
+from leads.core.errors import BadRequestError
+from leads.core.model import BLOCKED, DELIVERED, FAILED, PENDING, RETRYING, SENDING, SKIPPED
 
 # A lead's status (model.StoredLead.status) plus `skipped`: every destination skipped, none sent.
 LEAD_STATUSES = (PENDING, RETRYING, BLOCKED, FAILED, DELIVERED, SKIPPED)

@@ -6,12 +6,12 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
+from leads.core.model import FAILED, utcnow
+from leads.core.routing import destination_type
+from leads.core.settings import Settings
 from leads.manage.views import moment_text
-from leads.model import FAILED, utcnow
-from leads.routing import destination_type
 from leads.runtime import Runtime
-from leads.settings import Settings
-from leads.table_store import deliveries_from_json
+from leads.storage.table_store import deliveries_from_json
 
 WINDOWS = {"24h": timedelta(hours=1 * 24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 HEALTH_SCAN = 1000  # destinations' last success and failure are read from the newest leads this many
@@ -99,8 +99,8 @@ def _destinations(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
 
 def doctor_report(settings: Settings) -> dict[str, Any]:
     """The same checks as `python -m leads doctor`, every message scrubbed of secret settings' values."""
-    from leads.destinations.base import Check
-    from leads.doctor import EXTRA_CHECKS, destination_checks, scrub, secret_values, setting_checks
+    from leads.core.destination import Check
+    from leads.services.doctor import EXTRA_CHECKS, destination_checks, scrub, secret_values, setting_checks
 
     checks = setting_checks(settings)
     for name in settings.destinations:

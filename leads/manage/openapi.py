@@ -7,10 +7,10 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from leads.core.model import ACTION_MEANINGS
+from leads.core.subjects import EMAIL_MAX, EMAIL_PATTERN, FORGET_COUNTS
 from leads.manage.filters import DESTINATION_STATES, LEAD_STATUSES, MAX_LIMIT
 from leads.manage.routes import ROUTES, Route
-from leads.model import ACTION_MEANINGS
-from leads.subjects import EMAIL_MAX, EMAIL_PATTERN, FORGET_COUNTS
 
 _TEXT: dict[str, Any] = {"type": "string"}
 _NULLABLE_TEXT: dict[str, Any] = {"type": ["string", "null"]}

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from leads.errors import BadRequestError, LeadsError, NotFoundError, SettingsError, StorageUnavailableError
+from leads.core.errors import BadRequestError, LeadsError, NotFoundError, SettingsError, StorageUnavailableError
 from leads.manage.auth import OPERATOR, READER, AuthError, authorize, identify
 from leads.manage.filters import LeadFilter, parse_limit, parse_moment
 from leads.manage.service import ManageService

@@ -1,5 +1,5 @@
 """The management service: every answer of `/api/manage/` (and of the CLI) as a JSON-ready dict. Errors are
-typed (leads.errors): BadRequestError (400), NotFoundError (404), StorageUnavailableError (503)."""
+typed (leads.core.errors): BadRequestError (400), NotFoundError (404), StorageUnavailableError (503)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from leads import keys, policy
-from leads.errors import BadRequestError, ConcurrentUpdateError, NotFoundError, StorageUnavailableError
+from leads.core import keys, policy
+from leads.core.errors import BadRequestError, ConcurrentUpdateError, NotFoundError, StorageUnavailableError
+from leads.core.messages import DeliveryMessage
+from leads.core.model import BLOCKED, DELIVERED, FAILED, SKIPPED, DeliveryState, utcnow
 from leads.manage import views
 from leads.manage.filters import DESTINATION_STATES, LeadFilter, decode_token, encode_token
-from leads.messages import DeliveryMessage
-from leads.model import BLOCKED, DELIVERED, FAILED, SKIPPED, DeliveryState, utcnow
 from leads.runtime import Runtime
-from leads.table_store import deliveries_from_json, raw_body_of, stored_from_entity
+from leads.storage.table_store import deliveries_from_json, raw_body_of, stored_from_entity
 
 _SERVER_STATUSES = frozenset({"pending", "retrying", "blocked", "failed"})  # the Status column says these
 _REJECTED_ROW = re.compile(r"^\d{13}:[0-9a-f]{8}$")
@@ -32,8 +32,8 @@ class ManageService:
         self.table = rt.table
 
     def forget(self, email: str) -> dict[str, int]:
-        """Erase every record of a person (leads/privacy.py); the counts of what went."""
-        from leads.privacy import Privacy
+        """Erase every record of a person (leads/services/privacy.py); the counts of what went."""
+        from leads.services.privacy import Privacy
 
         return Privacy(self.rt).forget(email)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from leads.chunked import joined_bytes
-from leads.model import DELIVERED, SKIPPED, DeliveryState, StoredLead, action_meaning, iso
+from leads.core.chunked import joined_bytes
+from leads.core.model import DELIVERED, SKIPPED, DeliveryState, StoredLead, action_meaning, iso
 
 # Columns the list reads (never the lead JSON nor the body): what a summary shows and what filters need.
 LIST_COLUMNS = ["Id", "ReceivedAt", "Status", "IsTest", "IsEdu", "ActionCode", "OfferTitle", "LeadSource",

@@ -9,7 +9,7 @@ from typing import Any
 
 import azure.functions as func
 
-from leads.errors import LeadsError, SettingsError
+from leads.core.errors import LeadsError, SettingsError
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger("leads.http")
@@ -47,11 +47,12 @@ def _keep_on_disk(body: bytes) -> bool:
         return False
     import os
 
-    from leads.model import utcnow
-    from leads.spool import Spool
+    from leads.core.model import utcnow
+    from leads.storage.spool import Spool
 
     # Read the one setting directly: the settings as a whole may be what is broken. This instance's own disk:
-    # it stores the file itself after its next successful ingest (leads/recovery.py); no other instance sees it.
+    # it stores the file itself after its next successful ingest (leads/services/recovery.py); no other
+    # instance sees it.
     return Spool(os.environ.get("LEADS_SPOOL_DIR", "")).keep(body, utcnow()) is not None
 
 
@@ -72,7 +73,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 def status(req: func.HttpRequest) -> func.HttpResponse:
     """For operators (function key): open circuit breakers and the latest leads' delivery states."""
     from leads.runtime import runtime
-    from leads.status import status_report
+    from leads.services.status import status_report
 
     try:
         return _json(200, status_report(runtime()))

@@ -7,7 +7,7 @@ import os
 
 import azure.functions as func
 
-from leads.settings import binding_sweep_schedule
+from leads.core.settings import binding_sweep_schedule
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -20,15 +20,15 @@ def sweep_outbox(timer: func.TimerRequest) -> None:
 
 
 def import_leads(timer: func.TimerRequest) -> None:
-    """Rows of Partner Center's Azure Table destination become leads (leads/importer.py). Without
+    """Rows of Partner Center's Azure Table destination become leads (leads/services/importer.py). Without
     LEADS_IMPORT_STORAGE it returns before any storage client exists: an idle app pays nothing for it."""
-    from leads.settings import get_settings
+    from leads.core.settings import get_settings
 
     if get_settings().import_storage is None:
         return
     import logging
 
-    from leads.errors import StorageUnavailableError
+    from leads.core.errors import StorageUnavailableError
     from leads.runtime import importer
 
     service = importer()

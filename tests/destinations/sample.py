@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from leads.model import Customer, Lead, LeadSource, StoredLead
-from leads.settings import Settings, load_settings
+from leads.core.model import Customer, Lead, LeadSource, StoredLead
+from leads.core.settings import Settings, load_settings
 
 LEAD_ID = "20261121T120000000Z-0a1b2c3d"
 CUSTOMER = Customer(first_name="Ada", last_name="Lovelace", email="ada@contoso.example", phone="16175555555",

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from leads.destinations.base import Delivered, Skipped
+from leads.core.destination import Delivered, Skipped
+from leads.core.errors import ConfigurationError, LeadRejectedError, SettingsError, TransientDestinationError
+from leads.core.model import Customer, Lead, LeadSource, StoredLead
+from leads.core.settings import load_settings
 from leads.destinations.dynamics import DynamicsDestination, create, record_id_for
-from leads.errors import ConfigurationError, LeadRejectedError, SettingsError, TransientDestinationError
-from leads.model import Customer, Lead, LeadSource, StoredLead
-from leads.settings import load_settings
 from tests.support import azure_ad
 from tests.support.azure_ad import (
     APP_USER_ID,

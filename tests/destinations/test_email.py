@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from devhost.mailcatcher import free_port
+from leads.core.destination import Check, Delivered
+from leads.core.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
+from leads.core.model import Customer, Lead, LeadSource, StoredLead
+from leads.core.settings import Settings, load_settings
 from leads.destinations import build_destination
-from leads.destinations.base import Check, Delivered
 from leads.destinations.email import EmailDestination, create
-from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
-from leads.model import Customer, Lead, LeadSource, StoredLead
-from leads.settings import Settings, load_settings
 from tests.support.certificates import CertificateFiles, self_signed
 from tests.support.smtp import Security, SilentServer, SmtpServer
 

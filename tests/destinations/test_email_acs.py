@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from leads import doctor
-from leads.destinations.base import Delivered
+from leads.core.destination import Delivered
+from leads.core.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
+from leads.core.settings import load_settings
 from leads.destinations.email import create
 from leads.destinations.email_acs import AcsEmailDestination, operation_id
-from leads.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
-from leads.settings import load_settings
+from leads.services import doctor
 from tests.destinations.test_email import FIRST_NAME, LEAD_ID, TO, stored_lead
 from tests.support.acs_email import (
     ACCESS_KEY,

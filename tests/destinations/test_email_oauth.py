@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from leads import doctor
-from leads.destinations.base import Delivered
+from leads.core.destination import Delivered
+from leads.core.errors import ConfigurationError, DestinationError
+from leads.core.settings import load_settings
 from leads.destinations.email import EmailDestination, create
 from leads.destinations.email_oauth import EXCHANGE_RESOURCE
-from leads.errors import ConfigurationError, DestinationError
-from leads.settings import load_settings
+from leads.services import doctor
 from tests.destinations.test_email import TO, stored_lead
 from tests.support.azure_ad import (
     CLIENT_SECRET,

@@ -30,11 +30,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from leads.core.destination import Delivered, Skipped
+from leads.core.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
+from leads.core.model import Customer
 from leads.destinations import build_destination
-from leads.destinations.base import Delivered, Skipped
 from leads.destinations.hubspot import HubSpot
-from leads.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
-from leads.model import Customer
 from tests.destinations.sample import edu_lead, settings, stored_lead
 from tests.support.fake_http import FakeServer, Reply
 

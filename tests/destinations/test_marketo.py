@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from leads.core.destination import Delivered, Skipped
+from leads.core.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
+from leads.core.model import Customer
 from leads.destinations import build_destination
-from leads.destinations.base import Delivered, Skipped
 from leads.destinations.marketo import Marketo, seconds_until_quota_reset
-from leads.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
-from leads.model import Customer
 from tests.destinations.sample import edu_lead, settings, stored_lead
 from tests.support.fake_http import FakeServer, Recorded, Reply
 

@@ -13,11 +13,11 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from leads.core.destination import Delivered
+from leads.core.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
+from leads.core.model import Customer
 from leads.destinations import build_destination
-from leads.destinations.base import Delivered
 from leads.destinations.slack import Slack, mrkdwn_text
-from leads.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
-from leads.model import Customer
 from tests.destinations.sample import LEAD_ID, settings, stored_lead
 from tests.support.chat_fakes import SLACK_PATH, FakeSlack
 from tests.support.fake_http import FakeServer

@@ -13,11 +13,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
+from leads.core.destination import Delivered
+from leads.core.errors import ConfigurationError, TransientDestinationError
+from leads.core.model import Customer
 from leads.destinations import build_destination
-from leads.destinations.base import Delivered
 from leads.destinations.teams import Teams, card_text
-from leads.errors import ConfigurationError, TransientDestinationError
-from leads.model import Customer
 from tests.destinations.sample import LEAD_ID, settings, stored_lead
 from tests.support.chat_fakes import TEAMS_PATH, TEAMS_SIG, FakeTeamsWorkflow, card_facts
 from tests.support.fake_http import FakeServer, Reply

@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook as Receiver
 from standardwebhooks import WebhookVerificationError
 
+from leads.core.destination import Delivered
+from leads.core.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
+from leads.core.model import Customer
+from leads.core.webhook_signature import signature, signature_header, signing_keys
 from leads.destinations import build_destination
-from leads.destinations.base import Delivered
 from leads.destinations.webhook import Webhook
-from leads.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
-from leads.model import Customer
-from leads.webhook_signature import signature, signature_header, signing_keys
 from tests.destinations.sample import LEAD_ID, edu_lead, settings, stored_lead
 from tests.support.fake_http import FakeServer, Recorded, Reply
 

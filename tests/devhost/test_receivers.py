@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from devhost.receivers import receivers
+from leads.core.destination import Delivered
 from leads.destinations import build_destination
-from leads.destinations.base import Delivered
 from tests.destinations.sample import LEAD_ID, settings, stored_lead
 
 OLD = "whsec_" + base64.b64encode(b"o" * 32).decode()

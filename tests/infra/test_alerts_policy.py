@@ -109,7 +109,7 @@ def test_failures_and_5xx_come_from_the_hosts_own_records() -> None:
 def test_the_sweeper_rule_fires_on_no_run_of_the_timer_function() -> None:
     params = rule("sweeperNotRunning")
     assert defined_function("sweep_outbox", "timer.py")
-    from leads.settings import SETTINGS
+    from leads.core.settings import SETTINGS
 
     [schedule] = [s.default for s in SETTINGS if s.name == "LEADS_SWEEP_SCHEDULE"]
     every = schedule.split()[1]  # the minutes field of the default NCRONTAB, e.g. */5

@@ -1,6 +1,6 @@
 """Policy checks on the Bicep templates, read with pycep-parser (the Bicep compiler cannot run here).
 
-Everything the app reads comes from `leads.settings.SETTINGS`, never from a copy in this file: a setting added
+Everything the app reads comes from `leads.core.settings.SETTINGS`, never from a copy in this file: a setting added
 to the code without its parameter and app setting in infra/main.bicep fails here.
 """
 
@@ -15,8 +15,8 @@ from typing import Any, cast
 import pytest
 from pycep import BicepParser
 
-from leads.fallback_table import FALLBACK_TABLE
-from leads.settings import SETTINGS, Setting, Settings, StorageSettings
+from leads.core.settings import SETTINGS, Setting, Settings, StorageSettings
+from leads.storage.fallback_table import FALLBACK_TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -291,7 +291,7 @@ def test_application_insights_is_reached_with_the_identity() -> None:
 
 def test_functions_opentelemetry_mode_with_the_app_exporting_its_own_telemetry() -> None:
     # The host in OpenTelemetry mode; the worker passes its invocation span to the app and leaves the app's logs
-    # to it (leads/telemetry_otel.py). Never both worker switches: Azure Monitor would be configured twice.
+    # to it (leads/telemetry/otel.py). Never both worker switches: Azure Monitor would be configured twice.
     host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
     assert host["telemetryMode"] == "OpenTelemetry"
     settings = app_settings()

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from leads.errors import BadRequestError, LeadRejectedError, NotFoundError, TransientDestinationError
+from leads.core.errors import BadRequestError, LeadRejectedError, NotFoundError, TransientDestinationError
+from leads.core.model import DELIVERED, FAILED
 from leads.manage.health import VALIDATE_SENTENCE
 from leads.manage.service import ManageService
-from leads.model import DELIVERED, FAILED
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 
 pytestmark = pytest.mark.timeout(60)
@@ -133,7 +133,7 @@ def test_doctor_reports_every_check(azurite: Any, tmp_path: Path) -> None:
 def test_a_test_lead_storage_refuses_is_an_error_not_an_answer(azurite: Any, tmp_path: Path) -> None:
     import re
 
-    from leads.errors import StorageUnavailableError
+    from leads.core.errors import StorageUnavailableError
 
     dead = re.sub(r"TableEndpoint=http://[^/;]+", "TableEndpoint=http://127.0.0.1:9", azurite.connection_string)
     assert dead != azurite.connection_string

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from leads import policy
-from leads.azure_limits import STRING_CHUNK_UNITS, utf16_units
-from leads.destinations.base import Delivered, Skipped
-from leads.errors import ConfigurationError, TransientDestinationError
-from leads.model import FAILED, SENDING, Customer, DeliveryState, Lead, StoredLead, iso
-from leads.routing import Routing
-from leads.table_store import deliveries_json, lead_entity, stored_from_entity
+from leads.core import policy
+from leads.core.azure_limits import STRING_CHUNK_UNITS, utf16_units
+from leads.core.destination import Delivered, Skipped
+from leads.core.errors import ConfigurationError, TransientDestinationError
+from leads.core.model import FAILED, SENDING, Customer, DeliveryState, Lead, StoredLead, iso
+from leads.core.routing import Routing
+from leads.storage.table_store import deliveries_json, lead_entity, stored_from_entity
 from tests.support.pipeline import RecordingDestination, build_pipeline
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from leads.errors import BadRequestError, NotFoundError
+from leads.core.errors import BadRequestError, NotFoundError
+from leads.core.model import utcnow
 from leads.manage.filters import LeadFilter, parse_limit
 from leads.manage.service import ManageService
-from leads.model import utcnow
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 from tests.support.seeding import seed, varied_lead
 

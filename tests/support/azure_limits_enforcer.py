@@ -5,7 +5,7 @@ updates, merges and batches (each entity: string ≤ 64 KiB of UTF-16, binary �
 ≤ 252 properties; batch ≤ 100 entities and ≤ 4 MiB) and queue Put Message (≤ 64 KiB as sent). A request
 Azure would refuse raises `AzureLimitExceeded` (named after Azure's error code) instead of reaching
 Azurite, and is recorded: tests/conftest.py fails any test that produced one, even if the app caught the
-exception. The arithmetic is the app's own (leads/azure_limits.py); the wire format parsing is here.
+exception. The arithmetic is the app's own (leads/core/azure_limits.py); the wire format parsing is here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 
 from azure.core.pipeline.transport import RequestsTransport
 
-from leads.azure_limits import (
+from leads.core.azure_limits import (
     MAX_BATCH_BYTES,
     MAX_BATCH_ENTITIES,
     MAX_QUEUE_MESSAGE_BYTES,

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from leads.destinations.base import Delivered
-from leads.model import StoredLead
+from leads.core.destination import Delivered
+from leads.core.model import StoredLead
 from tests.support.pipeline import RecordingDestination, build_pipeline
 
 LEAD = {"UserDetails": {"FirstName": "Ana", "LastName": "Lopez", "Email": "ana@fabrikam.example",

@@ -12,19 +12,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from leads.azure_clients import queue_service, table_service
-from leads.breaker import CircuitBreakers
-from leads.delivery import DeliveryService
-from leads.destinations.base import Check, Delivered, Skipped
-from leads.errors import StorageUnavailableError
-from leads.ingest import IngestService
-from leads.messages import DeliveryMessage, decode_message
-from leads.model import StoredLead, utcnow
+from leads.core.breaker import CircuitBreakers
+from leads.core.destination import Check, Delivered, Skipped
+from leads.core.errors import StorageUnavailableError
+from leads.core.messages import DeliveryMessage, decode_message
+from leads.core.model import StoredLead, utcnow
+from leads.core.settings import Settings, load_settings
 from leads.runtime import Runtime
-from leads.settings import Settings, load_settings
-from leads.spool import Spool
-from leads.table_store import LeadTable
-from leads.work_queue import WorkQueue
+from leads.services.delivery import DeliveryService
+from leads.services.ingest import IngestService
+from leads.storage.azure_clients import queue_service, table_service
+from leads.storage.spool import Spool
+from leads.storage.table_store import LeadTable
+from leads.storage.work_queue import WorkQueue
 from tests.support.counting import CountingTransport
 
 

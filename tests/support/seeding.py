@@ -1,4 +1,4 @@
-"""Seed many leads fast: rows built by the app's own entity builder (leads/table_store.py lead_entity), 100
+"""Seed many leads fast: rows built by the app's own entity builder (leads/storage/table_store.py lead_entity), 100
 per transaction (Azure's batch limit), so the table holds exactly what ingest and delivery would write."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from itertools import islice
 
-from leads import policy
-from leads.keys import new_lead_id
-from leads.model import BLOCKED, DELIVERED, FAILED, RETRYING, SKIPPED, Customer, DeliveryState, Lead, StoredLead
-from leads.table_store import LeadTable, lead_entity
+from leads.core import policy
+from leads.core.keys import new_lead_id
+from leads.core.model import BLOCKED, DELIVERED, FAILED, RETRYING, SKIPPED, Customer, DeliveryState, Lead, StoredLead
+from leads.storage.table_store import LeadTable, lead_entity
 
 _ACTIONS = ("INS", "PLT", "CREATE", "STARTTESTDRIVE", "DNC")
 _STATES = (DELIVERED, DELIVERED, DELIVERED, FAILED, BLOCKED, RETRYING, SKIPPED)
