@@ -35,7 +35,7 @@ from tests.support.azure_limits_enforcer import ENFORCER
 from tests.support.azurite import PROJECT_ROOT, start_test_azurite
 from tests.support.smtp import SmtpServer
 
-# The fake Azure AD's `tls` and `world` fixtures (tests/destinations/test_dynamics.py, tests/test_doctor.py).
+# The fake Azure AD's `tls` and `world` fixtures (tests/destinations/test_dynamics.py, tests/services/test_doctor.py).
 pytest_plugins = ("tests.support.azure_ad",)
 
 # Modules whose import-time values depend on the environment (the trigger's queue name): imported afresh.

@@ -39,7 +39,7 @@ class _NotificationPolicy(EmailPolicy):
     `=?utf-8?q?..._no_action_code?=<CRLF>  =?utf-8?b?4oCUIMKh?=`; whitespace between encoded words is not
     text (RFC 2047 §6.2), so readers show "no action code— ¡". Encoding the whole value keeps every
     character, spaces included, inside encoded words of at most 75 characters. Found by the property test
-    in tests/test_notification.py."""
+    in tests/core/test_notification.py."""
 
     def fold(self, name: str, value: str) -> str:
         if name.lower() == "subject" and not str(value).isascii():

@@ -30,7 +30,7 @@ def ignored(path: str) -> bool:
 
 
 @pytest.mark.parametrize("path", [
-    "tests/test_parsing.py", "tests/infra/test_bicep_policy.py", ".venv/bin/python", ".venv-checkov/bin/checkov",
+    "tests/core/test_parsing.py", "tests/infra/test_bicep_policy.py", ".venv/bin/python", ".venv-checkov/bin/checkov",
     "node_modules/azurite/package.json", "local.settings.json", ".local/mail/1.eml", ".local/spool/x.json",
     "__azurite_db_table__.json", "infra/main.bicep", "infra/modules/storage.bicep", "devhost/host.py",
     "leads/__pycache__/settings.cpython-311.pyc", ".git/HEAD", "requirements-dev.txt",

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from leads.core.model import DELIVERED, SKIPPED, StoredLead
+from tests.end_to_end.test_end_to_end import app_env, lead_table
 from tests.support.fake_http import FakeServer, Reply
 from tests.support.http_json import post
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import wait_until
-from tests.test_end_to_end import app_env, lead_table
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(120)]
 ROUTES = "webhook:partners offer=contoso.analytics country=US,CA; webhook:ops dnc=include; hubspot country=US"

@@ -16,11 +16,11 @@ import pytest
 
 from leads.core.errors import LeadRejectedError
 from leads.core.messages import DeliveryMessage
+from tests.cli.test_cli import lead_body, run_cli
 from tests.conftest import StartedHost
 from tests.support.azurite import PROJECT_ROOT
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 from tests.support.smtp import SmtpServer
-from tests.test_cli import lead_body, run_cli
 
 pytestmark = [pytest.mark.azurite, pytest.mark.timeout(120)]
 

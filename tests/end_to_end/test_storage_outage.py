@@ -17,13 +17,13 @@ import pytest
 
 from leads.core.model import DELIVERED, FAILED, RETRYING, utcnow
 from leads.storage.table_store import LeadTable
+from tests.end_to_end.test_end_to_end import lead_table
 from tests.support.azurite import PROJECT_ROOT
 from tests.support.fake_http import FakeServer, Recorded, Reply
 from tests.support.http_json import post
 from tests.support.smtp import SmtpServer
 from tests.support.tcp_proxy import SwitchableProxy
 from tests.support.waiting import wait_until
-from tests.test_end_to_end import lead_table
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(120)]
 LEADS_BEFORE, LEADS_DURING = 10, 4

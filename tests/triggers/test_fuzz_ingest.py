@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from leads import runtime as runtime_module
 from leads.core.messages import decode_message
 from leads.triggers import http
-from tests.test_http_triggers import app_env, call  # noqa: F401 - app_env is a fixture
+from tests.triggers.test_http_triggers import app_env, call  # noqa: F401 - app_env is a fixture
 
 # 10,000 cases take about 210 s on a quiet 2-core machine; the bound is generous so a loaded CI machine passes.
 pytestmark = [pytest.mark.azurite, pytest.mark.timeout(900)]

@@ -13,11 +13,11 @@ import pytest
 
 from leads.core.settings import load_settings
 from leads.storage.azure_clients import queue_service
+from tests.cli.test_cli import run_cli
+from tests.end_to_end.test_end_to_end import app_env, lead_table
 from tests.support.http_json import post
 from tests.support.samples import sample_bytes
 from tests.support.smtp import SmtpServer
-from tests.test_cli import run_cli
-from tests.test_end_to_end import app_env, lead_table
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(120)]
 ADDRESS = "someone@contoso.com"  # samples/partner-center-doc-sample.json

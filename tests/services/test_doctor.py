@@ -27,7 +27,7 @@ from tests.support.azure_ad import (
 )
 from tests.support.fake_http import Reply
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 OTHER_TENANT = "11111111-2222-3333-4444-555555555555"
 
 

@@ -12,12 +12,12 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from leads.services import doctor
+from tests.cli.test_cli import run_cli
 from tests.conftest import clear_cached_functions
 from tests.devhost.http_client import call
+from tests.end_to_end.test_end_to_end import app_env
 from tests.support.partner_center_table import source_table, write_rows
 from tests.support.smtp import SmtpServer
-from tests.test_cli import run_cli
-from tests.test_end_to_end import app_env
 
 pytestmark = [pytest.mark.azurite, pytest.mark.timeout(120)]
 

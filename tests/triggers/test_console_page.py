@@ -58,5 +58,5 @@ def test_the_script_never_parses_data_as_markup() -> None:
 
 @pytest.mark.parametrize("name", ["index.html", "app.js", "app.css"])
 def test_the_files_are_published_with_the_app(name: str) -> None:
-    path = (CONSOLE_DIR / name).relative_to(Path(__file__).resolve().parents[1])
+    path = (CONSOLE_DIR / name).relative_to(Path(__file__).resolve().parents[2])
     assert not ignored(path.as_posix()), f"{path} would be left out of the package by .funcignore"

@@ -20,12 +20,12 @@ from devhost.azurite import Azurite, connection_string
 from leads.core.model import DELIVERED
 from leads.storage.fallback_table import FALLBACK_TABLE
 from tests.devhost.http_client import call
+from tests.end_to_end.test_end_to_end import app_env, lead_table
 from tests.support.azurite import start_test_azurite
 from tests.support.http_json import post
 from tests.support.smtp import SmtpServer
 from tests.support.tcp_proxy import SwitchableProxy
 from tests.support.waiting import wait_until
-from tests.test_end_to_end import app_env, lead_table
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(180)]
 LEADS = 5

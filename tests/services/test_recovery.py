@@ -20,8 +20,8 @@ from leads.storage.azure_clients import table_service
 from leads.storage.fallback_table import FallbackTable
 from leads.storage.spool import Spool
 from leads.storage.table_store import LeadTable
+from tests.services.test_pipeline import body, dead_connection_string
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
-from tests.test_pipeline import body, dead_connection_string
 
 pytestmark = pytest.mark.azurite
 

@@ -13,7 +13,7 @@ from leads.cli.settings_doc import render_document, render_tables
 from leads.core.errors import SettingsError
 from leads.core.settings import SETTINGS, Setting, load_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from leads import runtime as runtime_module
 from leads.core.settings import get_settings
 from leads.triggers import http
+from tests.services.test_pipeline import dead_connection_string
 from tests.support.samples import SAMPLES
-from tests.test_pipeline import dead_connection_string
 
 
 def call(function: object, method: str = "POST", body: bytes = b"", route: str = "leads") -> func.HttpResponse:

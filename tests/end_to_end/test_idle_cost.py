@@ -11,7 +11,7 @@ from devhost.invoke import index_functions
 from leads.core.settings import SETTINGS, binding_sweep_schedule, load_settings
 from tests.conftest import import_app_afresh
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OVERRIDE = "AzureFunctionsJobHost__extensions__queues__maxPollingInterval"
 
 

@@ -35,7 +35,7 @@ from tests.support.pipeline import RecordingDestination, build_pipeline
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PERSONAL = {"FirstName": "Telefirstname", "LastName": "Telelastname", "Email": "tele.person@pii-tele.example",
             "Phone": "+1 555 0142 7788", "Company": "Telecompany GmbH", "Title": "Teletitle"}
 PERSONAL_VALUES = [*PERSONAL.values(), "5550142", "pii-tele"]

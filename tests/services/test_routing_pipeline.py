@@ -19,9 +19,9 @@ from leads.core.messages import DeliveryMessage
 from leads.core.model import BLOCKED, DELIVERED, SKIPPED, DeliveryState, StoredLead
 from leads.core.parsing import parse_lead
 from leads.services import doctor
+from tests.services.test_broken_settings import LEAD, email_env, ingest_and_deliver, real_pipeline
 from tests.support.fake_http import FakeServer, Reply
 from tests.support.smtp import SmtpServer
-from tests.test_broken_settings import LEAD, email_env, ingest_and_deliver, real_pipeline
 
 pytestmark = pytest.mark.azurite
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # Standard Webhooks: whsec_ + base64 of 24 bytes

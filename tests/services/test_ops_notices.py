@@ -287,9 +287,9 @@ def test_the_app_as_served_sends_one_blocked_notice_and_the_sweeper_notices_sile
     """function_app through the local host: the runtime wires the notices into delivery and the sweeper."""
     from datetime import UTC, datetime
 
+    from tests.end_to_end.test_end_to_end import app_env, lead_table
     from tests.support.http_json import post
     from tests.support.seeding import seed, varied_lead
-    from tests.test_end_to_end import app_env, lead_table
 
     # HubSpot without a token is blocked by its settings (each lead shows the sentence naming the setting).
     env = {**app_env(smtp_server, tmp_path, LEADS_DESTINATIONS="email,hubspot"), **mail_env(smtp_server)}

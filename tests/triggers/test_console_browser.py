@@ -20,17 +20,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.end_to_end.test_end_to_end import app_env
 from tests.support.browser import HOW_TO_GET_CHROMIUM, BrowserSession, chromium_missing, open_console
 from tests.support.fake_http import FakeServer, Recorded, Reply
 from tests.support.http_json import post
 from tests.support.samples import SAMPLES
 from tests.support.smtp import SmtpServer
 from tests.support.waiting import wait_until
-from tests.test_end_to_end import app_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(180),
               pytest.mark.skipif(chromium_missing(), reason=HOW_TO_GET_CHROMIUM)]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 XSS = '<img src=x onerror="window.__xss=1;alert(1)"><script>window.__xss=1</script>'
 
 
