@@ -11,7 +11,6 @@ host.json functionTimeout enforced, as Flex Consumption runs them.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -23,24 +22,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
-import azure.functions as func
-
 from devhost.azurite import start_azurite
 from devhost.flex import FlexHost
 from devhost.host import LocalHost
+from devhost.invoke import load_app
 from devhost.mailcatcher import MailCatcher, port_is_free
 from leads.cli.local_settings import apply_local_settings
 
 log = logging.getLogger("devhost")
 MAIL_PORT = 1025
-
-
-def load_app(module_name: str) -> func.FunctionApp:
-    module = importlib.import_module(module_name)
-    apps = [v for v in vars(module).values() if isinstance(v, func.FunctionApp)]
-    if len(apps) != 1:
-        raise SystemExit(f"{module_name} must define exactly one func.FunctionApp (found {len(apps)}).")
-    return apps[0]
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import threading
 from types import FrameType
 
 from devhost.host import LocalHost
-from devhost.invoke import enforce_function_timeout, index_functions
+from devhost.invoke import enforce_function_timeout, index_functions, load_app
 
 SPEC_ENV = "DEVHOST_FLEX_SPEC"
 READY = "DEVHOST-READY"
@@ -26,15 +26,11 @@ log = logging.getLogger("devhost.flex")
 
 
 def list_functions(app_module: str) -> None:
-    from devhost.__main__ import load_app
-
     functions = index_functions(load_app(app_module))
     print(json.dumps([{"name": f.name, "trigger": f.trigger.get("type")} for f in functions]), flush=True)
 
 
 def serve(spec: dict[str, object]) -> None:
-    from devhost.__main__ import load_app
-
     group = str(spec["group"])
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s [{group} pid {os.getpid()}] %(name)s: %(message)s")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import inspect
 import json
 import logging
@@ -147,3 +148,11 @@ def invoke(function: IndexedFunction, argument: Any,
             function.name, "Succeeded" if succeeded else "Failed", invocation_id, elapsed,
             f" {detail}" if detail else "")
     return succeeded, result
+
+
+def load_app(module_name: str) -> func.FunctionApp:
+    module = importlib.import_module(module_name)
+    apps = [v for v in vars(module).values() if isinstance(v, func.FunctionApp)]
+    if len(apps) != 1:
+        raise SystemExit(f"{module_name} must define exactly one func.FunctionApp (found {len(apps)}).")
+    return apps[0]

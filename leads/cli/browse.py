@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from leads.cli.app import OK, manage_service
+from leads.cli.common import OK, manage_service
 from leads.cli.output import print_json, print_pairs, print_table, progress, wants_progress
 
 PAGE_MAX = 100  # the API's largest page
@@ -53,7 +53,7 @@ def query_of(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from leads.cli.app import UsageError
+    from leads.cli.common import UsageError
     from leads.manage.filters import LeadFilter
 
     limit = args.limit if args.limit is not None else (PAGE_MAX if args.all else 50)

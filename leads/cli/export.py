@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from leads.cli.app import OK, UsageError
 from leads.cli.browse import progress_options
+from leads.cli.common import OK, UsageError
 from leads.cli.output import progress, wants_progress
 from leads.core.model import StoredLead, iso
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from leads.cli.app import CHECK_FAILED, OK, SETTINGS_PROBLEM, manage_service
+from leads.cli.common import CHECK_FAILED, OK, SETTINGS_PROBLEM, manage_service
 from leads.cli.output import print_json, print_table, printable
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from leads.cli.app import CHECK_FAILED, OK, SETTINGS_PROBLEM
 from leads.cli.browse import progress_options
+from leads.cli.common import CHECK_FAILED, OK, SETTINGS_PROBLEM
 from leads.cli.export import since_of
 from leads.cli.output import print_json, progress, wants_progress
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from leads.cli.app import OK
+from leads.cli.common import OK
 from leads.cli.output import print_json, print_pairs
 
 

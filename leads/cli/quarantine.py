@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from leads.cli.app import CHECK_FAILED, OK, manage_service
+from leads.cli.common import CHECK_FAILED, OK, manage_service
 from leads.cli.output import print_json, print_pairs, print_table, printable
 
 
@@ -28,7 +28,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from leads.cli.app import UsageError
+    from leads.cli.common import UsageError
 
     if not 1 <= args.limit <= 100:
         raise UsageError(f"--limit must be between 1 and 100; it was {args.limit}.")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from leads.cli.app import CHECK_FAILED, OK, UsageError, manage_service
 from leads.cli.browse import progress_options
+from leads.cli.common import CHECK_FAILED, OK, UsageError, manage_service
 from leads.cli.output import print_json, printable, tracked, wants_progress
 
 

@@ -10,7 +10,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from leads.cli.app import CHECK_FAILED, OK, UsageError
+from leads.cli.common import CHECK_FAILED, OK, UsageError
 from leads.cli.output import print_json, print_pairs
 
 

@@ -1,4 +1,5 @@
-"""Telemetry as the core sees it: spans, metrics and the structured log lines, behind one small interface.
+"""Layer: adapters (telemetry); may import only the core. Spans, metrics and the structured log lines behind one
+small interface (leads/telemetry/api.py); this module chooses the implementation once per process.
 
 Off (no `APPLICATIONINSIGHTS_CONNECTION_STRING`): `telemetry()` is a no-op object and nothing of
 OpenTelemetry is imported. On: leads/telemetry/otel.py (the only module that knows OpenTelemetry) configures
@@ -15,58 +16,57 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from contextlib import AbstractContextManager, nullcontext
-from typing import Literal
 
-Attribute = str | int | float | bool
-SpanKind = Literal["internal", "server", "producer", "consumer"]
+from leads.telemetry.api import (
+    ATTEMPT_DURATION as ATTEMPT_DURATION,
+)
+from leads.telemetry.api import (
+    CONNECTION_SETTING as CONNECTION_SETTING,
+)
+from leads.telemetry.api import (
+    DELIVERED_LATENCY as DELIVERED_LATENCY,
+)
+from leads.telemetry.api import (
+    DELIVERIES as DELIVERIES,
+)
+from leads.telemetry.api import (
+    DUPLICATES as DUPLICATES,
+)
+from leads.telemetry.api import (
+    NO_SPAN as NO_SPAN,
+)
+from leads.telemetry.api import (
+    RECEIVED as RECEIVED,
+)
+from leads.telemetry.api import (
+    REJECTED as REJECTED,
+)
+from leads.telemetry.api import (
+    Attribute as Attribute,
+)
+from leads.telemetry.api import (
+    Span as Span,
+)
+from leads.telemetry.api import (
+    SpanKind as SpanKind,
+)
+from leads.telemetry.api import (
+    Telemetry as Telemetry,
+)
+from leads.telemetry.api import (
+    elapsed_ms as elapsed_ms,
+)
+from leads.telemetry.api import (
+    log_delivery as log_delivery,
+)
+from leads.telemetry.api import (
+    log_ingest as log_ingest,
+)
+from leads.telemetry.api import (
+    log_sweep as log_sweep,
+)
 
-CONNECTION_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
-
-# Metrics (names as exported; attributes in brackets).
-RECEIVED = "leads.received"  # a request that carried a lead [outcome: accepted|duplicate|held|spooled|unavailable]
-DUPLICATES = "leads.duplicates"  # a lead received again within LEADS_DEDUPE_HOURS
-REJECTED = "leads.rejected_requests"  # refused and quarantined [status, reason]
-DELIVERIES = "leads.deliveries"  # one per destination attempt [destination, outcome]
-ATTEMPT_DURATION = "leads.delivery.duration"  # milliseconds one attempt took [destination, outcome]
-DELIVERED_LATENCY = "leads.delivered_latency"  # seconds from arrival to delivered [destination]
-
-_ingest_log = logging.getLogger("leads.ingest")
-_delivery_log = logging.getLogger("leads.delivery")
-_sweeper_log = logging.getLogger("leads.sweeper")
 _log = logging.getLogger("leads.telemetry")
-
-
-class Span:
-    """A span the core may add attributes to. This one, the no-op, records nothing."""
-
-    def set(self, **attributes: Attribute) -> None:
-        pass
-
-
-NO_SPAN = Span()
-
-
-class Telemetry:
-    """Telemetry off: every call does nothing."""
-
-    enabled = False
-
-    def span(self, name: str, *, parent: str = "", kind: SpanKind = "internal",
-             **attributes: Attribute) -> AbstractContextManager[Span]:
-        """A span, current within the `with` block. `parent`: a W3C traceparent carried across the queue (the
-        span continues that trace and links the invocation it runs in); empty: a child of the current span."""
-        return nullcontext(NO_SPAN)
-
-    def traceparent(self) -> str:
-        """The current span as a W3C traceparent header, to carry in a queue message ("" when off)."""
-        return ""
-
-    def count(self, metric: str, value: int = 1, **attributes: Attribute) -> None:
-        pass
-
-    def measure(self, metric: str, value: float, **attributes: Attribute) -> None:
-        pass
 
 
 _override: list[Telemetry] = []
@@ -95,34 +95,3 @@ def use(chosen: Telemetry | None) -> None:
     _override.clear()
     if chosen is not None:
         _override.append(chosen)
-
-
-def elapsed_ms(started: float, now: float) -> int:
-    return max(0, round((now - started) * 1000))
-
-
-# ---------------------------------------------------------------- the log lines (docs/operations.md)
-
-_INGEST_LEVELS = {"held": logging.WARNING, "spooled": logging.ERROR, "unavailable": logging.ERROR}
-_DELIVERY_LEVELS = {"retrying": logging.WARNING, "blocked": logging.WARNING, "failed": logging.ERROR}
-
-
-def log_ingest(lead_id: str, outcome: str, duration_ms: int) -> None:
-    """After each ingest request. `lead_id` "-" when the request got no id (rejected, not stored)."""
-    _ingest_log.log(_INGEST_LEVELS.get(outcome, logging.INFO),
-                    "ingest lead_id=%s outcome=%s duration_ms=%d", lead_id or "-", outcome, duration_ms,
-                    extra={"lead_id": lead_id or "-", "outcome": outcome, "duration_ms": duration_ms})
-
-
-def log_delivery(lead_id: str, destination: str, outcome: str, duration_ms: int) -> None:
-    """After each delivery attempt; `outcome` is the destination's state it led to."""
-    _delivery_log.log(_DELIVERY_LEVELS.get(outcome, logging.INFO),
-                      "delivery lead_id=%s destination=%s outcome=%s duration_ms=%d",
-                      lead_id, destination, outcome, duration_ms,
-                      extra={"lead_id": lead_id, "destination": destination, "outcome": outcome,
-                             "duration_ms": duration_ms})
-
-
-def log_sweep(due: int, requeued: int, duration_ms: int) -> None:
-    _sweeper_log.info("sweeper run due=%d requeued=%d duration_ms=%d", due, requeued, duration_ms,
-                      extra={"due": due, "requeued": requeued, "duration_ms": duration_ms})

@@ -20,7 +20,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from leads import telemetry as api
+from leads.telemetry import api
 
 _KINDS = {"internal": trace.SpanKind.INTERNAL, "server": trace.SpanKind.SERVER,
           "producer": trace.SpanKind.PRODUCER, "consumer": trace.SpanKind.CONSUMER}
