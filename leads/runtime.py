@@ -10,17 +10,18 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from leads.core.breaker import Breaker, CircuitBreakers
 from leads.core.errors import StorageUnavailableError
+from leads.core.notices import NoticeSender
 from leads.core.ports import HeldLeads
 from leads.core.settings import Settings, get_settings
+from leads.services.context import Runtime
 from leads.services.delivery import DeliveryService
 from leads.services.ingest import IngestService
-from leads.services.ops_notices import NoticeSender, OpsNotices, notify_safely
+from leads.services.ops_notices import OpsNotices, notify_safely
 from leads.services.poison import PoisonRequeue
 from leads.services.recovery import Recovery
 from leads.services.sweeper import Sweeper
@@ -60,16 +61,6 @@ class built_once(Generic[T]):
     def cache_clear(self) -> None:
         with self._lock:
             self._value = None
-
-
-@dataclass(frozen=True)
-class Runtime:
-    settings: Settings
-    table: LeadTable
-    queue: WorkQueue
-    spool: Spool
-    ingest: IngestService
-    recovery: Recovery | None = None
 
 
 def build_runtime(settings: Settings) -> Runtime:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from leads.core.errors import ConfigurationError
+from leads.core.notices import Notice
 from leads.destinations.chat import ChatWebhook
 from leads.destinations.slack import Slack, mrkdwn_text
 from leads.destinations.teams import CARD_VERSION, card_text
-from leads.services.ops_notices import Notice
 
 
 class ChatNoticeSender:

@@ -7,10 +7,10 @@ import email.utils
 from dataclasses import replace
 from email.message import EmailMessage
 
+from leads.core.notices import Notice
 from leads.core.notification import POLICY
 from leads.core.settings import Settings
 from leads.destinations.email import EmailDestination
-from leads.services.ops_notices import Notice
 
 
 class EmailNoticeSender:

@@ -10,7 +10,7 @@ from leads.core.model import FAILED, utcnow
 from leads.core.routing import destination_type
 from leads.core.settings import Settings
 from leads.manage.views import moment_text
-from leads.runtime import Runtime
+from leads.services.context import Runtime
 from leads.storage.table_store import deliveries_from_json
 
 WINDOWS = {"24h": timedelta(hours=1 * 24), "7d": timedelta(days=7), "30d": timedelta(days=30)}

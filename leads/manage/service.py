@@ -14,7 +14,7 @@ from leads.core.messages import DeliveryMessage
 from leads.core.model import BLOCKED, DELIVERED, FAILED, SKIPPED, DeliveryState, utcnow
 from leads.manage import views
 from leads.manage.filters import DESTINATION_STATES, LeadFilter, decode_token, encode_token
-from leads.runtime import Runtime
+from leads.services.context import Runtime
 from leads.storage.table_store import deliveries_from_json, raw_body_of, stored_from_entity
 
 _SERVER_STATUSES = frozenset({"pending", "retrying", "blocked", "failed"})  # the Status column says these

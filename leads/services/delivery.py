@@ -36,9 +36,10 @@ from leads.core.errors import (
 )
 from leads.core.messages import DeliveryMessage, seconds_until
 from leads.core.model import BLOCKED, DELIVERED, FAILED, SENDING, StoredLead, utcnow
+from leads.core.notices import scrub
 from leads.core.ports import LeadStore, Versioned, WorkQueue
 from leads.core.settings import Settings
-from leads.services.ops_notices import OpsNotices, notify_safely, scrub
+from leads.services.ops_notices import OpsNotices, notify_safely
 from leads.telemetry import ATTEMPT_DURATION, DELIVERED_LATENCY, DELIVERIES, elapsed_ms, log_delivery, telemetry
 
 log = logging.getLogger("leads.delivery")

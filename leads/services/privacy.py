@@ -19,7 +19,7 @@ from leads.core import keys
 from leads.core.model import iso, utcnow
 from leads.core.ports import HeldLead
 from leads.core.subjects import FORGET_COUNTS, checked_email, mentions
-from leads.runtime import Runtime
+from leads.services.context import Runtime
 from leads.storage.erasure import (
     delete_rows,
     erase_leads,

@@ -9,7 +9,7 @@ from leads.core import policy
 from leads.core.errors import ConcurrentUpdateError
 from leads.core.messages import DeliveryMessage
 from leads.core.model import utcnow
-from leads.runtime import Runtime
+from leads.services.context import Runtime
 
 _ATTEMPTS = 5
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from leads.core.model import iso, utcnow
-from leads.runtime import Runtime
+from leads.services.context import Runtime
 
 
 def status_report(rt: Runtime, recent: int = 20) -> dict[str, Any]:

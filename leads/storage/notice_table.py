@@ -19,7 +19,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from leads.core import keys
 from leads.core.errors import ConcurrentUpdateError
-from leads.services.ops_notices import ConditionState
+from leads.core.notices import ConditionState
 from leads.storage.table_store import _storage_errors
 
 NOTICES_PARTITION = "notices"

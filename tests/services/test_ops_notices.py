@@ -21,9 +21,10 @@ from leads.core.breaker import CircuitBreakers
 from leads.core.errors import ConfigurationError, LeadRejectedError
 from leads.core.messages import DeliveryMessage
 from leads.core.model import BLOCKED, FAILED
+from leads.core.notices import ConditionState
 from leads.runtime import build_notices
 from leads.services.delivery import DeliveryService
-from leads.services.ops_notices import ConditionState, OpsNotices
+from leads.services.ops_notices import OpsNotices
 from leads.services.sweeper import Sweeper
 from leads.storage.notice_table import NOTICES_PARTITION, NoticeTable
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
@@ -353,7 +354,7 @@ def test_a_flapping_condition_is_not_announced_again_within_the_interval() -> No
     """The decisions alone (plain functions): open, clear, reopen at once, then an interval later."""
     from datetime import UTC, datetime
 
-    from leads.services.ops_notices import Event, on_clear, on_event, sent
+    from leads.core.notices import Event, on_clear, on_event, sent
 
     hour, start = timedelta(hours=1), datetime(2026, 11, 30, 9, tzinfo=UTC)
     event = Event("blocked:hubspot", "HubSpot refused the token (401).", "lead-1")

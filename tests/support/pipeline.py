@@ -18,7 +18,7 @@ from leads.core.errors import StorageUnavailableError
 from leads.core.messages import DeliveryMessage, decode_message
 from leads.core.model import StoredLead, utcnow
 from leads.core.settings import Settings, load_settings
-from leads.runtime import Runtime
+from leads.services.context import Runtime
 from leads.services.delivery import DeliveryService
 from leads.services.ingest import IngestService
 from leads.storage.azure_clients import queue_service, table_service
