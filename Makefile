@@ -26,6 +26,7 @@ test: deps lint typecheck infra-check pytest
 
 lint: deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports  # the layers of leads/ (pyproject.toml [tool.importlinter])
 
 typecheck: deps
 	$(BIN)/mypy

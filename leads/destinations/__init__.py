@@ -1,4 +1,5 @@
-"""Destinations, built by name. Each module is imported only when configured (keeps cold start light)."""
+"""Layer: adapters (destinations). One module per CRM, mail or chat service, built by name; they may import only the
+core. Each module is imported only when configured (keeps cold start light)."""
 
 from __future__ import annotations
 
