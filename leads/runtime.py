@@ -84,7 +84,13 @@ def build_fallback(settings: Settings) -> HeldLeads | None:
         return None
     from leads.storage.fallback_table import FallbackTable
 
-    fallback = FallbackTable(table_service(settings.fallback_storage))
+    try:
+        fallback = FallbackTable(table_service(settings.fallback_storage))
+    except ValueError as error:  # settings.fallback_storage checks what the SDK refuses; this is the backstop
+        # The SDK's sentence names no secret ("Connection string missing required connection details.").
+        log.error("LEADS_FALLBACK_STORAGE is not usable (%s); the fallback is off until it is fixed: while the "
+                  "main table is down, leads get 503. `python -m leads doctor` names the setting.", error)
+        return None
     with contextlib.suppress(StorageUnavailableError):  # created on first use otherwise (and by the Bicep)
         fallback.create_table()
     return fallback

@@ -783,6 +783,9 @@ def _other_account(name: str, value: str, storage: StorageSettings, expected: st
             return StorageSettings(table_service_uri=endpoint, client_id=storage.client_id)
         if "endpoint" not in value.lower() and "usedevelopmentstorage" not in value.lower():
             raise SettingsError(f"{name} {expected}")
+        missing = connection_string_gap(value)
+        if missing:
+            raise SettingsError(f"{name} is a connection string without {missing}; it {expected}")
     except SettingsError as error:
         found = _found.get()
         if found is None:
@@ -790,6 +793,26 @@ def _other_account(name: str, value: str, storage: StorageSettings, expected: st
         found.warnings.setdefault(name, f"{error.explanation} {meanwhile}")
         return None
     return StorageSettings(connection_string=value)
+
+
+def connection_string_gap(value: str) -> str:
+    """What a storage connection string lacks for the Tables SDK to build a client from it ("" if nothing):
+    the SDK wants AccountName with AccountKey, or a SharedAccessSignature, and an endpoint (a TableEndpoint, or
+    an AccountName to build one from); otherwise it raises ValueError when the client is made, which would
+    stop every function that builds one (azure-sdk-for-python, sdk/tables/azure-data-tables,
+    azure/data/tables/_base_client.py, parse_connection_str)."""
+    if value.strip().lower() == "usedevelopmentstorage=true":
+        return ""
+    pairs = {}
+    for part in value.split(";"):
+        key, sep, val = part.partition("=")
+        if sep and key.strip():
+            pairs[key.strip().lower()] = val.strip()
+    if not pairs.get("sharedaccesssignature") and not (pairs.get("accountname") and pairs.get("accountkey")):
+        return "an AccountName and AccountKey pair or a SharedAccessSignature"
+    if not pairs.get("tableendpoint") and not pairs.get("accountname"):
+        return "a TableEndpoint or AccountName"
+    return ""
 
 
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")

@@ -190,3 +190,45 @@ def test_through_the_http_trigger_a_destination_typo_still_answers_202_and_healt
     assert lead["deliveries"]["salesforse"]["state"] == BLOCKED
     assert "did you mean salesforce?" in lead["deliveries"]["salesforse"]["last_error"]
     assert "did you mean salesforce?" in status["blocked_by_settings"]["salesforse"]
+
+
+# A connection string the Tables SDK refuses when the client is made (no AccountKey nor SharedAccessSignature):
+# azure-sdk-for-python, sdk/tables/azure-data-tables, azure/data/tables/_base_client.py, parse_connection_str.
+KEYLESS_FALLBACK = "DefaultEndpointsProtocol=https;AccountName=stfallback;EndpointSuffix=core.windows.net"
+
+
+def test_defect_1_a_keyless_fallback_connection_string_turns_the_fallback_off_and_stops_nothing_else(
+        azurite, smtp_server: SmtpServer) -> None:
+    from leads.core.messages import decode_message
+    from leads.core.settings import load_settings
+    from leads.runtime import build_delivery, build_runtime
+
+    suffix = uuid.uuid4().hex[:8]
+    env = {**email_env(smtp_server), "AzureWebJobsStorage": azurite.connection_string, "LEADS_DESTINATIONS": "email",
+           "LEADS_TABLE": f"keyless{suffix}", "LEADS_QUEUE": f"keyless-{suffix}",
+           "LEADS_FALLBACK_STORAGE": KEYLESS_FALLBACK}
+    settings = load_settings(env)
+    rt = build_runtime(settings)  # raised ValueError before the fix: every POST 503, every delivery failed
+
+    assert settings.fallback_storage is None and rt.ingest.fallback is None
+    answer = rt.ingest.receive("POST", LEAD, "application/json")
+    assert answer.status == 202, answer.body
+    delivery = build_delivery(rt)
+    [message] = [decode_message(m.content) for m in rt.queue.queue.receive_messages(max_messages=32)]
+    assert delivery.handle(message).sent == {"email": DELIVERED}
+    doctor_lines = run_doctor(env).splitlines()
+    [line] = [line for line in doctor_lines if line.startswith("FAIL settings")]
+    assert "LEADS_FALLBACK_STORAGE is a connection string without an AccountName and AccountKey" in line
+    assert "stfallback" not in line  # the value itself is never repeated (it may hold a secret)
+
+
+def test_a_fallback_the_sdk_refuses_is_turned_off_by_the_runtime_too(azurite) -> None:
+    """The backstop: whatever the settings let through, a client the SDK cannot build turns the fallback off."""
+    from dataclasses import replace
+
+    from leads.core.settings import StorageSettings, load_settings
+    from leads.runtime import build_fallback
+
+    settings = load_settings({"AzureWebJobsStorage": azurite.connection_string})
+    keyless = StorageSettings(connection_string=KEYLESS_FALLBACK)
+    assert build_fallback(replace(settings, fallback_storage=keyless)) is None
