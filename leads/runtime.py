@@ -76,7 +76,15 @@ def build_runtime(settings: Settings) -> Runtime:
     ingest = IngestService(table, queue, spool, settings, settings.routing, fallback=fallback)
     recovery = Recovery(ingest, spool, fallback, table.ping)
     ingest.after_stored = recovery.drain_spool_soon  # this instance's spool: no other instance sees it
-    return Runtime(settings, table, queue, spool, ingest, recovery)
+    rt = Runtime(settings, table, queue, spool, ingest, recovery)
+    recovery.notify = functools.partial(_notify_set_aside, rt)
+    return rt
+
+
+def _notify_set_aside(rt: Runtime, lead_id: str, sentence: str) -> None:
+    """A held lead storage refuses for good: an operational notice (built only then: it is rare)."""
+    notices = build_notices(rt)
+    notify_safely(functools.partial(notices.needs_person, "held", lead_id, sentence), "held lead set aside")
 
 
 def build_fallback(settings: Settings) -> HeldLeads | None:

@@ -29,6 +29,12 @@ class StorageUnavailableError(LeadsError):
     """Table or queue storage did not answer (or answered with a server error)."""
 
 
+class StorageRefusedError(StorageUnavailableError):
+    """Storage answered and refused this row for good (too large, a value it cannot take): trying it again
+    fails the same way. A kind of StorageUnavailableError, so that a caller that only knows "not stored" (an
+    HTTP request: 503, kept on disk) behaves as before; a recovery sets the lead aside instead of retrying."""
+
+
 class DestinationError(LeadsError):
     """A destination refused or failed. Subclasses say whether to retry."""
 

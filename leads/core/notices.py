@@ -24,6 +24,7 @@ from leads.core.model import Lead
 SILENCE = "silence"
 BLOCKED_PREFIX = "blocked:"
 FAILED_PREFIX = "failed:"
+NEEDS_PERSON_PREFIX = "person:"  # `person:held` (a held lead storage refuses), `person:outbox` (a stuck chain)
 LEAD_IDS_KEPT = 5  # lead ids named in one notice (the count says how many there were)
 SENTENCE_KEPT = 600
 
@@ -131,6 +132,10 @@ def build_notice(state: ConditionState, kind: str, now: datetime, console_url: s
                  f"{' (since ' + since + ')' if kind == 'more' else ''}. The latest reason: {state.sentence}",
                  "Each lead is kept in the app's table. Fix the cause, then replay them with "
                  "`python -m leads replay --failed` (or `python -m leads replay <lead id>`)."]
+    elif kind_of == NEEDS_PERSON_PREFIX[:-1]:
+        subject = f"Marketplace leads: {_count(state)} need a person ({destination})"
+        lines = [f"{state.sentence}", "Nothing else stops meanwhile. See docs/troubleshooting.md, then act on the "
+                 "sentence above (the lead ids are below)."]
     else:
         subject = f"Marketplace leads: no lead for {days} days"
         lines = [f"No lead, test or real, has arrived for {days} days: {state.sentence}",

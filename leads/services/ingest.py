@@ -137,7 +137,7 @@ class IngestService:
         stored = StoredLead(lead_id or new_lead_id(received_at), received_at, lead,
                             policy.initial_deliveries(lead, self.routing))
         added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
-                               outbox_due=self.clock() + ENQUEUE_GRACE)
+                               outbox_due=self.clock() + ENQUEUE_GRACE, body=body)  # kept as a POSTed one is
         if not added.duplicate:
             self._enqueue(stored, added)
         return added

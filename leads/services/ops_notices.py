@@ -16,6 +16,7 @@ from leads.core.model import utcnow
 from leads.core.notices import (
     BLOCKED_PREFIX,
     FAILED_PREFIX,
+    NEEDS_PERSON_PREFIX,
     SILENCE,
     ConditionState,
     Event,
@@ -53,6 +54,11 @@ class OpsNotices:
 
     def failed(self, destination: str, lead_id: str, sentence: str) -> None:
         self.raise_(Event(FAILED_PREFIX + destination, sentence, lead_id))
+
+    def needs_person(self, what: str, lead_id: str, sentence: str) -> None:
+        """Something only a person can settle: a held lead storage refuses (`held`), a lead whose delivery
+        keeps failing before it can claim (`outbox`). `sentence` carries no lead data."""
+        self.raise_(Event(NEEDS_PERSON_PREFIX + what, sentence, lead_id))
 
     def delivered(self, destination: str) -> None:
         """A destination accepted a lead: its blocked/failed conditions clear. Costs a storage call only when

@@ -33,7 +33,7 @@ from leads.core.azure_limits import (
 )
 from leads.core.breaker import Breaker
 from leads.core.chunked import joined_bytes
-from leads.core.errors import ConcurrentUpdateError, StorageUnavailableError
+from leads.core.errors import ConcurrentUpdateError, StorageRefusedError, StorageUnavailableError
 from leads.core.model import DeliveryState, Lead, StoredLead, parse_iso
 from leads.core.policy import needs_attention
 from leads.core.ports import ROW_BOOKKEEPING, Added, RejectedRequest, SourceRow, Versioned
@@ -63,6 +63,23 @@ def _storage_errors(action: str) -> Iterator[None]:
 
 def _code(error: HttpResponseError) -> str:
     return str(getattr(error, "error_code", "") or "")
+
+
+# Table service error codes that refuse the entity itself (400): the same row is refused every time.
+# Learn: https://learn.microsoft.com/rest/api/storageservices/table-service-error-codes and
+# https://learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes
+_REFUSED_FOR_GOOD = frozenset({
+    "PropertyValueTooLarge", "EntityTooLarge", "TooManyProperties", "PropertyNameTooLong", "PropertyNameInvalid",
+    "InvalidValueType", "DuplicatePropertiesSpecified", "InvalidDuplicateRow", "OutOfRangeInput", "InvalidInput",
+    "KeyValueTooLarge", "InvalidXmlDocument", "InvalidXmlNodeValue"})
+
+
+def _refused(error: TableTransactionError, what: str) -> StorageUnavailableError:
+    """The error to raise for a transaction storage did not take: refused for good, or worth another try."""
+    code = _code(error)
+    if code in _REFUSED_FOR_GOOD:
+        return StorageRefusedError(f"Table storage refused {what} ({code}).")
+    return StorageUnavailableError(f"Table storage refused {what} ({code}).")
 
 
 def _chunks(text: str, size: int) -> list[str]:
@@ -251,7 +268,7 @@ class LeadTable:
             except TableTransactionError as exc:
                 imported = self._imported_before(source, exc)
                 if imported is None:
-                    raise StorageUnavailableError(f"Table storage refused the lead ({_code(exc)}).") from None
+                    raise _refused(exc, "the lead") from None
                 return imported
             return Added(stored.id, duplicate=False, etag=result[0]["etag"])
         marker_key = self.marker_key(fingerprint)
@@ -263,7 +280,7 @@ class LeadTable:
             return Added(stored.id, duplicate=False, etag=result[1]["etag"])
         except TableTransactionError as exc:
             if _code(exc) != "EntityAlreadyExists":
-                raise StorageUnavailableError(f"Table storage refused the lead ({_code(exc)}).") from None
+                raise _refused(exc, "the lead") from None
             imported = self._imported_before(source, exc)
             if imported is not None:
                 return imported
