@@ -56,7 +56,7 @@ def decode_message(text: str) -> DeliveryMessage:
         id=lead_id,
         received_at=received,
         lead=Lead.from_dict(snapshot["lead"]),
-        deliveries={k: DeliveryState(**v) for k, v in snapshot["deliveries"].items()},
+        deliveries={k: DeliveryState.from_dict(v) for k, v in snapshot["deliveries"].items()},
     )
     return DeliveryMessage(lead_id, str(payload["etag"]), stored, traceparent)
 

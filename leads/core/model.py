@@ -162,19 +162,25 @@ BLOCKED = "blocked"  # the destination's configuration is wrong; retried slowly 
 DELIVERED = "delivered"
 SKIPPED = "skipped"  # deliberately not sent (policy or missing data), with the reason
 FAILED = "failed"  # given up; replayable
+PARKED = "parked"  # its destination is not in LEADS_DESTINATIONS now: waits, resumes when it is named again
 TERMINAL_STATES = frozenset({DELIVERED, SKIPPED, FAILED})
+DELIVERY_STATES = (PENDING, SENDING, RETRYING, BLOCKED, PARKED, DELIVERED, SKIPPED, FAILED)
+# What a destination removed from LEADS_DESTINATIONS was marked before `parked` existed (read as parked now).
+OLD_REMOVED_SKIP = "Not sent: this destination was removed from LEADS_DESTINATIONS."
 
 
 @dataclass(frozen=True)
 class DeliveryState:
     state: str = PENDING
-    attempts: int = 0
+    attempts: int = 0  # claims (tries of any kind): never decreases
     delivered_at: str = ""
     last_error: str = ""
     record_id: str = ""  # the destination's id for what it created (CRM record, message id)
     lease_until: str = ""
     next_attempt_at: str = ""
-    expired_claims: int = 0  # claims whose lease ran out with no answer recorded (the worker died)
+    expired_claims: int = 0  # claims in a row whose lease ran out with no answer recorded (the worker died)
+    retries: int = 0  # transient failures in the current retry schedule (a blocked answer or a replay restarts it)
+    blocked_checks: int = 0  # configuration-error answers (blocked re-checks): never decreases
     # The last attempts, oldest first: {"at", "outcome", "sentence", "record_id"} (policy.HISTORY_LIMIT).
     history: tuple[dict[str, str], ...] = ()
 
@@ -185,8 +191,26 @@ class DeliveryState:
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeliveryState:
+        """Read a stored state, migrating (lazily, on read) what the previous version wrote: it counted every
+        claim in `attempts` and had no `retries` (the transient schedule was its attempts; blocked re-checks
+        used it up) nor `blocked_checks`; it marked a destination dropped from the settings `skipped` for good,
+        which is `parked` now. Unknown keys (a newer version's) are left out."""
+        known = {name: value for name, value in data.items() if name in _STATE_FIELDS}
+        if "retries" not in data:
+            attempts, state = int(known.get("attempts", 0)), known.get("state", PENDING)
+            known["retries"] = attempts if state == RETRYING else max(attempts - 1, 0) if state == SENDING else 0
+            known["blocked_checks"] = attempts if state == BLOCKED else 0
+            if state == SKIPPED and known.get("last_error") == OLD_REMOVED_SKIP:
+                known["state"] = PARKED
+        return cls(**known)
+
     def with_(self, **changes: Any) -> DeliveryState:
         return replace(self, **changes)
+
+
+_STATE_FIELDS = frozenset(DeliveryState.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -211,6 +235,8 @@ class StoredLead:
             return FAILED
         if FAILED in states or BLOCKED in states:
             return BLOCKED if BLOCKED in states else RETRYING
+        if PARKED in states:
+            return PARKED
         return RETRYING if RETRYING in states else PENDING
 
     @property

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from leads.core.errors import BadRequestError
-from leads.core.model import BLOCKED, DELIVERED, FAILED, PENDING, RETRYING, SENDING, SKIPPED
+from leads.core.model import BLOCKED, DELIVERED, DELIVERY_STATES, FAILED, PARKED, PENDING, RETRYING, SKIPPED
 
 # A lead's status (model.StoredLead.status) plus `skipped`: every destination skipped, none sent.
-LEAD_STATUSES = (PENDING, RETRYING, BLOCKED, FAILED, DELIVERED, SKIPPED)
-DESTINATION_STATES = (PENDING, SENDING, RETRYING, BLOCKED, DELIVERED, SKIPPED, FAILED)
+LEAD_STATUSES = (PENDING, RETRYING, BLOCKED, PARKED, FAILED, DELIVERED, SKIPPED)
+DESTINATION_STATES = DELIVERY_STATES
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 50
 _TEXT_LIMIT = 200

@@ -8,16 +8,15 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from leads.core import keys, policy
-from leads.core.errors import BadRequestError, ConcurrentUpdateError, NotFoundError, StorageUnavailableError
-from leads.core.messages import DeliveryMessage
-from leads.core.model import BLOCKED, DELIVERED, FAILED, SKIPPED, DeliveryState, utcnow
+from leads.core import keys
+from leads.core.errors import BadRequestError, NotFoundError, StorageUnavailableError
+from leads.core.model import BLOCKED, DELIVERED, FAILED, PARKED, SKIPPED, DeliveryState, utcnow
 from leads.manage import views
 from leads.manage.filters import DESTINATION_STATES, LeadFilter, decode_token, encode_token
 from leads.services.context import Runtime
 from leads.storage.table_store import deliveries_from_json, raw_body_of, stored_from_entity
 
-_SERVER_STATUSES = frozenset({"pending", "retrying", "blocked", "failed"})  # the Status column says these
+_SERVER_STATUSES = frozenset({"pending", "retrying", "blocked", "parked", "failed"})  # the Status column says these
 _REJECTED_ROW = re.compile(r"^\d{13}:[0-9a-f]{8}$")
 _REJECTED_ID = re.compile(r"^(\d{13})-([0-9a-f]{8})$")  # the RowKey with `-` for `:` (views.rejected)
 _REPLAY_TRIES = 5
@@ -82,18 +81,18 @@ class ManageService:
 
     # --- replay -----------------------------------------------------------------------------------
     def replay_lead(self, lead_id: str, destination: str | None = None) -> dict[str, Any]:
-        """Failed and blocked destinations again (or the one named, whatever its state unless delivered or
+        """Failed, blocked and parked destinations again (or the one named, whatever its state unless delivered or
         being sent right now)."""
         stored = stored_from_entity(self._entity(lead_id))
         if destination is not None and destination not in stored.deliveries:
             raise BadRequestError(f"Lead {lead_id} has no destination {destination[:40]!r}; it has "
                                   f"{', '.join(stored.deliveries) or 'none'}.", parameter="destination")
         wanted: Wanted = ((lambda name, state: name == destination) if destination is not None
-                          else (lambda name, state: state.state in (FAILED, BLOCKED)))
+                          else (lambda name, state: state.state in (FAILED, BLOCKED, PARKED)))
         sentence, queued = self._replay(lead_id, wanted)
         return {"id": lead_id, "result": sentence, "queued": queued}
 
-    def replay_many(self, destination: str | None, states: tuple[str, ...] = (FAILED, BLOCKED),
+    def replay_many(self, destination: str | None, states: tuple[str, ...] = (FAILED, BLOCKED, PARKED),
                     since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
         bad = [s for s in states if s not in REPLAYABLE_STATES]
         if bad or not states:
@@ -113,7 +112,7 @@ class ManageService:
         return {"queued": sum(1 for r in results if r["queued"]), "results": results}
 
     def _candidates(self, states: tuple[str, ...], since: datetime | None, until: datetime | None) -> Iterator[str]:
-        if set(states) <= {FAILED, BLOCKED}:  # the `attention:` index lists exactly these: no scan
+        if set(states) <= {FAILED, BLOCKED, PARKED}:  # the `attention:` index lists exactly these: no scan
             for lead_id, _status in self.table.needing_attention():
                 received = keys.received_at_of(lead_id)
                 if (since is None or received >= since) and (until is None or received <= until):
@@ -125,27 +124,16 @@ class ManageService:
                 yield str(row["Id"])
 
     def _replay(self, lead_id: str, wanted: Wanted) -> tuple[str, bool]:
-        settings = self.rt.settings
-        for _ in range(_REPLAY_TRIES):
-            current = self.table.load(lead_id)
-            if current is None:
-                return "Not found (deleted meanwhile).", False
-            now = utcnow()
-            reset = policy.replay(current.stored, now, settings.routing, only_failed=False)
-            chosen = {name: reset.deliveries[name] if wanted(name, state) else state
-                      for name, state in current.stored.deliveries.items()}
-            again = sorted(name for name in chosen if chosen[name] != current.stored.deliveries[name])
-            if not again:
-                return (f"Nothing to replay: no destination in that state is waiting (status "
-                        f"{current.stored.status}; a delivered one or one being sent now is left alone)."), False
-            replayed = type(current.stored)(current.stored.id, current.stored.received_at, current.stored.lead,
-                                            chosen, current.stored.duplicates, current.stored.last_duplicate_at)
-            try:
-                self.table.save(replayed, current.etag, outbox_due=now, previous=current.stored)
-            except ConcurrentUpdateError:
-                continue
-            self.rt.queue.send(DeliveryMessage(lead_id))
-            return f"Queued again for {', '.join(again)}.", True
+        from leads.services import replay
+
+        done = replay.replay_lead(self.rt, lead_id, wanted=wanted)
+        if done.outcome == replay.QUEUED:
+            return f"Queued again for {', '.join(done.again)}.", True
+        if done.outcome in (replay.NOT_FOUND, replay.NOT_A_LEAD_ID):
+            return "Not found (deleted meanwhile).", False
+        if done.outcome == replay.NOTHING:
+            return (f"Nothing to replay: no destination in that state is waiting (status {done.status}; a "
+                    "delivered one or one being sent now is left alone)."), False
         return "The lead kept changing while being replayed; try again in a moment.", False
 
     # --- rejected requests ------------------------------------------------------------------------

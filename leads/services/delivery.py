@@ -87,7 +87,7 @@ class DeliveryService:
                 log.warning("lead %s: not found; nothing to deliver", message.lead_id)
                 return DeliveryReport(message.lead_id, note="not found")
             now = self.clock()
-            stored = policy.reconcile(current.stored, self.settings.routing)
+            stored = policy.reconcile(current.stored, self.settings.routing, now, self.settings.retry_delays)
             stored = policy.settle_crashes(stored, now, self.settings.retry_delays)
             due = policy.due_destinations(stored, now)
             if not due:
@@ -97,7 +97,7 @@ class DeliveryService:
                 elif stored.finished and message.snapshot is None:
                     self._forget_outbox(stored, current.etag)
                 return DeliveryReport(message.lead_id, note="nothing due")
-            claimed = policy.claim(stored, due, now, self.lease)
+            claimed = policy.claim(stored, due, now, self.lease, self.settings.retry_delays)
             try:
                 etag = self.store.save(claimed, current.etag, outbox_due=now + self.lease + self.grace,
                                        previous=current.stored)

@@ -167,7 +167,7 @@ def deliveries_json(stored: StoredLead) -> str:
 
 
 def deliveries_from_json(text: str) -> dict[str, DeliveryState]:
-    return {name: DeliveryState(**state) for name, state in json.loads(text).items()}
+    return {name: DeliveryState.from_dict(state) for name, state in json.loads(text).items()}
 
 
 def raw_body_of(entity: dict[str, Any]) -> bytes:

@@ -11,6 +11,7 @@ from leads.core.model import (
     BLOCKED,
     DELIVERED,
     FAILED,
+    PARKED,
     PENDING,
     RETRYING,
     SENDING,
@@ -79,7 +80,7 @@ def test_delivered_records_the_destination_record_id() -> None:
 
 
 def test_transient_failure_waits_by_the_schedule() -> None:
-    state = DeliveryState(state=SENDING, attempts=2)
+    state = DeliveryState(state=SENDING, attempts=2, retries=1)  # the second try, after one transient failure
     result = policy.apply_outcome(state, TransientDestinationError("down"), NOW, DELAYS)
     assert result.state == RETRYING
     assert result.next_attempt_at == iso(NOW + timedelta(seconds=120))
@@ -93,8 +94,8 @@ def test_retry_after_longer_than_the_schedule_is_honoured() -> None:
 
 
 def test_schedule_spent_means_failed_with_the_reason_and_how_to_replay() -> None:
-    result = policy.apply_outcome(DeliveryState(state=SENDING, attempts=4), TransientDestinationError("down"),
-                                  NOW, DELAYS)
+    result = policy.apply_outcome(DeliveryState(state=SENDING, attempts=4, retries=3),
+                                  TransientDestinationError("down"), NOW, DELAYS)
     assert result.state == FAILED
     assert "Gave up after 4 attempts" in result.last_error
     assert "down" in result.last_error
@@ -111,8 +112,8 @@ def test_configuration_error_blocks_and_retries_slowly() -> None:
 
 def test_blocked_waits_for_the_fix_for_ever_rechecking_at_most_hourly() -> None:
     delays = (30, 7200, 43200)
-    for attempts, expected in ((2, 3600), (3, 3600), (50, 3600)):  # past the schedule: still blocked, hourly
-        result = policy.apply_outcome(DeliveryState(state=SENDING, attempts=attempts),
+    for checks, expected in ((1, 3600), (2, 3600), (49, 3600)):  # past the schedule: still blocked, hourly
+        result = policy.apply_outcome(DeliveryState(state=SENDING, attempts=checks + 1, blocked_checks=checks),
                                       ConfigurationError("bad secret"), NOW, delays)
         assert (result.state, result.next_attempt_at) == (BLOCKED, iso(NOW + timedelta(seconds=expected)))
 
@@ -132,11 +133,11 @@ def test_default_retry_schedule_spans_at_least_24_hours() -> None:
     assert sum(delays) >= 24 * 3600
 
 
-def test_reconcile_adds_new_destinations_and_skips_removed_ones() -> None:
+def test_reconcile_adds_new_destinations_and_parks_removed_ones() -> None:
     lead = stored(email=DeliveryState(state=DELIVERED), old=DeliveryState(state=RETRYING))
-    result = policy.reconcile(lead, Routing(("email", "dynamics")))
+    result = policy.reconcile(lead, Routing(("email", "dynamics")), NOW)
     assert result.deliveries["dynamics"].state == PENDING
-    assert result.deliveries["old"].state == SKIPPED
+    assert result.deliveries["old"].state == PARKED
     assert result.deliveries["email"].state == DELIVERED
 
 
@@ -168,7 +169,8 @@ def test_replay_resets_failed_and_blocked_destinations_only() -> None:
                   webhook=DeliveryState(state=BLOCKED, attempts=30), dynamics=DeliveryState(state=RETRYING))
     result = policy.replay(lead, NOW, ROUTING)
     assert result.deliveries["email"].state == DELIVERED
-    assert result.deliveries["hubspot"] == result.deliveries["webhook"] == DeliveryState()
+    assert result.deliveries["hubspot"] == DeliveryState(attempts=9)  # counters stay: only the schedule restarts
+    assert result.deliveries["webhook"] == DeliveryState(attempts=30)
     assert result.deliveries["dynamics"].state == RETRYING
 
 
@@ -179,7 +181,9 @@ def test_replay_never_resets_a_live_claim_and_all_means_all_but_delivered() -> N
     assert result.deliveries["email"] == live.deliveries["email"]
     assert result.deliveries["hubspot"] == DeliveryState()
     expired = policy.replay(live, NOW + timedelta(minutes=11), ROUTING, only_failed=False)
-    assert expired.deliveries["email"] == DeliveryState()
+    email = expired.deliveries["email"]
+    assert (email.state, email.attempts, email.retries, email.lease_until) == (PENDING, 1, 0, "")
+    assert [entry["outcome"] for entry in email.history] == ["crashed"]  # its worker died: said, then replayed
 
 
 def test_replay_of_a_test_lead_still_skips_crms_unless_forwarding_is_on() -> None:
@@ -193,9 +197,10 @@ def test_replay_of_a_test_lead_still_skips_crms_unless_forwarding_is_on() -> Non
     assert forwarded.deliveries["dynamics"] == forwarded.deliveries["hubspot"] == DeliveryState()
 
 
-def test_needs_attention_means_failed_or_blocked_somewhere() -> None:
+def test_needs_attention_means_failed_blocked_or_parked_somewhere() -> None:
     assert policy.needs_attention(stored(a=DeliveryState(state=DELIVERED), b=DeliveryState(state=BLOCKED)))
     assert policy.needs_attention(stored(a=DeliveryState(state=FAILED)))
+    assert policy.needs_attention(stored(a=DeliveryState(state=PARKED)))
     assert not policy.needs_attention(stored(a=DeliveryState(state=RETRYING), b=DeliveryState(state=SKIPPED)))
 
 
@@ -209,9 +214,49 @@ def test_next_due_is_the_earliest_wait() -> None:
 
 def test_a_spent_schedule_does_not_keep_the_promise_to_retry() -> None:
     sentence = "Could not connect to the webhook at hooks.example; will retry. If it persists, check LEADS_WEBHOOK_URL."
-    result = policy.apply_outcome(DeliveryState(state=SENDING, attempts=4), TransientDestinationError(sentence),
-                                  NOW, DELAYS)
+    result = policy.apply_outcome(DeliveryState(state=SENDING, attempts=4, retries=3),
+                                  TransientDestinationError(sentence), NOW, DELAYS)
     assert result.state == FAILED
     assert "will retry" not in result.last_error
     assert "Could not connect to the webhook at hooks.example. If it persists, check LEADS_WEBHOOK_URL." \
         in result.last_error
+
+
+def test_defect_3_blocked_rechecks_do_not_use_up_the_transient_schedule() -> None:
+    """Blocked for many re-checks, then fixed: the first 429 retries on the schedule's first step."""
+    lease = timedelta(minutes=10)
+    lead, now = stored(hubspot=DeliveryState()), NOW
+    for _ in range(len(DELAYS) * 4):  # blocked far longer than the transient schedule has steps
+        lead = policy.claim(lead, ["hubspot"], now, lease, DELAYS)
+        lead = policy.record(lead, {"hubspot": ConfigurationError("bad token")}, now, DELAYS)
+        now += timedelta(hours=1)
+    assert lead.deliveries["hubspot"].blocked_checks == len(DELAYS) * 4
+    lead = policy.claim(lead, ["hubspot"], now, lease, DELAYS)  # the setting is fixed: the next try gets a 429
+    lead = policy.record(lead, {"hubspot": TransientDestinationError("429", retry_after=None)}, now, DELAYS)
+    hubspot = lead.deliveries["hubspot"]
+    assert (hubspot.state, hubspot.retries) == (RETRYING, 1), hubspot.last_error
+    assert hubspot.next_attempt_at == iso(now + timedelta(seconds=DELAYS[0]))  # the schedule from its start
+
+
+def test_defect_4_a_destination_missing_from_the_settings_is_parked_and_resumes_when_named_again() -> None:
+    lead = stored(email=DeliveryState(state=DELIVERED), hubspot=DeliveryState(state=RETRYING, retries=2))
+    typo = policy.reconcile(lead, Routing(("email",)), NOW, DELAYS)  # hubspot left out for a while
+    parked = typo.deliveries["hubspot"]
+    assert parked.state == PARKED and not parked.is_terminal and not typo.finished
+    assert "LEADS_DESTINATIONS" in parked.last_error and policy.needs_attention(typo)
+    assert policy.next_due(typo) == NOW + timedelta(hours=1)  # the outbox row brings it back to re-check
+    fixed = policy.reconcile(typo, Routing(("email", "hubspot")), NOW + timedelta(minutes=5), DELAYS)
+    resumed = fixed.deliveries["hubspot"]
+    assert (resumed.state, resumed.retries) == (PENDING, 2)
+    assert policy.due_destinations(fixed, NOW + timedelta(minutes=5)) == ["hubspot"]
+
+
+def test_a_destination_the_previous_version_skipped_for_removal_is_read_as_parked() -> None:
+    """The lazy migration (on read): the old `skipped` for a removed destination was the defect's mark."""
+    old = {"state": SKIPPED, "attempts": 2, "last_error": "Not sent: this destination was removed from "
+           "LEADS_DESTINATIONS.", "history": []}
+    assert DeliveryState.from_dict(old).state == PARKED
+    assert DeliveryState.from_dict({"state": RETRYING, "attempts": 3}).retries == 3
+    assert DeliveryState.from_dict({"state": BLOCKED, "attempts": 7}).blocked_checks == 7
+    assert DeliveryState.from_dict({"state": BLOCKED, "attempts": 7}).retries == 0
+    assert DeliveryState.from_dict({"state": SENDING, "attempts": 3}).retries == 2

@@ -12,6 +12,7 @@ from leads.core import policy
 from leads.core.model import (
     BLOCKED,
     DELIVERED,
+    PARKED,
     PENDING,
     RETRYING,
     SKIPPED,
@@ -238,7 +239,7 @@ def test_a_dnc_lead_is_skipped_at_crms_on_intake_on_reconcile_and_on_replay() ->
         {"email": PENDING, "hubspot": SKIPPED}
     # Stored before this change (keys are type names, hubspot still waiting): the current rules decide.
     before = stored(lead(action="DNC"), email=DeliveryState(state=DELIVERED), hubspot=DeliveryState(state=RETRYING))
-    assert policy.reconcile(before, rules).deliveries["hubspot"].state == SKIPPED
+    assert policy.reconcile(before, rules, NOW).deliveries["hubspot"].state == SKIPPED
     failed = stored(lead(action="DNC"), email=DeliveryState(state=DELIVERED), hubspot=DeliveryState(state="failed"))
     replayed = policy.replay(failed, NOW, rules)
     hubspot = replayed.deliveries["hubspot"]
@@ -248,9 +249,9 @@ def test_a_dnc_lead_is_skipped_at_crms_on_intake_on_reconcile_and_on_replay() ->
 
 def test_an_old_style_lead_keeps_its_type_named_destinations() -> None:
     old = stored(lead(), email=DeliveryState(state=DELIVERED), webhook=DeliveryState(state=BLOCKED))
-    assert policy.reconcile(old, Routing(("email", "webhook"))) == old
-    moved = policy.reconcile(old, Routing(("email", "webhook:partners")))
-    assert moved.deliveries["webhook"].state == SKIPPED  # the plain webhook was removed from the list
+    assert policy.reconcile(old, Routing(("email", "webhook")), NOW) == old
+    moved = policy.reconcile(old, Routing(("email", "webhook:partners")), NOW)
+    assert moved.deliveries["webhook"].state == PARKED  # the plain webhook was removed from the list: it waits
     assert moved.deliveries["webhook:partners"] == DeliveryState()
 
 
@@ -261,5 +262,5 @@ def test_while_a_rule_is_unreadable_its_destination_waits_blocked_then_the_fixed
     waiting = stored(lead(action="DNC", country="US"), email=DeliveryState(state=DELIVERED),
                      hubspot=DeliveryState(state=BLOCKED, attempts=1))
     fixed = settings(LEADS_DESTINATIONS="email,hubspot", LEADS_ROUTES="hubspot country=DE dnc=include")
-    assert policy.reconcile(waiting, fixed.routing).deliveries["hubspot"].last_error == \
+    assert policy.reconcile(waiting, fixed.routing, NOW).deliveries["hubspot"].last_error == \
         "Not sent: the rule for hubspot takes country DE; this lead's country is US."

@@ -29,18 +29,22 @@ def lead(**deliveries: DeliveryState) -> StoredLead:
 def test_each_answer_is_one_attempt_with_its_sentence() -> None:
     state = DeliveryState(state=SENDING, attempts=1)
     answers: list[Any] = [TransientDestinationError("timed out"), ConfigurationError("bad key: set X."),
-                          Skipped("no e-mail"), Delivered("crm-7")]
+                          Delivered("crm-7")]
     current = lead(crm=state)
     for n, answer in enumerate(answers):
+        if n:  # each answer comes to a claim
+            current = policy.claim(current, ["crm"], NOW + timedelta(minutes=n), timedelta(minutes=10), DELAYS)
         current = policy.record(current, {"crm": answer}, NOW + timedelta(minutes=n), DELAYS)
     history = current.deliveries["crm"].history
-    assert [h["outcome"] for h in history] == ["retrying", "blocked", "skipped", "delivered"]
+    assert [h["outcome"] for h in history] == ["retrying", "blocked", "delivered"]
     assert history[0] == {"at": iso(NOW), "outcome": "retrying", "sentence": "timed out", "record_id": ""}
     assert history[-1]["record_id"] == "crm-7" and history[-1]["sentence"] == "Delivered."
+    skipped = policy.record(lead(crm=state), {"crm": Skipped("no e-mail")}, NOW, DELAYS).deliveries["crm"].history
+    assert [(h["outcome"], h["sentence"]) for h in skipped] == [("skipped", "no e-mail")]
 
 
 def test_the_id_placeholder_is_filled_in_the_history_too() -> None:
-    spent = lead(crm=DeliveryState(state=SENDING, attempts=4))
+    spent = lead(crm=DeliveryState(state=SENDING, attempts=4, retries=3))
     failed = policy.record(spent, {"crm": TransientDestinationError("down")}, NOW, DELAYS)
     assert failed.deliveries["crm"].state == FAILED
     assert f"python -m leads replay {LEAD_ID}" in failed.deliveries["crm"].history[-1]["sentence"]
@@ -49,6 +53,8 @@ def test_the_id_placeholder_is_filled_in_the_history_too() -> None:
 def test_capped_and_sentences_cut() -> None:
     current = lead(crm=DeliveryState(state=SENDING, attempts=1))
     for n in range(policy.HISTORY_LIMIT + 5):
+        if n:
+            current = policy.claim(current, ["crm"], NOW, timedelta(minutes=10), (1,) * 99)
         current = policy.record(current, {"crm": TransientDestinationError(f"try {n} " + "x" * 1000)}, NOW, (1,) * 99)
     history = current.deliveries["crm"].history
     assert len(history) == policy.HISTORY_LIMIT and history[0]["sentence"].startswith("try 5 ")
