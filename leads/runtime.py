@@ -154,10 +154,15 @@ def delivery() -> DeliveryService:
 def sweeper() -> Sweeper:
     rt = runtime()
     notices = build_notices(rt)
-    poisoned = PoisonRequeue(rt.queue.poison_queue(), rt.queue, rt.table, rt.settings.requeue_again_seconds)
+    poisoned = PoisonRequeue(rt.queue.poison_queue(), rt.queue, rt.table, rt.settings.requeue_again_seconds,
+                             store=rt.table)
+
+    def stuck(lead_id: str, sentence: str) -> None:
+        notify_safely(functools.partial(notices.needs_person, "outbox", lead_id, sentence), "stuck lead")
+
     return Sweeper(rt.table, rt.queue, rt.ingest, rt.spool, recovery=rt.recovery,
                    requeue_again=timedelta(seconds=rt.settings.requeue_again_seconds), poisoned=poisoned,
-                   review=lambda: notify_safely(notices.review, "review"))
+                   review=lambda: notify_safely(notices.review, "review"), notify=stuck)
 
 
 def build_importer(rt: Runtime) -> Importer | None:

@@ -45,6 +45,8 @@ class LeadStore(Protocol):
     def load(self, lead_id: str) -> Versioned | None: ...
     def save(self, stored: StoredLead, etag: str, outbox_due: datetime | None,
              previous: StoredLead | None = None) -> str: ...
+    def drop_orphan_outbox(self, lead_id: str) -> bool: ...  # the outbox row of a lead that no longer exists
+    def has_outbox(self, lead_id: str) -> bool: ...  # whether the lead's outbox row exists (it wakes the lead)
 
 
 class WorkQueue(Protocol):

@@ -84,7 +84,10 @@ class DeliveryService:
                                      else self.store.load(message.lead_id))
         for _ in range(_MAX_CONFLICTS):
             if current is None:
-                log.warning("lead %s: not found; nothing to deliver", message.lead_id)
+                # Forgotten or purged: its outbox row would bring it back every few minutes, for ever (defect 7).
+                dropped = message.snapshot is None and self.store.drop_orphan_outbox(message.lead_id)
+                log.warning("lead %s: not found; nothing to deliver%s", message.lead_id,
+                            " (its outbox row deleted)" if dropped else "")
                 return DeliveryReport(message.lead_id, note="not found")
             now = self.clock()
             stored = policy.reconcile(current.stored, self.settings.routing, now, self.settings.retry_delays)
@@ -96,6 +99,9 @@ class DeliveryService:
                     self._tell_operators(stored, _newly_failed(current.stored, stored))
                 elif stored.finished and message.snapshot is None:
                     self._forget_outbox(stored, current.etag)
+                elif message.snapshot is None:  # a wake-up early or in vain: the outbox row says when, afresh
+                    with contextlib.suppress(ConcurrentUpdateError):
+                        self._save(stored, current.etag, current.stored)
                 return DeliveryReport(message.lead_id, note="nothing due")
             claimed = policy.claim(stored, due, now, self.lease, self.settings.retry_delays)
             try:

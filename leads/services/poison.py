@@ -2,20 +2,25 @@
 
 A trigger would poll that queue every maxPollingInterval for as long as an instance is up, for a queue that
 is empty almost always; the sweeper asks once per run whether it holds anything (one metadata read) and
-reads it only then. Each message's lead is enqueued again after LEADS_REQUEUE_AGAIN_SECONDS and nothing is
-marked failed: the lead's own state decides what is still due, so a live claim or a delivered destination
-is never overridden (a destination whose workers keep dying fails by its state: policy.settle_crashes).
-The poison message is deleted only after that enqueue: a crash in between enqueues the lead twice, which
-the ETag claims make harmless. If the enqueue fails, the message becomes visible again for a later sweep."""
+reads it only then. A queue message is only a wake-up: the lead's outbox row decides when it is next worked
+on (leads/services/sweeper.py). So a poison message is dropped once its outbox row is safe: the lead is gone
+or finished (nothing to do), or its outbox row is there (the sweeper wakes it, one chain), or, when the row
+is missing, it is written first (due now). Nothing is marked failed and nothing is enqueued here: another
+message would be a second chain of work beside the sweeper's (defect 8: chains multiplied at every sweep).
+Without a store (the previous behaviour, kept for a caller that has none) the lead is enqueued again after
+LEADS_REQUEUE_AGAIN_SECONDS. If the table does not answer, the message stays for a later sweep."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
+from leads.core.errors import ConcurrentUpdateError, StorageUnavailableError
 from leads.core.messages import DeliveryMessage
-from leads.core.ports import WorkQueue
+from leads.core.model import utcnow
+from leads.core.ports import LeadStore, WorkQueue
 from leads.services.unreadable import Quarantine, decode_or_quarantine
 
 log = logging.getLogger("leads.poison")
@@ -39,11 +44,13 @@ class PoisonQueue(Protocol[Message]):
 
 
 class PoisonRequeue:
-    def __init__(self, poison: PoisonQueue[Any], queue: WorkQueue, quarantine: Quarantine, delay_seconds: int) -> None:
+    def __init__(self, poison: PoisonQueue[Any], queue: WorkQueue, quarantine: Quarantine, delay_seconds: int,
+                 store: LeadStore | None = None) -> None:
         self.poison = poison
         self.queue = queue
         self.quarantine = quarantine
         self.delay_seconds = delay_seconds
+        self.store = store  # the leads table: the outbox row is made safe there, then the message dropped
 
     def requeue(self, limit: int = BATCH) -> int:
         """Enqueue the lead of each poison message again; returns how many messages left the poison queue.
@@ -53,7 +60,9 @@ class PoisonRequeue:
         done = 0
         for message in self.poison.take(limit):
             decoded = decode_or_quarantine(message.body, self.quarantine, self.poison.name)
-            if decoded is not None:
+            if decoded is not None and self.store is not None:
+                self._make_outbox_safe(decoded.lead_id)
+            elif decoded is not None:
                 self.queue.send(DeliveryMessage(decoded.lead_id, traceparent=decoded.traceparent),
                                 delay_seconds=self.delay_seconds)
                 log.error("lead %s: its delivery message kept failing (see the errors above) and went to the "
@@ -61,3 +70,28 @@ class PoisonRequeue:
             self.poison.remove(message)
             done += 1
         return done
+
+    def _make_outbox_safe(self, lead_id: str) -> None:
+        """Raises StorageUnavailableError when the table does not answer (the message stays)."""
+        assert self.store is not None
+        try:
+            current = self.store.load(lead_id)
+        except ValueError:  # not a lead id: nothing to wake
+            return
+        except Exception as error:  # a row it cannot read: the outbox row still wakes it (and counts)
+            if isinstance(error, StorageUnavailableError):
+                raise
+            log.error("lead %s: its delivery message kept failing (%s) and went to the poison queue; its outbox row "
+                      "keeps waking it", lead_id, type(error).__name__)
+            return
+        if current is None:
+            self.store.drop_orphan_outbox(lead_id)
+            return
+        log.error("lead %s: its delivery message kept failing (see the errors above) and went to the poison queue; "
+                  "dropped, its outbox row wakes it again", lead_id)
+        if current.stored.finished:
+            return
+        if self.store.has_outbox(lead_id):
+            return
+        with contextlib.suppress(ConcurrentUpdateError):  # changed meanwhile: whoever changed it wrote the row
+            self.store.save(current.stored, current.etag, outbox_due=utcnow(), previous=current.stored)

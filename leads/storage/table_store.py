@@ -185,8 +185,11 @@ def _delivery_columns(stored: StoredLead) -> dict[str, Any]:
 
 
 def _outbox_entity(lead_id: str, due: datetime) -> dict[str, Any]:
+    """The outbox row as a worker writes it with the lead: next due at `due`, which is also as long as this
+    worker's own wake-up (its retry message) covers it (`EnqueuedUntil`), and no wake-up in vain (`Wakeups`:
+    the sweeper's enqueues since the lead last changed; progress sets it back to 0)."""
     return {"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.outbox_row_key(lead_id), "LeadId": lead_id,
-            "DueAt": due}
+            "DueAt": due, "EnqueuedUntil": due, "Wakeups": 0, "Stuck": ""}
 
 
 ATTENTION_PREFIX = "attention:"  # one row per lead with a failed or blocked destination: `replay --failed`
@@ -224,6 +227,7 @@ class OutboxItem:
 
     lead_id: str
     etag: str
+    wakeups: int = 0  # the sweeper's enqueues since the lead last changed (a row of the previous version: 0)
 
 
 class LeadTable:
@@ -393,25 +397,74 @@ class LeadTable:
         raise ConcurrentUpdateError(f"Lead {lead_id} could not be recorded (ResourceNotFound).")
 
     def due_work(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        """Leads whose outbox row is due: never enqueued, a retry whose message was lost, or a delivery that
-        crashed after claiming. Each with its row's ETag, for a conditional postpone."""
+        """Leads whose outbox row is due and whose last wake-up has run out: never enqueued, a retry whose
+        message was lost, a delivery that crashed after claiming or failed before it could. Each with its
+        row's ETag, for a conditional postpone. (`EnqueuedUntil` is compared here, not by the server: a row the
+        previous version wrote has none, and the due rows are few.)"""
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and DueAt le @now"
         params = {"pk": keys.LEADS_PARTITION, "lo": "outbox:", "hi": "outbox" + keys.PREFIX_END, "now": now}
 
         def run() -> list[OutboxItem]:
-            rows = self.leads.query_entities(query, parameters=params, select=["LeadId"], results_per_page=limit)
-            return [OutboxItem(str(row["LeadId"]), str(row.metadata["etag"]))
-                    for _, row in zip(range(limit), rows, strict=False)]
+            rows = self.leads.query_entities(query, parameters=params, select=["LeadId", "EnqueuedUntil", "Wakeups"],
+                                             results_per_page=limit)
+            due = []
+            for row in rows:
+                until = row.get("EnqueuedUntil")
+                if isinstance(until, datetime) and until > now:
+                    continue  # a wake-up is still on its way
+                due.append(OutboxItem(str(row["LeadId"]), str(row.metadata["etag"]), int(row.get("Wakeups") or 0)))
+                if len(due) >= limit:
+                    break
+            return due
 
         return self._call("list undelivered leads", run)
 
-    def postpone(self, item: OutboxItem, due: datetime) -> bool:
-        """Move a due outbox row to `due` unless it changed since it was read: False when a worker finished
-        the lead (row deleted) or moved it meanwhile; never re-creates the row of a finished lead."""
-        row = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.outbox_row_key(item.lead_id), "DueAt": due}
+    def postpone(self, item: OutboxItem, due: datetime, stuck: str = "") -> bool:
+        """Note a wake-up on a due outbox row (no other before `due`, one more in `Wakeups`, and `stuck`: the
+        sentence when wake-ups keep coming to nothing) unless it changed since it was read: False when a worker
+        finished the lead (row deleted) or moved it meanwhile; never re-creates the row of a finished lead."""
+        row = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.outbox_row_key(item.lead_id),
+               "EnqueuedUntil": due, "Wakeups": item.wakeups + 1, **({"Stuck": stuck[:_SHOWN]} if stuck else {})}
         try:
             self._call("update the outbox", lambda: self.leads.update_entity(
                 row, mode=UpdateMode.MERGE, etag=item.etag, match_condition=MatchConditions.IfNotModified))
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return False
+        except HttpResponseError as exc:
+            if exc.status_code in (404, 412):
+                return False
+            raise
+        return True
+
+    def outbox_row(self, lead_id: str) -> dict[str, Any] | None:
+        """The lead's outbox row (its ETag in `etag`), or None."""
+        try:
+            row = self._call("read the outbox", lambda: self.leads.get_entity(
+                keys.LEADS_PARTITION, keys.outbox_row_key(lead_id)))
+        except ResourceNotFoundError:
+            return None
+        return {**row, "etag": str(row.metadata["etag"])}
+
+    def has_outbox(self, lead_id: str) -> bool:
+        return self.outbox_row(lead_id) is not None
+
+    def drop_orphan_outbox(self, lead_id: str) -> bool:
+        """Delete the outbox row of a lead that no longer exists (forgotten, purged): else the sweeper would
+        bring the missing lead back every few minutes, for ever. Read first, then the lead's absence checked,
+        then deleted on the row's ETag: a lead stored meanwhile (lead and row are created together) keeps it."""
+        row = self.outbox_row(lead_id)
+        if row is None:
+            return False
+        try:
+            self._call("read the lead", lambda: self.leads.get_entity(
+                keys.LEADS_PARTITION, keys.lead_row_key(lead_id), select=["Id"]))
+            return False  # the lead exists: not an orphan
+        except ResourceNotFoundError:
+            pass
+        try:
+            self._call("delete the outbox row", lambda: self.leads.delete_entity(
+                keys.LEADS_PARTITION, keys.outbox_row_key(lead_id), etag=row["etag"],
+                match_condition=MatchConditions.IfNotModified))
         except (ResourceNotFoundError, ResourceModifiedError):
             return False
         except HttpResponseError as exc:

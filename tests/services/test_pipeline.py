@@ -339,8 +339,8 @@ def test_the_sweeper_cannot_resurrect_the_outbox_row_of_a_lead_a_worker_just_fin
             pipeline.delivery.handle(message)
             return due
 
-        def postpone(self, item: OutboxItem, due: datetime) -> bool:
-            return pipeline.table.postpone(item, due)
+        def postpone(self, item: OutboxItem, due: datetime, stuck: str = "") -> bool:
+            return pipeline.table.postpone(item, due, stuck)
 
     report = Sweeper(FinishingMeanwhile(), pipeline.runtime.queue, pipeline.ingest, pipeline.runtime.spool,
                      clock=lambda: later).sweep()

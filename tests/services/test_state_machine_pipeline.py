@@ -6,15 +6,19 @@ keeps one chain, with state and a notice (defect 8)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from azure.data.tables import UpdateMode
 
 from leads.core.breaker import CircuitBreakers
 from leads.core.errors import ConfigurationError, TransientDestinationError
-from leads.core.messages import DeliveryMessage
+from leads.core.messages import DeliveryMessage, decode_message
 from leads.core.model import BLOCKED, DELIVERED, PARKED, RETRYING
 from leads.services.delivery import DeliveryService
+from leads.services.poison import PoisonRequeue
+from leads.services.sweeper import Sweeper
 from tests.services.test_pipeline import body
 from tests.support.pipeline import Pipeline, RecordingDestination, build_pipeline
 
@@ -82,3 +86,59 @@ def test_defect_3_after_a_long_block_is_fixed_the_first_429_is_retried_not_faile
 def _message(lead_id: str) -> DeliveryMessage:
     """A message without a snapshot, as the sweeper sends."""
     return DeliveryMessage(lead_id)
+
+
+def test_defect_7_the_outbox_row_of_a_lead_that_no_longer_exists_is_deleted(pipeline: Pipeline) -> None:
+    from leads.core import keys
+
+    gone = "20260101T000000000Z-0000dead"  # forgotten or purged, its outbox row left behind
+    pipeline.table.leads.upsert_entity({"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.outbox_row_key(gone),
+                                        "LeadId": gone, "DueAt": pipeline.clock() - timedelta(minutes=1)})
+    sweeper = Sweeper(pipeline.table, pipeline.runtime.queue, pipeline.ingest, pipeline.runtime.spool,
+                      clock=pipeline.clock)
+    assert sweeper.sweep().requeued == 1
+    [message] = pipeline.queued()
+    assert pipeline.delivery.handle(message).note == "not found"
+    pipeline.clock.offset += 86400
+    assert pipeline.table.due_work(pipeline.clock()) == []  # was re-enqueued every few minutes, for ever
+    assert sweeper.sweep().requeued == 0
+
+
+def test_defect_8_a_delivery_that_fails_before_it_claims_keeps_one_chain_and_leaves_state_and_a_notice(
+        pipeline: Pipeline) -> None:
+    from leads.core import keys
+
+    lead_id = pipeline.ingest.receive("POST", body()).body["id"]
+    # A row the worker cannot read (a rollback to a version that wrote something else, say).
+    pipeline.table.leads.update_entity({"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.lead_row_key(lead_id),
+                                        "Deliveries": "{not json"}, mode=UpdateMode.MERGE)
+    queue = pipeline.runtime.queue
+    told: list[tuple[str, str]] = []
+    sweeper = Sweeper(pipeline.table, queue, pipeline.ingest, pipeline.runtime.spool, clock=pipeline.clock,
+                      requeue_again=timedelta(seconds=60),
+                      poisoned=PoisonRequeue(queue.poison_queue(), queue, pipeline.table, 0, store=pipeline.table),
+                      notify=lambda lead, sentence: told.append((lead, sentence)))
+
+    def host() -> int:
+        """The Functions host: each message fails every dequeue and goes to the poison queue, as is."""
+        messages = list(queue.queue.receive_messages(max_messages=32, visibility_timeout=1))
+        for message in messages:
+            with pytest.raises(ValueError):
+                pipeline.delivery.handle(decode_message(message.content))
+            queue.poison.send_message(message.content)
+            queue.queue.delete_message(message.id, message.pop_receipt)
+        return len(messages)
+
+    chains = [host()]  # the ingest's own message
+    pipeline.clock.offset += 180  # the outbox row is due (2 minutes after intake)
+    for _ in range(8):
+        sweeper.sweep()
+        chains.append(host())
+        pipeline.clock.offset += 61
+    assert max(chains) == 1, chains  # one chain: each sweep used to add one more (poison re-enqueue + outbox)
+    assert sum(chains[-4:]) < 4  # stuck: woken less and less often, never abandoned
+    row = pipeline.table.outbox_row(lead_id)
+    assert row is not None and row["Wakeups"] >= 3 and "woken" in row["Stuck"]
+    assert [lead for lead, _ in told] == [lead_id]  # one notice
+    assert "Ana" not in told[0][1] and "python -m leads show" in told[0][1]
+    assert not any(True for _ in queue.poison.receive_messages(max_messages=32, visibility_timeout=1))
