@@ -17,7 +17,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     which = listing.add_mutually_exclusive_group()
     which.add_argument("--test", dest="test", action="store_const", const="true", help="only test leads")
     which.add_argument("--real", dest="test", action="store_const", const="false", help="only real leads")
-    listing.add_argument("--status", help="pending, retrying, blocked, failed, delivered or skipped")
+    listing.add_argument("--status", help="pending, retrying, blocked, parked, failed, delivered or skipped")
     listing.add_argument("--destination", metavar="NAME", help="leads sent (or to be sent) to this destination")
     listing.add_argument("--destination-state", metavar="STATE", help="that destination's state (with --destination)")
     listing.add_argument("--offer", metavar="TEXT", help="part of the offer title or offer id")

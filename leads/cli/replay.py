@@ -14,7 +14,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     replay = commands.add_parser("replay", parents=[common, progress_options()],
                                  help="send leads again to the destinations that failed")
     replay.add_argument("ids", nargs="*", help="lead ids")
-    replay.add_argument("--failed", action="store_true", help="every lead with a failed or blocked destination")
+    replay.add_argument("--failed", action="store_true", help="every lead with a failed, blocked or parked destination")
     replay.add_argument("--all", dest="everything", action="store_true",
                         help="re-send to every destination not yet delivered, not only failed ones")
     replay.add_argument("--destination", metavar="NAME", help="only this destination of each lead")
@@ -23,7 +23,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.ids and not args.failed:
-        raise UsageError("name lead ids, or --failed for every lead with a failed or blocked destination.")
+        raise UsageError("name lead ids, or --failed for every lead with a failed, blocked or parked destination.")
     if args.everything and args.destination:
         raise UsageError("--all re-sends every destination not delivered; --destination picks one: use one.")
     from leads.runtime import runtime
@@ -67,9 +67,9 @@ def replay_one(lead_id: str, args: argparse.Namespace, named: bool) -> dict[str,
 
 
 def failed_at(lead_id: str, destination: str) -> bool:
-    from leads.core.model import BLOCKED, FAILED
+    from leads.core.model import BLOCKED, FAILED, PARKED
     from leads.runtime import runtime
 
     current = runtime().table.load(lead_id)
     state = current.stored.deliveries.get(destination) if current else None
-    return state is not None and state.state in (FAILED, BLOCKED)
+    return state is not None and state.state in (FAILED, BLOCKED, PARKED)

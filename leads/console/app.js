@@ -4,9 +4,9 @@
 
 (function () {
   const API = location.pathname.replace(/\/console\/?$/, "/") + "manage/";
-  const STATUSES = ["pending", "retrying", "blocked", "failed", "delivered", "skipped"];
-  const DELIVERY_STATES = ["pending", "sending", "retrying", "blocked", "failed", "delivered", "skipped"];
-  const FINAL = new Set(["delivered", "skipped", "failed", "blocked"]);
+  const STATUSES = ["pending", "retrying", "blocked", "parked", "failed", "delivered", "skipped"];
+  const DELIVERY_STATES = ["pending", "sending", "retrying", "blocked", "parked", "failed", "delivered", "skipped"];
+  const FINAL = new Set(["delivered", "skipped", "failed", "blocked", "parked"]);
   const FILTERS = [
     // [query name, label, kind, options]
     ["q", "Search company, e-mail or name", "search"],

@@ -46,7 +46,7 @@ class LeadStore(Protocol):
     def save(self, stored: StoredLead, etag: str, outbox_due: datetime | None,
              previous: StoredLead | None = None) -> str: ...
     def drop_orphan_outbox(self, lead_id: str) -> bool: ...  # the outbox row of a lead that no longer exists
-    def has_outbox(self, lead_id: str) -> bool: ...  # whether the lead's outbox row exists (it wakes the lead)
+    def outbox_due(self, lead_id: str) -> datetime | None: ...  # when the outbox row wakes the lead (None: no row)
 
 
 class WorkQueue(Protocol):

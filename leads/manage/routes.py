@@ -90,7 +90,7 @@ def replay_lead(service: ManageService, request: Request) -> dict[str, Any]:
 
 def replay_many(service: ManageService, request: Request) -> dict[str, Any]:
     document = _json_body(request)
-    states = document.get("states", ["failed", "blocked"])
+    states = document.get("states", ["failed", "blocked", "parked"])
     if not isinstance(states, list) or not all(isinstance(s, str) for s in states):
         raise BadRequestError("states must be a list of states such as [\"failed\", \"blocked\"].", parameter="states")
     since, until = _moment(document, "from"), _moment(document, "to")
@@ -121,7 +121,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/leads/{id}", READER, lambda s, r: s.get_lead(r.path["id"]), "getLead",
           "One lead: every field, the body as received, each destination's attempt history", "LeadDetail"),
     Route("POST", "/leads/{id}/replay", OPERATOR, replay_lead, "replayLead",
-          "Send a lead again to its failed and blocked destinations (or to the one named)", "ReplayResult",
+          "Send a lead again to its failed, blocked and parked destinations (or to the one named)", "ReplayResult",
           body="ReplayOne"),
     Route("POST", "/replay", OPERATOR, replay_many, "replayMany",
           "Send again every lead in the given states (of one destination, in a date range)", "ReplayMany",

@@ -4,8 +4,8 @@ A trigger would poll that queue every maxPollingInterval for as long as an insta
 is empty almost always; the sweeper asks once per run whether it holds anything (one metadata read) and
 reads it only then. A queue message is only a wake-up: the lead's outbox row decides when it is next worked
 on (leads/services/sweeper.py). So a poison message is dropped once its outbox row is safe: the lead is gone
-or finished (nothing to do), or its outbox row is there (the sweeper wakes it, one chain), or, when the row
-is missing, it is written first (due now). Nothing is marked failed and nothing is enqueued here: another
+or finished (nothing to do), or its outbox row wakes it within LEADS_REQUEUE_AGAIN_SECONDS (the sweeper, one
+chain), or, when the row is missing or due later, it is written first, due now (the failed wake-up was for now). Nothing is marked failed and nothing is enqueued here: another
 message would be a second chain of work beside the sweeper's (defect 8: chains multiplied at every sweep).
 Without a store (the previous behaviour, kept for a caller that has none) the lead is enqueued again after
 LEADS_REQUEUE_AGAIN_SECONDS. If the table does not answer, the message stays for a later sweep."""
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 from leads.core.errors import ConcurrentUpdateError, StorageUnavailableError
@@ -61,6 +62,8 @@ class PoisonRequeue:
         for message in self.poison.take(limit):
             decoded = decode_or_quarantine(message.body, self.quarantine, self.poison.name)
             if decoded is not None and self.store is not None:
+                log.error("lead %s: its delivery message kept failing (see the errors above) and went to the poison "
+                          "queue; dropped once its outbox row is safe (that row wakes it again)", decoded.lead_id)
                 self._make_outbox_safe(decoded.lead_id)
             elif decoded is not None:
                 self.queue.send(DeliveryMessage(decoded.lead_id, traceparent=decoded.traceparent),
@@ -81,17 +84,18 @@ class PoisonRequeue:
         except Exception as error:  # a row it cannot read: the outbox row still wakes it (and counts)
             if isinstance(error, StorageUnavailableError):
                 raise
-            log.error("lead %s: its delivery message kept failing (%s) and went to the poison queue; its outbox row "
-                      "keeps waking it", lead_id, type(error).__name__)
+            log.error("lead %s: its row cannot be read (%s); its outbox row keeps waking it", lead_id,
+                      type(error).__name__)
             return
         if current is None:
             self.store.drop_orphan_outbox(lead_id)
             return
-        log.error("lead %s: its delivery message kept failing (see the errors above) and went to the poison queue; "
-                  "dropped, its outbox row wakes it again", lead_id)
         if current.stored.finished:
             return
-        if self.store.has_outbox(lead_id):
-            return
+        now = utcnow()
+        due = self.store.outbox_due(lead_id)
+        if due is not None and due <= now + timedelta(seconds=self.delay_seconds):
+            return  # the row wakes it soon enough
+        # No row (a previous version's loss), or one due much later: the wake-up that failed was meant for now.
         with contextlib.suppress(ConcurrentUpdateError):  # changed meanwhile: whoever changed it wrote the row
-            self.store.save(current.stored, current.etag, outbox_due=utcnow(), previous=current.stored)
+            self.store.save(current.stored, current.etag, outbox_due=now, previous=current.stored)

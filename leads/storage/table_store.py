@@ -445,8 +445,13 @@ class LeadTable:
             return None
         return {**row, "etag": str(row.metadata["etag"])}
 
-    def has_outbox(self, lead_id: str) -> bool:
-        return self.outbox_row(lead_id) is not None
+    def outbox_due(self, lead_id: str) -> datetime | None:
+        """When the lead's outbox row wakes it: its due time, or the end of the wake-up on its way if later."""
+        row = self.outbox_row(lead_id)
+        if row is None:
+            return None
+        moments = [m for m in (row.get("DueAt"), row.get("EnqueuedUntil")) if isinstance(m, datetime)]
+        return max(moments) if moments else datetime.min.replace(tzinfo=UTC)
 
     def drop_orphan_outbox(self, lead_id: str) -> bool:
         """Delete the outbox row of a lead that no longer exists (forgotten, purged): else the sweeper would

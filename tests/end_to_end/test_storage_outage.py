@@ -131,13 +131,13 @@ def test_a_table_outage_during_traffic_ends_with_every_lead_delivered_once_and_n
           f"accepted at once {sent - len(refused)}, "
           f"503 then accepted on the caller's retry {len(refused)} (extra retries {extra_retries}), "
           f"delivered {statuses[DELIVERED]}, "
-          f"failed {statuses[FAILED]}, duplicates {duplicates}, poison messages re-enqueued {poisoned}, "
+          f"failed {statuses[FAILED]}, duplicates {duplicates}, poison messages seen by the sweeper {poisoned}, "
           f"table connections reset {proxy.refused}")
     assert len(accepted) == sent
     assert statuses == {DELIVERED: sent}
     assert mails == Counter(dict.fromkeys(accepted, 1))  # every lead mailed exactly once
     assert hooks == Counter(dict.fromkeys(accepted, 1))  # and accepted by the webhook exactly once
-    assert poisoned >= 1  # the bad case happened: a message went to poison and came back by itself
+    assert poisoned >= 1  # the bad case happened: a message went to poison, and the outbox row woke its lead
 
 
 def state_of(table: LeadTable, lead_id: str, destination: str) -> str:

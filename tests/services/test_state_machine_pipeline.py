@@ -142,3 +142,26 @@ def test_defect_8_a_delivery_that_fails_before_it_claims_keeps_one_chain_and_lea
     assert [lead for lead, _ in told] == [lead_id]  # one notice
     assert "Ana" not in told[0][1] and "python -m leads show" in told[0][1]
     assert not any(True for _ in queue.poison.receive_messages(max_messages=32, visibility_timeout=1))
+
+
+def test_a_poison_message_is_dropped_once_its_outbox_row_is_safe_and_starts_no_chain(pipeline: Pipeline) -> None:
+    from leads.core import keys
+
+    queue = pipeline.runtime.queue
+    waiting = pipeline.ingest.receive("POST", body()).body["id"]
+    pipeline.queued()  # its message went to poison, as is
+    gone = "20260101T000000000Z-0000dead"
+    pipeline.table.leads.upsert_entity({"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.outbox_row_key(gone),
+                                        "LeadId": gone, "DueAt": pipeline.clock()})
+    pipeline.table.leads.update_entity({"PartitionKey": keys.LEADS_PARTITION,
+                                        "RowKey": keys.outbox_row_key(waiting),
+                                        "DueAt": pipeline.clock() + timedelta(hours=5)}, mode=UpdateMode.MERGE)
+    for lead_id in (waiting, gone, "not a lead id"):
+        queue.poison.send_message(DeliveryMessage(lead_id).encode())
+
+    assert PoisonRequeue(queue.poison_queue(), queue, pipeline.table, 60, store=pipeline.table).requeue() == 3
+    assert pipeline.queued() == []  # nothing enqueued: the outbox rows are the one scheduler
+    assert pipeline.table.outbox_row(gone) is None  # the lead is gone: its row with it
+    due = pipeline.table.outbox_due(waiting)  # the failed wake-up was for now: due now, not in 5 hours
+    assert due is not None and due <= pipeline.clock() + timedelta(minutes=1)
+    assert not any(True for _ in queue.poison.receive_messages(max_messages=32, visibility_timeout=1))
