@@ -5,8 +5,9 @@ is empty almost always; the sweeper asks once per run whether it holds anything 
 reads it only then. A queue message is only a wake-up: the lead's outbox row decides when it is next worked
 on (leads/services/sweeper.py). So a poison message is dropped once its outbox row is safe: the lead is gone
 or finished (nothing to do), or its outbox row wakes it within LEADS_REQUEUE_AGAIN_SECONDS (the sweeper, one
-chain), or, when the row is missing or due later, it is written first, due now (the failed wake-up was for now). Nothing is marked failed and nothing is enqueued here: another
-message would be a second chain of work beside the sweeper's (defect 8: chains multiplied at every sweep).
+chain), or, when the row is missing or due later, it is written first, due now (the failed wake-up was for
+now). Nothing is marked failed and nothing is enqueued here: another message would be a second chain of work
+beside the sweeper's (defect 8: chains multiplied at every sweep).
 Without a store (the previous behaviour, kept for a caller that has none) the lead is enqueued again after
 LEADS_REQUEUE_AGAIN_SECONDS. If the table does not answer, the message stays for a later sweep."""
 
