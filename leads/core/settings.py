@@ -197,8 +197,9 @@ SETTINGS: tuple[Setting, ...] = (
             "A worker that dies is replaced after this; keep it at least the host's functionTimeout."),
     Setting("LEADS_OUTBOX_GRACE_SECONDS", "120", "How late a lead's next step may be before the sweeper "
             "enqueues it again."),
-    Setting("LEADS_REQUEUE_AGAIN_SECONDS", "300", "After the sweeper enqueues a lead again (a due outbox row, "
-            "a poison message), how long before it does so once more if the lead is still unfinished."),
+    Setting("LEADS_REQUEUE_AGAIN_SECONDS", "300", "After the sweeper wakes a lead (a due outbox row), how long "
+            "before it may wake it once more if the lead is still unfinished (the wake-up's lease, `EnqueuedUntil`; "
+            "doubled, up to an hour, for a lead stuck before it can claim)."),
     Setting("LEADS_SWEEP_SCHEDULE", "0 */5 * * * *", "When the outbox sweeper runs (NCRONTAB, six fields, UTC). "
             "It re-enqueues lost work and reads the poison queue: a lost enqueue is retried at most "
             "LEADS_OUTBOX_GRACE_SECONDS plus one period after the lead was stored. Read when the app starts."),
