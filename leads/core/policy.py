@@ -89,10 +89,16 @@ def reconcile(stored: StoredLead, routing: Routing, now: datetime,
             if reason:
                 state = sm.transition(state, Event(sm.EXCLUDE, reason, destination=name), now, plan)
         deliveries[name] = state
-    for name, state in stored.deliveries.items():
-        if name in routing.destinations or state.is_terminal or state.state == SENDING:
+    for name, left_out in stored.deliveries.items():
+        if name in routing.destinations or left_out.is_terminal:
             continue
-        if state.state == PARKED and (parse_iso(state.next_attempt_at) or now) > now:
+        state = left_out
+        if state.state == SENDING:
+            if not sm.lease_ran_out(state, now):
+                continue  # its worker is sending: its answer is recorded, then it is parked if still left out
+            state = sm.transition(state, Event(sm.LEASE_EXPIRED, destination=name), now,
+                                  Schedule(plan.delays, crash_limit=_NO_LIMIT))  # (never failed: parked below)
+        elif state.state == PARKED and (parse_iso(state.next_attempt_at) or now) > now:
             continue  # parked, and not yet time to re-check
         deliveries[name] = sm.transition(state, Event(sm.PARK, PARKED_REASON, destination=name), now, plan)
     return _with(stored, deliveries)

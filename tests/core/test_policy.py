@@ -260,3 +260,14 @@ def test_a_destination_the_previous_version_skipped_for_removal_is_read_as_parke
     assert DeliveryState.from_dict({"state": BLOCKED, "attempts": 7}).blocked_checks == 7
     assert DeliveryState.from_dict({"state": BLOCKED, "attempts": 7}).retries == 0
     assert DeliveryState.from_dict({"state": SENDING, "attempts": 3}).retries == 2
+
+
+def test_a_claim_whose_worker_died_while_its_destination_left_the_settings_is_parked_not_sent() -> None:
+    claimed = policy.claim(stored(email=DeliveryState(state=DELIVERED), hubspot=DeliveryState()), ["hubspot"], NOW,
+                           timedelta(minutes=10), DELAYS)
+    live = policy.reconcile(claimed, Routing(("email",)), NOW + timedelta(minutes=5), DELAYS)
+    assert live.deliveries["hubspot"] == claimed.deliveries["hubspot"]  # a live claim is its worker's
+    later = NOW + timedelta(minutes=11)
+    parked = policy.reconcile(claimed, Routing(("email",)), later, DELAYS).deliveries["hubspot"]
+    assert parked.state == PARKED and [entry["outcome"] for entry in parked.history] == [policy.CRASHED]
+    assert policy.due_destinations(policy.reconcile(claimed, Routing(("email",)), later, DELAYS), later) == []
