@@ -165,7 +165,7 @@ FAILED = "failed"  # given up; replayable
 PARKED = "parked"  # its destination is not in LEADS_DESTINATIONS now: waits, resumes when it is named again
 TERMINAL_STATES = frozenset({DELIVERED, SKIPPED, FAILED})
 DELIVERY_STATES = (PENDING, SENDING, RETRYING, BLOCKED, PARKED, DELIVERED, SKIPPED, FAILED)
-# What a destination removed from LEADS_DESTINATIONS was marked before `parked` existed (read as parked now).
+# What a destination removed from LEADS_DESTINATIONS was marked before `parked` existed (kept as it was).
 OLD_REMOVED_SKIP = "Not sent: this destination was removed from LEADS_DESTINATIONS."
 
 
@@ -195,15 +195,14 @@ class DeliveryState:
     def from_dict(cls, data: dict[str, Any]) -> DeliveryState:
         """Read a stored state, migrating (lazily, on read) what the previous version wrote: it counted every
         claim in `attempts` and had no `retries` (the transient schedule was its attempts; blocked re-checks
-        used it up) nor `blocked_checks`; it marked a destination dropped from the settings `skipped` for good,
-        which is `parked` now. Unknown keys (a newer version's) are left out."""
+        used it up) nor `blocked_checks`. (It marked a destination dropped from the settings `skipped` for good;
+        that lead is finished, has no outbox row to wake it, and stays as it was: `python -m leads replay --all
+        <id>` sends it.) Unknown keys (a newer version's) are left out."""
         known = {name: value for name, value in data.items() if name in _STATE_FIELDS}
         if "retries" not in data:
             attempts, state = int(known.get("attempts", 0)), known.get("state", PENDING)
             known["retries"] = attempts if state == RETRYING else max(attempts - 1, 0) if state == SENDING else 0
             known["blocked_checks"] = attempts if state == BLOCKED else 0
-            if state == SKIPPED and known.get("last_error") == OLD_REMOVED_SKIP:
-                known["state"] = PARKED
         return cls(**known)
 
     def with_(self, **changes: Any) -> DeliveryState:

@@ -251,11 +251,12 @@ def test_defect_4_a_destination_missing_from_the_settings_is_parked_and_resumes_
     assert policy.due_destinations(fixed, NOW + timedelta(minutes=5)) == ["hubspot"]
 
 
-def test_a_destination_the_previous_version_skipped_for_removal_is_read_as_parked() -> None:
-    """The lazy migration (on read): the old `skipped` for a removed destination was the defect's mark."""
+def test_rows_of_the_previous_version_are_migrated_on_read() -> None:
+    """The lazy migration: its attempts seed the schedule position (retrying) or the re-check count (blocked); a
+    lead it finished (a destination skipped for removal) stays finished: nothing would wake it."""
     old = {"state": SKIPPED, "attempts": 2, "last_error": "Not sent: this destination was removed from "
-           "LEADS_DESTINATIONS.", "history": []}
-    assert DeliveryState.from_dict(old).state == PARKED
+           "LEADS_DESTINATIONS.", "history": [], "some_future_key": 1}
+    assert DeliveryState.from_dict(old).state == SKIPPED
     assert DeliveryState.from_dict({"state": RETRYING, "attempts": 3}).retries == 3
     assert DeliveryState.from_dict({"state": BLOCKED, "attempts": 7}).blocked_checks == 7
     assert DeliveryState.from_dict({"state": BLOCKED, "attempts": 7}).retries == 0
