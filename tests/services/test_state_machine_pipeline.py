@@ -166,3 +166,28 @@ def test_a_poison_message_is_dropped_once_its_outbox_row_is_safe_and_starts_no_c
     due = pipeline.table.outbox_due(waiting)  # the failed wake-up was for now: due now, not in 5 hours
     assert due is not None and due <= pipeline.clock() + timedelta(minutes=1)
     assert not any(True for _ in queue.poison.receive_messages(max_messages=32, visibility_timeout=1))
+
+
+def test_a_lead_the_previous_version_left_retrying_loads_and_goes_on_where_it_was(pipeline: Pipeline) -> None:
+    """No migration to run: its row (no `retries`, `blocked_checks`) is read, migrated on read, and delivered."""
+    import json
+
+    from leads.core import keys
+
+    lead_id = pipeline.ingest.receive("POST", body()).body["id"]
+    pipeline.queued()
+    old = {"email": {"state": "delivered", "attempts": 1, "delivered_at": "2026-01-01T00:00:00.000Z",
+                     "last_error": "", "record_id": "m", "lease_until": "", "next_attempt_at": "",
+                     "expired_claims": 0, "history": []},
+           "hubspot": {"state": "retrying", "attempts": 3, "delivered_at": "", "last_error": "429; will retry.",
+                       "record_id": "", "lease_until": "", "next_attempt_at": "2026-01-01T00:00:00.000Z",
+                       "expired_claims": 0, "history": []}}
+    pipeline.table.leads.update_entity({"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.lead_row_key(lead_id),
+                                        "Deliveries": json.dumps(old)}, mode=UpdateMode.MERGE)
+    loaded = pipeline.table.load(lead_id)
+    assert loaded is not None and loaded.stored.deliveries["hubspot"].retries == 3  # its place in the schedule
+    pipeline.delivery.handle(_message(lead_id))
+    done = pipeline.table.load(lead_id)
+    assert done is not None and {n: d.state for n, d in done.stored.deliveries.items()} == {
+        "email": DELIVERED, "hubspot": DELIVERED}
+    assert pipeline.destinations["email"].received == [] and pipeline.destinations["hubspot"].received == [lead_id]
