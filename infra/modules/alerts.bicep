@@ -17,7 +17,6 @@ param alertEmail string = ''
   'PT2H'
   'PT3H'
   'PT6H'
-  'PT12H'
   'P1D'
   'P2D'
 ])
