@@ -11,7 +11,15 @@ targetScope = 'subscription'
 param environmentName string
 
 @description('Region of every resource; must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
 param location string = deployment().location
+
+@description('Object id of whoever runs the deployment (azd sets AZURE_PRINCIPAL_ID). Recorded in the resource group\'s deployed-by tag only: no role is granted to it (operators read leads through the API, not the tables).')
+param principalId string = ''
 
 @description('Resource group to create or reuse.')
 param resourceGroupName string = 'rg-${environmentName}'
@@ -323,9 +331,11 @@ var regionPairs = {
 }
 var fallbackRegion = empty(fallbackStorageLocation) ? (contains(regionPairs, location) ? regionPairs[location] : location) : fallbackStorageLocation
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+// azd-env-name: azd finds this deployment's resource group by it (Azure-Samples/functions-quickstart-python-http-azd).
 var tags = {
   'app': 'marketplace-leads'
   'env': environmentName
+  'azd-env-name': environmentName
 }
 var functionAppName = 'func-leads-${resourceToken}'
 // Storage account names hold 24 lower-case letters and digits at most: 'stfb' + the 13-character token.
@@ -336,7 +346,7 @@ var communicationServiceName = 'acs-leads-${resourceToken}'
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: resourceGroupName
   location: location
-  tags: tags
+  tags: empty(principalId) ? tags : union(tags, { 'deployed-by': principalId })
 }
 
 module identity 'modules/identity.bicep' = {
@@ -759,3 +769,8 @@ output healthUrl string = 'https://${functionApp.outputs.defaultHostName}/api/he
 output keyVaultName string = keyVault.outputs.name
 output storageAccountName string = storage.outputs.name
 output identityClientId string = identity.outputs.clientId
+// azd stores these in the environment (.azure/<env>/.env): `azd env get-value SERVICE_API_URI` gives the app's
+// address to `python -m leads verify` (docs/deploy.md, .github/workflows/deploy.yml).
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SERVICE_API_URI string = 'https://${functionApp.outputs.defaultHostName}'

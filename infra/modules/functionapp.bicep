@@ -46,6 +46,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: Partner Center cannot present a client certificate; requiring one would reject every lead.
   // checkov:skip=CKV_AZURE_212: A minimum instance count (always ready) is billed around the clock; the app scales from zero on each lead, and ingest is idempotent.
   // checkov:skip=CKV_AZURE_213: App Service health check exists to replace unhealthy instances of apps that keep instances running; this app scales to zero between leads. /api/health is there for an external uptime monitor.
+  // checkov:skip=CKV_AZURE_78: CKV_AZURE_78 wants siteConfig.ftpsState, which Flex Consumption rejects (Learn, Flex Consumption plan deprecations). FTP is closed instead by the basicPublishingCredentialsPolicies ftp/scm (allow: false) below.
   name: name
   location: location
   // azd finds the app to deploy the service `api` of azure.yaml to by this tag.

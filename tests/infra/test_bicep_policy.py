@@ -541,6 +541,9 @@ def test_no_resource_is_conditional() -> None:
             assert condition is None, f"{relative}:{name} is conditional; put the condition on a module call"
 
 
+AZD_VARIABLE = re.compile(r"^\$\{(?P<name>[A-Z][A-Z0-9_]*)(?:=(?P<default>[^}]*))?\}$")
+
+
 def test_parameter_file_sets_only_declared_non_secret_parameters() -> None:
     values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
     declared = main()["parameters"]
@@ -548,6 +551,25 @@ def test_parameter_file_sets_only_declared_non_secret_parameters() -> None:
     for name, entry in values.items():
         assert name in declared, f"main.parameters.json sets {name}, which main.bicep does not declare"
         assert not is_secure(declared[name]), f"{name} is a secret: pass it on the command line, not in a file"
-        assert type(entry["value"]) is python_type[declared[name]["type"]], name
-    required = {n for n, p in declared.items() if "default" not in p}
+        value = entry["value"]
+        variable = AZD_VARIABLE.match(value) if isinstance(value, str) else None
+        if variable and variable["default"] is not None and declared[name]["type"] == "bool":
+            assert variable["default"] in ("true", "false"), name
+        elif not variable:
+            assert type(value) is python_type[declared[name]["type"]], name
+
+
+def test_parameter_file_takes_azds_environment_as_the_quickstart_does() -> None:
+    # Azure-Samples/functions-quickstart-python-http-azd infra/main.parameters.json: these three from azd.
+    values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert values["environmentName"]["value"] == "${AZURE_ENV_NAME}"
+    assert values["location"]["value"] == "${AZURE_LOCATION}"
+    assert values["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    assert main()["parameters"]["principalId"]["default"] == ""
+    # Every value comes from the azd environment (a literal here would override the user's choice silently).
+    assert all(AZD_VARIABLE.match(str(entry["value"])) for entry in values.values())
+    assert main()["variables"]["tags"]["value"]["'azd-env-name'"] == "environmentName"
+    outputs = main()["outputs"]
+    assert outputs["SERVICE_API_URI"]["value"] == "https://${functionApp.outputs.defaultHostName}"
+    required = {n for n, p in main()["parameters"].items() if "default" not in p}
     assert required <= set(values), f"parameters without a default missing from the file: {required - set(values)}"
