@@ -206,3 +206,26 @@ def test_with_az_the_alert_rules_and_action_group_are_listed(tmp_path: Path) -> 
 def test_a_key_in_the_url_is_refused_before_anything_is_sent(capsys: pytest.CaptureFixture[str]) -> None:
     code, output = verify_output(capsys, f"https://func-leads-x.azurewebsites.net/api/leads?code={KEY}")
     assert code == 3 and KEY not in output
+
+
+def test_with_a_token_the_lead_is_read_as_a_signed_in_operator_and_the_token_never_shown() -> None:
+    token = "eyJ" + uuid.uuid4().hex
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    def fetch(method: str, url: str, headers: dict[str, str], **_: Any) -> Answer:
+        route = url.split("/api/", 1)[1]
+        seen.append((route, headers))
+        if route == "health":
+            return Answer(200, {"status": "ok"})
+        if route == "leads" and method == "POST":
+            return Answer(202, {"id": "20261206T120000000Z-00000002"})
+        if route.startswith("manage/leads/") and headers.get("Authorization") == f"Bearer {token}":
+            return Answer(200, {"deliveries": {"email": {"state": "delivered", "attempts": 1, "last_error": token}}})
+        return Answer(401, "")
+
+    report = checks.verify(checks.Target("https://func-leads-x.azurewebsites.net", key=KEY, token=token), b"{}",
+                           fetch=fetch, which=lambda _: None, deliver_within=1, poll_every=0.05)
+    assert report.ok, report.as_dict()
+    assert token not in json.dumps(report.as_dict())
+    assert all("?" not in route for route, _ in seen), "no secret in a URL"
+    assert not any(route.startswith("manage-key/") and "Authorization" in h for route, h in seen)
