@@ -106,3 +106,17 @@ def test_params_never_hold_an_empty_value_and_keep_every_non_empty_one(pairs: li
         if value:
             key = next(k for k in params if k.lower() == name.lower())
             assert value in params[key].split(",") or "," in value
+
+
+@settings(max_examples=300, deadline=None)
+@given(presented=st.sampled_from(["master", "host", "own", "other", "", "junk"]),
+       where=st.sampled_from(["header", "code", "CODE"]), required=st.sampled_from([ANONYMOUS, FUNCTION, ADMIN]))
+def test_the_level_rules_hold_for_every_key_route_and_place(presented: str, where: str, required: str) -> None:
+    keys = HostKeys("M" * 20, "H" * 20, {"own": "O" * 20, "other": "X" * 20})
+    values = {"master": keys.master, "host": keys.host, "own": "O" * 20, "other": "X" * 20, "": "", "junk": "J"}
+    value = values[presented]
+    headers = {"x-functions-key": value} if where == "header" else {}
+    query = f"{where}={value}" if where != "header" else ""
+    expected = (required == ANONYMOUS or presented == "master"
+                or (required == FUNCTION and presented in ("host", "own")))
+    assert keys.allows(required, headers, query, "own") is expected
