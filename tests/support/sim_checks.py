@@ -8,12 +8,13 @@ test can keep every other invariant strict (tests/services/test_simulation.py)."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from leads.core import keys
 from leads.core.model import DELIVERED, FAILED, SKIPPED, DeliveryState
 from leads.core.policy import REMOVED_SKIP
-from leads.storage.fallback_table import FALLBACK_TABLE
+from leads.storage.fallback_table import FALLBACK_TABLE, HELD_PARTITION
 from leads.storage.table_store import deliveries_from_json
 from tests.support.sim_world import DESTINATIONS, Person
 
@@ -124,7 +125,7 @@ def _idle(sim: Simulation) -> bool:
     queues = sim.main.queues
     waiting = any(queues[name].messages for name in (sim.settings.queue, f"{sim.settings.queue}-poison"))
     outbox = next(_rows(sim, "outbox:"), None) is not None
-    held = bool(sim.fallback.tables[FALLBACK_TABLE].rows)
+    held = any(pk == HELD_PARTITION for pk, _ in sim.fallback.tables[FALLBACK_TABLE].rows)
     spooled = sim.spool_dir.is_dir() and any(sim.spool_dir.glob("*.json"))
     return not (waiting or outbox or held or spooled)
 
@@ -143,7 +144,7 @@ def quiesce(sim: Simulation) -> None:
         if _idle(sim):
             break
         sim.report.quiescence_steps += 1
-        sim.clock.advance(300)
+        sim.clock.advance(_until_next(sim))
         sim.step("sweep")
         for _ in range(50):
             if not _visible(sim):
@@ -156,6 +157,15 @@ def quiesce(sim: Simulation) -> None:
     _check_quiet(sim)
 
 
+def _until_next(sim: Simulation) -> float:
+    """Seconds until the next outbox row is due or the next message shows (at least 1, at most 300)."""
+    now = sim.clock()
+    moments = [e["DueAt"] for _, e in _rows(sim, "outbox:") if isinstance(e.get("DueAt"), datetime)]
+    moments += [m.next_visible_on for m in sim.main.queues[sim.settings.queue].messages.values()]
+    ahead = [(moment - now).total_seconds() for moment in moments]
+    return min(300.0, max(1.0, min(ahead, default=300.0)))
+
+
 def _visible(sim: Simulation) -> bool:
     now = sim.clock()
     return any(m.next_visible_on <= now for m in sim.main.queues[sim.settings.queue].messages.values())
@@ -165,7 +175,7 @@ def _busy(sim: Simulation) -> str:
     outbox = [str(e.get("LeadId")) for _, e in _rows(sim, "outbox:")]
     return (f"{len(outbox)} outbox rows, {len(sim.main.queues[sim.settings.queue].messages)} messages, "
             f"{len(sim.main.queues[sim.settings.queue + '-poison'].messages)} poison, "
-            f"{len(sim.fallback.tables[FALLBACK_TABLE].rows)} held")
+            f"{sum(pk == HELD_PARTITION for pk, _ in sim.fallback.tables[FALLBACK_TABLE].rows)} held")
 
 
 def _check_quiet(sim: Simulation) -> None:

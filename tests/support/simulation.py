@@ -185,7 +185,12 @@ class Simulation:
         self.count("slow_destination")
         self.clock.advance(self.proc().settings.delivery_lease_seconds + self.rng.randint(1, 120))
         if not self.nested and self.rng.random() < 0.5:
-            self.allowance[(stored.lead.customer.email, destination)] += 1  # a call slower than the lease
+            # A call slower than the lease: every destination of this claim not recorded yet may be sent again
+            # (the pool here runs the calls in turn; in a process they run at once).
+            lease = stored.deliveries[destination].lease_until
+            for name, state in sim_checks.raw_deliveries(self, stored.id).items():
+                if state.state == SENDING and state.lease_until == lease:
+                    self.allowance[(stored.lead.customer.email, name)] += 1
             self.nested = True
             try:
                 self._handle(self.proc().new_delivery(self), DeliveryMessage(stored.id))

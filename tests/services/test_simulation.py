@@ -1,0 +1,83 @@
+"""Deterministic simulation (issue 16 point 6): the real services on the in-memory Azure Table and Queue,
+with faults at every storage call, settings changed mid-flight, crashes and clock jumps; the invariants
+checked after every step and at quiescence (tests/support/simulation.py, sim_checks.py).
+
+    SIM_STEPS=1000000 .venv/bin/python -m pytest -q tests/services/test_simulation.py   # more steps
+    SIM_SEED=1234 .venv/bin/python -m pytest -q tests/services/test_simulation.py       # replay one run
+
+A violation that is a known case of an issue-16 defect is reported with it and kept apart: each such defect
+has a strict xfail below, so the lead engineer flips it once the fix is merged; any other violation fails
+the first test."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.support.simulation import Report, Simulation, Violation
+
+STEPS_PER_RUN = 400
+DEFAULT_STEPS = 100_000
+
+
+@dataclass
+class Outcome:
+    reports: list[Report] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def violations(self, defect: int | None) -> list[tuple[int, Violation]]:
+        return [(r.seed, v) for r in self.reports for v in r.violations if v.defect == defect]
+
+
+@pytest.fixture(scope="module")
+def outcome() -> Outcome:
+    fixed = os.environ.get("SIM_SEED")
+    total = int(os.environ.get("SIM_STEPS", str(DEFAULT_STEPS)))
+    base = secrets.randbelow(10**9)
+    seeds = [int(fixed)] if fixed else [base + i for i in range(max(1, total // STEPS_PER_RUN))]
+    steps = total if fixed and "SIM_STEPS" in os.environ else STEPS_PER_RUN
+    result, started = Outcome(), time.perf_counter()
+    for seed in seeds:
+        result.reports.append(Simulation(seed, steps).run())
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _summary(result: Outcome) -> str:
+    steps = sum(r.steps for r in result.reports)
+    quiet = sum(r.quiescence_steps for r in result.reports)
+    faults: Counter[str] = Counter()
+    for report in result.reports:
+        faults.update(report.faults)
+    simulated = sum((r.simulated.total_seconds() for r in result.reports), 0.0) / 86400
+    seeds = [r.seed for r in result.reports]
+    return (f"simulation: {len(seeds)} runs (seeds {seeds[0]}..{seeds[-1]}, each replays with SIM_SEED=<seed>), "
+            f"{steps} steps + {quiet} at quiescence in {result.seconds:.1f} s wall ({steps / result.seconds:.0f} "
+            f"steps/s), {simulated:.1f} simulated days, {sum(r.leads for r in result.reports)} leads; "
+            f"faults: {dict(sorted(faults.items()))}")
+
+
+def test_the_simulation_keeps_every_invariant(outcome: Outcome, capsys: pytest.CaptureFixture[str]) -> None:
+    with capsys.disabled():
+        print("\n" + _summary(outcome))
+        known = Counter(v.defect for r in outcome.reports for v in r.violations if v.defect)
+        print(f"known issue-16 defects seen (strict xfails below): {dict(sorted(known.items()))}")
+    unknown = outcome.violations(None)
+    assert not unknown, "\n".join(f"SIM_SEED={seed} {violation}" for seed, violation in unknown[:20])
+    assert sum(r.steps for r in outcome.reports) >= min(DEFAULT_STEPS, int(os.environ.get("SIM_STEPS", DEFAULT_STEPS)))
+    assert sum(r.faults["lost"] + r.faults["crash"] + r.faults["crash_after"] for r in outcome.reports) > 0
+
+
+@pytest.mark.parametrize("defect", [
+    pytest.param(4, marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 4: fixed on branch statemachine")),
+    pytest.param(6, marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 6: fixed on branch privacy")),
+    pytest.param(10, marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 10: fixed on branch statemachine")),
+])
+def test_the_simulation_finds_no_case_of(defect: int, outcome: Outcome) -> None:
+    found = outcome.violations(defect)
+    assert not found, f"{len(found)} case(s), e.g. " + "; ".join(f"SIM_SEED={s} {v}" for s, v in found[:3])
