@@ -30,8 +30,8 @@ class Outcome:
     reports: list[Report] = field(default_factory=list)
     seconds: float = 0.0
 
-    def violations(self, defect: int | None) -> list[tuple[int, Violation]]:
-        return [(r.seed, v) for r in self.reports for v in r.violations if v.defect == defect]
+    def violations(self, known: str | None) -> list[tuple[int, Violation]]:
+        return [(r.seed, v) for r in self.reports for v in r.violations if v.known == known]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def _summary(result: Outcome) -> str:
 def test_the_simulation_keeps_every_invariant(outcome: Outcome, capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         print("\n" + _summary(outcome))
-        known = Counter(v.defect for r in outcome.reports for v in r.violations if v.defect)
+        known = Counter(v.known for r in outcome.reports for v in r.violations if v.known)
         print(f"known issue-16 defects seen (strict xfails below): {dict(sorted(known.items()))}")
     unknown = outcome.violations(None)
     assert not unknown, "\n".join(f"SIM_SEED={seed} {violation}" for seed, violation in unknown[:20])
@@ -73,11 +73,13 @@ def test_the_simulation_keeps_every_invariant(outcome: Outcome, capsys: pytest.C
     assert sum(r.faults["lost"] + r.faults["crash"] + r.faults["crash_after"] for r in outcome.reports) > 0
 
 
-@pytest.mark.parametrize("defect", [
-    pytest.param(4, marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 4: fixed on branch statemachine")),
-    pytest.param(6, marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 6: fixed on branch privacy")),
-    pytest.param(10, marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 10: fixed on branch statemachine")),
+@pytest.mark.parametrize("known", [
+    pytest.param("defect 4", marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 4: fixed on branch statemachine")),
+    pytest.param("defect 6", marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 6: fixed on branch privacy")),
+    pytest.param("defect 10", marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 10: fixed on branch statemachine")),
 ])
-def test_the_simulation_finds_no_case_of(defect: int, outcome: Outcome) -> None:
-    found = outcome.violations(defect)
+def test_the_simulation_finds_no_case_of(known: str, outcome: Outcome) -> None:
+    """Seen in every run of the default size; the rarer ones (defects 2, 3, 5 and point 4, a forgotten person
+    imported again) are reported by the test above and have their own scenario (test_defect_scenarios.py)."""
+    found = outcome.violations(known)
     assert not found, f"{len(found)} case(s), e.g. " + "; ".join(f"SIM_SEED={s} {v}" for s, v in found[:3])

@@ -145,6 +145,7 @@ class Person:
     answered_503: int = 0
     forgotten_at: datetime | None = None
     forget_pending: bool = False
+    forget_started: datetime | None = None
     written_to_pc: datetime | None = None
 
     def __post_init__(self) -> None:
