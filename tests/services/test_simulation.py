@@ -16,6 +16,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -73,11 +74,13 @@ def test_the_simulation_keeps_every_invariant(outcome: Outcome, capsys: pytest.C
     assert sum(r.faults["lost"] + r.faults["crash"] + r.faults["crash_after"] for r in outcome.reports) > 0
 
 
-@pytest.mark.parametrize("known", [
-    pytest.param("defect 4", marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 4: fixed on branch statemachine")),
-    pytest.param("defect 6", marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 6: fixed on branch privacy")),
-    pytest.param("defect 10", marks=pytest.mark.xfail(strict=True, reason="issue 16 defect 10: fixed on branch statemachine")),
-])
+def _fixed_on(known: str, branch: str) -> Any:
+    reason = f"issue 16 {known}: fixed on branch {branch}"
+    return pytest.param(known, marks=pytest.mark.xfail(strict=True, reason=reason))
+
+
+@pytest.mark.parametrize("known", [_fixed_on("defect 4", "statemachine"), _fixed_on("defect 6", "privacy"),
+                                   _fixed_on("defect 10", "statemachine")])
 def test_the_simulation_finds_no_case_of(known: str, outcome: Outcome) -> None:
     """Seen in every run of the default size; the rarer ones (defects 2, 3, 5 and point 4, a forgotten person
     imported again) are reported by the test above and have their own scenario (test_defect_scenarios.py)."""

@@ -36,7 +36,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -48,8 +48,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.paging import ItemPaged
-from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
-from azure.storage.queue import QueueMessage, QueueProperties
+from azure.data.tables import TableEntity, TableServiceClient, TableTransactionError, UpdateMode
+from azure.storage.queue import QueueMessage, QueueProperties, QueueServiceClient
 
 from leads.core.azure_limits import MAX_BATCH_ENTITIES, MAX_QUEUE_MESSAGE_BYTES, entity_problem, queue_message_fits
 from tests.support.azure_limits_enforcer import ENFORCER, AzureLimitExceeded
@@ -128,11 +128,12 @@ class MemoryAccount:
     def next_id(self) -> int:
         return next(self._ids)
 
-    def table_service(self) -> MemoryTableService:
-        return MemoryTableService(self)
+    def table_service(self) -> TableServiceClient:
+        """Typed as the SDK's client it stands in for (the adapters take that type)."""
+        return cast("TableServiceClient", MemoryTableService(self))
 
-    def queue_service(self) -> MemoryQueueService:
-        return MemoryQueueService(self)
+    def queue_service(self) -> QueueServiceClient:
+        return cast("QueueServiceClient", MemoryQueueService(self))
 
     def call(self, service: str, target: str, operation: str, writes: bool, action: Callable[[], T]) -> T:
         self.calls += 1

@@ -51,7 +51,8 @@ def _held_ids(sim: Simulation) -> set[str]:
 
 
 def _finished(entity: dict[str, Any]) -> bool:
-    return all(state.state in FINISHED for state in deliveries_from_json(str(entity.get("Deliveries") or "{}")).values())
+    states = deliveries_from_json(str(entity.get("Deliveries") or "{}")).values()
+    return all(state.state in FINISHED for state in states)
 
 
 # --- after each step ---------------------------------------------------------------------------------------------
@@ -70,7 +71,8 @@ def after_step(sim: Simulation) -> None:
         owner = sim.owners.get(lead_id)
         if owner is not None and owner != entity.get("Email") and (lead_id, "merged") not in sim.reported:
             sim.reported.add((lead_id, "merged"))
-            sim.violate("no two distinct leads merged", f"lead {lead_id} answered to {owner} holds {entity.get('Email')}")
+            sim.violate("no two distinct leads merged",
+                        f"lead {lead_id} answered to {owner} holds {entity.get('Email')}")
     for person in sim.people:
         if person.forget_pending:
             continue
@@ -92,16 +94,17 @@ def after_step(sim: Simulation) -> None:
     for (email, destination), count in sim.sends.items():
         if count > 1 + sim.allowance[(email, destination)] and (email, destination) not in sim.reported:
             sim.reported.add((email, destination))
-            person = sim.by_email.get(email)
+            sender = sim.by_email.get(email)
             moments = sorted(keys.received_at_of(lead_id) for lead_id in sim.sent_ids[(email, destination)])
             # Defect 5: an imported lead compared by its import time, later than the de-dup window.
             two_leads = len(moments) > 1 and moments[-1] - moments[0] >= timedelta(hours=sim.settings.dedupe_hours)
-            imported = person is not None and person.via in ("import", "both")
+            imported = sender is not None and sender.via in ("import", "both")
             # Point 4: erased (part of a `forget` run), then imported again from Partner Center's table.
-            back = (imported and person is not None and person.forget_started is not None and len(moments) > 1
-                    and moments[-1] >= person.forget_started)
+            back = (imported and sender is not None and sender.forget_started is not None and len(moments) > 1
+                    and moments[-1] >= sender.forget_started)
             sim.violate("each destination receives a lead at most once (plus once per unrecorded send)",
-                        f"{destination} got {email} {count} times (lead ids {sorted(sim.sent_ids[(email, destination)])}; "
+                        f"{destination} got {email} {count} times (lead ids "
+                        f"{sorted(sim.sent_ids[(email, destination)])}; "
                         f"{sim.allowance[(email, destination)]} unrecorded sends)",
                         defect=5 if two_leads and imported else None, known="point 4" if back else None)
 
@@ -145,8 +148,8 @@ def quiesce(sim: Simulation) -> None:
     sim.outage_until, sim.moods, sim.destinations = None, {}, DESTINATIONS
     sim.settings = settings_for(DESTINATIONS, sim.spool_dir)
     sim.crash()
-    for person in [p for p in sim.people if p.forget_pending]:
-        sim.step("forget")
+    for _ in [p for p in sim.people if p.forget_pending]:
+        sim.step("forget")  # the operator runs `forget` again until it finishes
     for _ in range(QUIESCENCE_ROUNDS):
         if _idle(sim):
             break

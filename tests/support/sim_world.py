@@ -24,10 +24,10 @@ from leads.core.breaker import CircuitBreakers
 from leads.core.destination import Check, Delivered
 from leads.core.errors import ConfigurationError, TransientDestinationError
 from leads.core.model import StoredLead
+from leads.core.ports import SourceRow
 from leads.core.settings import Settings, load_settings
 from leads.services.context import Runtime
 from leads.services.delivery import DeliveryService
-from leads.core.ports import SourceRow
 from leads.services.importer import Importer, lead_body
 from leads.services.ingest import IngestService
 from leads.services.poison import PoisonRequeue
@@ -193,7 +193,7 @@ class FakeDestination:
         roll = world.rng.random()
         if mood == "broken":
             raise ConfigurationError(f"{self.name}: the token was refused (401); fix the setting.")
-        if mood == "flaky" and roll < 0.6 or roll < 0.08:
+        if (mood == "flaky" and roll < 0.6) or roll < 0.08:
             retry_after = world.rng.choice([None, 5.0, 60.0, 600.0])
             raise TransientDestinationError(f"{self.name} answered 503; will retry.", retry_after=retry_after)
         world.handed_over(self.name, stored)
@@ -223,7 +223,7 @@ class Process:
                                     fallback=fallback)
         self.recovery = Recovery(self.ingest, spool, fallback, table.ping)
         # runtime.py drains a few spooled files on a thread after a successful ingest; here in turn.
-        self.ingest.after_stored = lambda: self.recovery.drain_spool(SOON_BATCH) and None
+        self.ingest.after_stored = self._drain_a_few
         self.runtime = Runtime(settings, table, queue, spool, self.ingest, self.recovery)
         self.delivery = self.new_delivery(world)
         poisoned = PoisonRequeue(queue.poison_queue(), queue, table, settings.requeue_again_seconds)
@@ -232,6 +232,9 @@ class Process:
         self.importer = Importer(SourceTable(world.partner_center.table_service().get_table_client(PC_TABLE)),
                                  WatermarkTable(table.leads, PC_TABLE), self.ingest, table, clock=world.clock,
                                  workers=1)
+
+    def _drain_a_few(self) -> None:
+        self.recovery.drain_spool(SOON_BATCH)
 
     def new_delivery(self, world: Any) -> DeliveryService:
         """A delivery worker (another instance's, for a takeover): its own breakers."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
-from leads.core.errors import LeadsError, StorageUnavailableError
+from leads.core.errors import LeadsError
 from leads.core.messages import DeliveryMessage
 from leads.core.model import SENDING, StoredLead
 from leads.services.privacy import Privacy
@@ -102,7 +102,7 @@ class Simulation:
         self.fallback = MemoryAccount(self.clock, self._fault("fallback"), name="fallback")
         self.partner_center = MemoryAccount(self.clock, self._fault("partner_center"), name="partner_center")
         self._temp = None if workdir else tempfile.TemporaryDirectory()
-        self.spool_dir = (workdir or Path(self._temp.name if self._temp else ".")) / "spool"  # type: ignore[union-attr]
+        self.spool_dir = (workdir or Path(self._temp.name if self._temp else ".")) / "spool"
         self.destinations: tuple[str, ...] = DESTINATIONS
         self.moods: dict[str, str] = {}
         self.people: list[Person] = []
@@ -216,7 +216,8 @@ class Simulation:
         with deterministic(self.clock, self.rng):
             started = self.clock()
             kinds, weights = list(STEP_WEIGHTS), list(STEP_WEIGHTS.values())
-            for self.step_no in range(1, self.steps + 1):
+            for number in range(1, self.steps + 1):
+                self.step_no = number
                 kind = self.rng.choices(kinds, weights)[0]
                 self.quiet = False
                 self.step(kind)
@@ -296,7 +297,7 @@ class Simulation:
                 self._handle(proc.delivery, decoded)
         except Exception:  # noqa: BLE001 - the host's answer to a failed function
             with suppress(AzureError):
-                if message.dequeue_count >= MAX_DEQUEUE:
+                if (message.dequeue_count or 0) >= MAX_DEQUEUE:
                     poison = self.main.queue_service().get_queue_client(f"{self.settings.queue}-poison")
                     poison.send_message(message.content)
                     host.delete_message(message)
