@@ -6,6 +6,7 @@ mark once that branch is merged (the test then guards the fix)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import uuid
@@ -17,7 +18,12 @@ import pytest
 
 from leads.core import keys
 from leads.core.breaker import CircuitBreakers
-from leads.core.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
+from leads.core.errors import (
+    ConfigurationError,
+    LeadRejectedError,
+    StorageUnavailableError,
+    TransientDestinationError,
+)
 from leads.core.messages import DeliveryMessage
 from leads.core.model import BLOCKED, DELIVERED, RETRYING, Customer
 from leads.core.settings import load_settings
@@ -32,7 +38,7 @@ from tests.destinations.sample import stored_lead
 from tests.destinations.test_salesforce import LEADS, errors, rest, server  # noqa: F401 - `server` is a fixture
 from tests.support.fake_http import FakeServer
 from tests.support.memory_pipeline import MemoryPipeline, build_memory_pipeline
-from tests.support.memory_storage import OK, REFUSE, MemoryAccount, StorageCall
+from tests.support.memory_storage import OK, REFUSE, MemoryAccount, ProcessCrash, StorageCall
 from tests.support.pipeline import RecordingDestination
 from tests.support.sim_world import PC_TABLE, Person
 
@@ -289,3 +295,23 @@ def test_defect_12_salesforce_refusals_name_salesforces_code_and_lead_source_is_
     # object_reference/sforce_api_objects_lead.htm (LeadSource: picklist).
     sent = json.loads(server.sent("POST", LEADS)[-1].body)
     assert sent["LeadSource"] in {"Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other"}
+
+
+# --- found by the simulation ----------------------------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="new (simulation): a claim whose lease ran out counts as a transient attempt; "
+                                       "issue 16 point 2 counts them apart (branch statemachine)")
+def test_claims_that_crashed_do_not_use_up_the_transient_retry_budget(tmp_path: Path) -> None:
+    crash = ProcessCrash("the worker died after the call, before recording its answer")
+    busy = TransientDestinationError("503; will retry.")
+    pipe = _pipe(tmp_path, script=[crash, busy, crash, busy])
+    lead_id = _accepted(pipe, Person(1, "post").body)
+    for _ in range(4):
+        with contextlib.suppress(StorageUnavailableError):  # "answers could not be recorded": the lease runs out
+            _deliver(pipe, lead_id)
+        pipe.clock.advance(pipe.settings.delivery_lease_seconds + 1)
+    loaded = pipe.table.load(lead_id)
+    assert loaded is not None
+    state = loaded.stored.deliveries["email"]
+    assert [h["outcome"] for h in state.history][:3] == ["crashed", "retrying", "crashed"]
+    # Two transient answers of the four LEADS_RETRY_DELAYS=30,120,600 allows; today "Gave up after 4 attempts".
+    assert state.state == RETRYING, state.last_error

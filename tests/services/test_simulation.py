@@ -79,10 +79,15 @@ def _fixed_on(known: str, branch: str) -> Any:
     return pytest.param(known, marks=pytest.mark.xfail(strict=True, reason=reason))
 
 
-@pytest.mark.parametrize("known", [_fixed_on("defect 4", "statemachine"), _fixed_on("defect 6", "privacy"),
-                                   _fixed_on("defect 10", "statemachine")])
+@pytest.mark.parametrize("known", [
+    _fixed_on("defect 4", "statemachine"), _fixed_on("defect 6", "privacy"), _fixed_on("defect 10", "statemachine"),
+    pytest.param("crashed claims", marks=pytest.mark.xfail(strict=True, reason=(
+        "new (simulation): claims whose lease ran out use up the transient retry budget; not yet assigned"))),
+])
 def test_the_simulation_finds_no_case_of(known: str, outcome: Outcome) -> None:
     """Seen in every run of the default size; the rarer ones (defects 2, 3, 5 and point 4, a forgotten person
     imported again) are reported by the test above and have their own scenario (test_defect_scenarios.py)."""
+    if len(outcome.reports) < 100:
+        pytest.skip("too few runs to be sure to meet it (SIM_SEED or a small SIM_STEPS)")
     found = outcome.violations(known)
     assert not found, f"{len(found)} case(s), e.g. " + "; ".join(f"SIM_SEED={s} {v}" for s, v in found[:3])

@@ -294,8 +294,8 @@ class MemoryTableClient:
         return table
 
     def _etag(self) -> tuple[str, datetime]:
-        now = self.account.clock()
-        return f"W/\"datetime'{now:%Y-%m-%dT%H:%M:%S.%f}{self.account.next_id():04d}Z'\"", now
+        """Opaque, as Azure's (W/"datetime'...'"): unique per write here."""
+        return f"W/\"{self.account.next_id()}\"", self.account.clock()
 
     def _result(self, row: _Row) -> dict[str, Any]:
         return {"etag": row.etag, "date": row.timestamp, "version": "2019-02-02"}

@@ -7,6 +7,7 @@ test can keep every other invariant strict (tests/services/test_simulation.py)."
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,9 +28,10 @@ FINISHED = frozenset({DELIVERED, FAILED, SKIPPED})
 
 def _rows(sim: Simulation, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
     table = sim.main.tables[sim.settings.table]
-    for (pk, rk), row in list(table.rows.items()):
-        if pk == keys.LEADS_PARTITION and rk.startswith(prefix):
-            yield rk, row.entity
+    start = bisect.bisect_left(table.order, (keys.LEADS_PARTITION, prefix))
+    end = bisect.bisect_left(table.order, (keys.LEADS_PARTITION, prefix + "\uffff"))
+    for key in table.order[start:end]:
+        yield key[1], table.rows[key].entity
 
 
 def lead_rows(sim: Simulation) -> dict[str, dict[str, Any]]:
@@ -91,7 +93,9 @@ def after_step(sim: Simulation) -> None:
             purged = sim.report.actions["purge"] and sim.last_kind == "purge"
             sim.violate("every accepted lead is stored", f"{person.email} (answered {sorted(person.accepted_ids)}) "
                         "is in neither the main nor the fallback table", defect=6 if purged else None)
-    for (email, destination), count in sim.sends.items():
+    dirty, sim.dirty_sends = sim.dirty_sends, set()
+    for email, destination in dirty:
+        count = sim.sends[(email, destination)]
         if count > 1 + sim.allowance[(email, destination)] and (email, destination) not in sim.reported:
             sim.reported.add((email, destination))
             sender = sim.by_email.get(email)
@@ -230,6 +234,8 @@ def _check_state(sim: Simulation, lead_id: str, email: str, name: str, state: De
     transient = outcomes.count("retrying")
     if state.last_error.startswith("Gave up") and transient >= steps:
         return
+    # Defect 3: blocked re-checks counted as attempts. Found here: so are claims whose lease ran out (crashed).
+    known = "crashed claims" if "crashed" in outcomes and "blocked" not in outcomes else None
     sim.violate("nothing failed before its schedule ran out",
                 f"{where} failed after {transient} transient answers of {steps} ({state.last_error[:80]!r}; "
-                f"history {outcomes})", defect=3 if "blocked" in outcomes else None)
+                f"history {outcomes})", defect=3 if "blocked" in outcomes else None, known=known)

@@ -115,6 +115,7 @@ class Simulation:
         self.reported: set[tuple[str, str]] = set()  # each violation once
         self.last_kind = ""
         self.invocations: list[list[Send]] = []
+        self.dirty_sends: set[tuple[str, str]] = set()  # checked after the step
         self.nested = False
         self.pc_rows = 0
         self.process: Process | None = None
@@ -171,6 +172,7 @@ class Simulation:
     def handed_over(self, destination: str, stored: StoredLead) -> None:
         email = stored.lead.customer.email
         self.sends[(email, destination)] += 1
+        self.dirty_sends.add((email, destination))
         self.sent_ids.setdefault((email, destination), set()).add(stored.id)
         person = self.by_email.get(email)
         if person is not None and person.forgotten_at is not None:
