@@ -216,6 +216,15 @@ def test_the_apps_filters(table: Any) -> None:
         ["x", "outbox:5", "outbox:9"]  # PartitionKey order first ("other" < "p")
 
 
+def test_timestamp_is_the_commit_time_and_can_be_filtered_on(store: Store, table: Any) -> None:
+    table.create_entity(_row("a"))
+    store.advance(1.1)
+    table.create_entity(_row("b"))
+    second = table.get_entity("p", "b").metadata["timestamp"]
+    assert table.get_entity("p", "a").metadata["timestamp"] < second
+    assert [r["RowKey"] for r in table.query_entities("Timestamp ge @since", parameters={"since": second})] == ["b"]
+
+
 def test_paging_continues_exactly_where_it_stopped(table: Any) -> None:
     table.submit_transaction([("create", _row(f"r{i:02d}", I=i)) for i in range(7)])
     pages = table.query_entities("PartitionKey eq @pk", parameters={"pk": "p"}, results_per_page=3).by_page()

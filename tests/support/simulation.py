@@ -98,7 +98,8 @@ class Simulation:
         self.step_no = 0
         self.quiet = True  # no faults while the world is set up
         self.outage_until: datetime | None = None
-        self.main = MemoryAccount(self.clock, self._fault("main"), name="main")
+        # Short pages: a query page may hold fewer rows than asked, even none, and still continue (as Azure's may).
+        self.main = MemoryAccount(self.clock, self._fault("main"), short_pages=self.rng, name="main")
         self.fallback = MemoryAccount(self.clock, self._fault("fallback"), name="fallback")
         self.partner_center = MemoryAccount(self.clock, self._fault("partner_center"), name="partner_center")
         self._temp = None if workdir else tempfile.TemporaryDirectory()
