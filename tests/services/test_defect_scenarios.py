@@ -53,6 +53,10 @@ def _privacy(number: int) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=True, reason=f"issue 16 defect {number}: fixed on branch privacy")
 
 
+def _privacy_point(number: int) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=f"issue 16 point {number} (a tombstone): fixed on branch privacy")
+
+
 class Switch:
     """A fault hook: every call to the main account refused while `down`, or only the calls named."""
 
@@ -315,3 +319,21 @@ def test_claims_that_crashed_do_not_use_up_the_transient_retry_budget(tmp_path: 
     assert [h["outcome"] for h in state.history][:3] == ["crashed", "retrying", "crashed"]
     # Two transient answers of the four LEADS_RETRY_DELAYS=30,120,600 allows; today "Gave up after 4 attempts".
     assert state.state == RETRYING, state.last_error
+
+
+@_privacy_point(4)
+def test_a_forgotten_person_is_not_imported_again_from_partner_centers_table(tmp_path: Path) -> None:
+    """Found by the simulation: `forget` erases the app's copies; Partner Center's table still holds the row,
+    and an import that reads it (the first run after the POST, a backfill, or the overlap once the import
+    marker is gone) stores the person again and every destination gets them."""
+    pipe = _pipe(tmp_path)
+    person = Person(1, "both")
+    _accepted(pipe, person.body)
+    partner_center = MemoryAccount(pipe.clock, name="partner_center")
+    source = partner_center.table_service().create_table(PC_TABLE)
+    source.create_entity(person.pc_row("row-1", pipe.clock()))
+    Privacy(pipe.runtime, now=pipe.clock()).forget(person.email)
+    pipe.clock.advance(60)
+    Importer(SourceTable(source), WatermarkTable(pipe.table.leads, PC_TABLE), pipe.ingest, pipe.table,
+             clock=pipe.clock, workers=1).run()
+    assert lead_ids_for(pipe.table, person.email) == []

@@ -85,12 +85,12 @@ def _fixed_on(known: str, branch: str) -> Any:
 
 @pytest.mark.parametrize("known", [
     _fixed_on("defect 4", "statemachine"), _fixed_on("defect 6", "privacy"), _fixed_on("defect 10", "statemachine"),
-    pytest.param("crashed claims", marks=pytest.mark.xfail(strict=True, reason=(
-        "new (simulation): claims whose lease ran out use up the transient retry budget; not yet assigned"))),
 ])
 def test_the_simulation_finds_no_case_of(known: str, outcome: Outcome) -> None:
-    """Seen in every run of the default size; the rarer ones (defects 2, 3, 5 and point 4, a forgotten person
-    imported again) are reported by the test above and have their own scenario (test_defect_scenarios.py)."""
+    """Seen hundreds of times in every run of the default size. The rarer ones (defects 2, 3, 5; point 4, a
+    forgotten person imported again; crashed claims using up the retry budget: a few to a few dozen cases in
+    100,000 steps) are printed by the test above and each has its scenario in test_defect_scenarios.py: a
+    strict xfail here would pass by chance now and then."""
     if len(outcome.reports) < 100:
         pytest.skip("too few runs to be sure to meet it (SIM_SEED or a small SIM_STEPS)")
     found = outcome.violations(known)
