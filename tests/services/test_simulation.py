@@ -95,3 +95,34 @@ def test_the_simulation_finds_no_case_of(known: str, outcome: Outcome) -> None:
         pytest.skip("too few runs to be sure to meet it (SIM_SEED or a small SIM_STEPS)")
     found = outcome.violations(known)
     assert not found, f"{len(found)} case(s), e.g. " + "; ".join(f"SIM_SEED={s} {v}" for s, v in found[:3])
+
+
+def test_a_seed_replays_exactly() -> None:
+    first, second = Simulation(20261206, 150).run(), Simulation(20261206, 150).run()
+    assert (first.faults, first.actions, first.leads, first.simulated) == \
+        (second.faults, second.actions, second.leads, second.simulated)
+    assert [str(v) for v in first.violations] == [str(v) for v in second.violations]
+    assert sum(first.actions.values()) > 150
+
+
+def _unknown(report: Report) -> list[str]:
+    return [v.invariant for v in report.violations if v.known is None]
+
+
+def test_the_checks_see_a_destination_sent_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break the product on purpose (a delivered destination is due again): the simulation must say so."""
+    from leads.core import policy
+
+    due = policy._due
+    monkeypatch.setattr(policy, "_due", lambda state, now: state.state == "delivered" or due(state, now))
+    assert "each destination receives a lead at most once (plus once per unrecorded send)" in \
+        _unknown(Simulation(7, 150).run())
+
+
+def test_the_checks_see_an_accepted_lead_that_was_not_stored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break the product on purpose (ingest answers 202 without storing): the simulation must say so."""
+    from leads.core.ports import Added
+    from leads.storage.table_store import LeadTable
+
+    monkeypatch.setattr(LeadTable, "add", lambda self, stored, *a, **k: Added(stored.id, duplicate=False, etag="x"))
+    assert "every accepted lead is stored" in _unknown(Simulation(7, 150).run())
