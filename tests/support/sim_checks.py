@@ -68,6 +68,8 @@ def accepted(sim: Simulation, person: Person, lead_id: str) -> None:
 def after_step(sim: Simulation) -> None:
     leads = lead_rows(sim)
     emails = {str(entity.get("Email")) for entity in leads.values()}
+    for lead_id in leads.keys() - sim.first_seen.keys():
+        sim.first_seen[lead_id] = sim.clock()
     held = _held_ids(sim)
     for lead_id, entity in leads.items():
         owner = sim.owners.get(lead_id)
@@ -99,18 +101,22 @@ def after_step(sim: Simulation) -> None:
         if count > 1 + sim.allowance[(email, destination)] and (email, destination) not in sim.reported:
             sim.reported.add((email, destination))
             sender = sim.by_email.get(email)
-            moments = sorted(keys.received_at_of(lead_id) for lead_id in sim.sent_ids[(email, destination)])
+            sent_to = sim.sent_ids[(email, destination)]
+            moments = sorted(keys.received_at_of(lead_id) for lead_id in sent_to)
             # Defect 5: an imported lead compared by its import time, later than the de-dup window.
             two_leads = len(moments) > 1 and moments[-1] - moments[0] >= timedelta(hours=sim.settings.dedupe_hours)
             imported = sender is not None and sender.via in ("import", "both")
-            # Point 4: erased (part of a `forget` run), then imported again from Partner Center's table.
-            back = (imported and sender is not None and sender.forget_started is not None and len(moments) > 1
-                    and moments[-1] >= sender.forget_started)
+            # Erased by a `forget` run (perhaps one cut short: the marker goes before the lead), then stored again:
+            # imported from Partner Center's table (point 4), or moved from the fallback table (defect 11).
+            started = sender.forget_started if sender is not None else None
+            back = started is not None and any(sim.first_seen.get(i, started) > started or
+                                               keys.received_at_of(i) >= started for i in sent_to)
             sim.violate("each destination receives a lead at most once (plus once per unrecorded send)",
                         f"{destination} got {email} {count} times (lead ids "
                         f"{sorted(sim.sent_ids[(email, destination)])}; "
                         f"{sim.allowance[(email, destination)]} unrecorded sends)",
-                        defect=5 if two_leads and imported else None, known="point 4" if back else None)
+                        defect=5 if two_leads and imported else (11 if back and not imported else None),
+                        known="point 4" if back and imported else None)
 
 
 def unfinished_leads(sim: Simulation) -> dict[str, bool]:

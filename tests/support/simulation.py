@@ -112,6 +112,7 @@ class Simulation:
         self.allowance: Counter[tuple[str, str]] = Counter()  # re-sends explained by a crash, lost answer, ...
         self.sent_ids: dict[tuple[str, str], set[str]] = {}  # (email, destination) -> lead ids handed over
         self.owners: dict[str, str] = {}  # lead id -> the e-mail of the person it was the answer to
+        self.first_seen: dict[str, datetime] = {}  # lead id -> when its row was first in the main table
         self.purged_ok: set[str] = set()  # finished leads the retention purge deleted (as it should)
         self.reported: set[tuple[str, str]] = set()  # each violation once
         self.last_kind = ""
