@@ -154,8 +154,7 @@ def delivery() -> DeliveryService:
 def sweeper() -> Sweeper:
     rt = runtime()
     notices = build_notices(rt)
-    poisoned = PoisonRequeue(rt.queue.poison_queue(), rt.queue, rt.table, rt.settings.requeue_again_seconds,
-                             store=rt.table)
+    poisoned = PoisonRequeue(rt.queue.poison_queue(), rt.queue, rt.table, rt.settings.requeue_again_seconds)
 
     def stuck(lead_id: str, sentence: str) -> None:
         notify_safely(functools.partial(notices.needs_person, "outbox", lead_id, sentence), "stuck lead")

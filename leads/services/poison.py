@@ -8,19 +8,17 @@ or finished (nothing to do), or its outbox row wakes it within LEADS_REQUEUE_AGA
 chain), or, when the row is missing or due later, it is written first, due now (the failed wake-up was for
 now). Nothing is marked failed and nothing is enqueued here: another message would be a second chain of work
 beside the sweeper's (defect 8: chains multiplied at every sweep).
-Without a store (the previous behaviour, kept for a caller that has none) the lead is enqueued again after
-LEADS_REQUEUE_AGAIN_SECONDS. If the table does not answer, the message stays for a later sweep."""
+If the table does not answer, the message stays for a later sweep."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from leads.core.errors import ConcurrentUpdateError, StorageUnavailableError
-from leads.core.messages import DeliveryMessage
 from leads.core.model import utcnow
 from leads.core.ports import LeadStore, WorkQueue
 from leads.services.unreadable import Quarantine, decode_or_quarantine
@@ -45,14 +43,21 @@ class PoisonQueue(Protocol[Message]):
     def remove(self, message: Message) -> None: ...
 
 
+class LeadsTable(Quarantine, LeadStore, Protocol):
+    """The leads table as the poison handling uses it (leads/storage/table_store.py LeadTable)."""
+
+
 class PoisonRequeue:
-    def __init__(self, poison: PoisonQueue[Any], queue: WorkQueue, quarantine: Quarantine, delay_seconds: int,
-                 store: LeadStore | None = None) -> None:
+    def __init__(self, poison: PoisonQueue[Any], queue: WorkQueue, table: LeadsTable, delay_seconds: int,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        """`table`: the leads table (an unreadable message is quarantined there; the outbox row is made safe
+        there). `delay_seconds` (LEADS_REQUEUE_AGAIN_SECONDS): an outbox row due within it is safe as it is."""
         self.poison = poison
-        self.queue = queue
-        self.quarantine = quarantine
+        self.queue = queue  # kept for the callers' sake: nothing is enqueued here any more
+        self.quarantine = table
+        self.store = table
         self.delay_seconds = delay_seconds
-        self.store = store  # the leads table: the outbox row is made safe there, then the message dropped
+        self.clock = clock
 
     def requeue(self, limit: int = BATCH) -> int:
         """Enqueue the lead of each poison message again; returns how many messages left the poison queue.
@@ -62,22 +67,16 @@ class PoisonRequeue:
         done = 0
         for message in self.poison.take(limit):
             decoded = decode_or_quarantine(message.body, self.quarantine, self.poison.name)
-            if decoded is not None and self.store is not None:
+            if decoded is not None:
                 log.error("lead %s: its delivery message kept failing (see the errors above) and went to the poison "
                           "queue; dropped once its outbox row is safe (that row wakes it again)", decoded.lead_id)
                 self._make_outbox_safe(decoded.lead_id)
-            elif decoded is not None:
-                self.queue.send(DeliveryMessage(decoded.lead_id, traceparent=decoded.traceparent),
-                                delay_seconds=self.delay_seconds)
-                log.error("lead %s: its delivery message kept failing (see the errors above) and went to the "
-                          "poison queue; enqueued again in %d s", decoded.lead_id, self.delay_seconds)
             self.poison.remove(message)
             done += 1
         return done
 
     def _make_outbox_safe(self, lead_id: str) -> None:
         """Raises StorageUnavailableError when the table does not answer (the message stays)."""
-        assert self.store is not None
         try:
             current = self.store.load(lead_id)
         except ValueError:  # not a lead id: nothing to wake
@@ -93,7 +92,7 @@ class PoisonRequeue:
             return
         if current.stored.finished:
             return
-        now = utcnow()
+        now = self.clock()
         due = self.store.outbox_due(lead_id)
         if due is not None and due <= now + timedelta(seconds=self.delay_seconds):
             return  # the row wakes it soon enough

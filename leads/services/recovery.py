@@ -30,12 +30,12 @@ from leads.storage.spool import Spool
 
 log = logging.getLogger("leads.recovery")
 SOON_BATCH = 5  # files drained after one successful ingest: a few, so one request's instance is not kept busy
-RETRY_FIRST = 5.0  # seconds before the next try after storage failed a held lead; doubled each time
+RETRY_FIRST = 5.0  # seconds before the try after the second failure in a row; doubled each time after
 RETRY_LONGEST = 300.0  # the sweeper's period: never longer
 
 
 class Backoff:
-    """When the next try may come, after consecutive failures (monotonic clock, this process only)."""
+    """When the next try may come, after consecutive failures (this process only)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -46,8 +46,10 @@ class Backoff:
         return self.clock() >= self.not_before
 
     def failed(self) -> float:
+        """One more failure in a row: the first is tried again at the next chance (a single 503 as storage
+        comes back is common), then 5 s, 10 s, ... up to RETRY_LONGEST."""
         self.failures += 1
-        wait = min(RETRY_FIRST * 2.0 ** (self.failures - 1), RETRY_LONGEST)
+        wait = 0.0 if self.failures == 1 else min(RETRY_FIRST * 2.0 ** (self.failures - 2), RETRY_LONGEST)
         self.not_before = self.clock() + wait
         return wait
 
@@ -67,8 +69,11 @@ class Recovery:
         self.fallback = fallback
         self.storage_answers = storage_answers
         self.notify = notify
-        self.spool_backoff = Backoff()
-        self.held_backoff = Backoff()
+        def seconds() -> float:  # the ingest's clock (a virtual one in the simulation), as seconds
+            return ingest.clock().timestamp()
+
+        self.spool_backoff = Backoff(seconds)
+        self.held_backoff = Backoff(seconds)
         self._draining = threading.Lock()  # one drain at a time per process
 
     # --- disk spool ----------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ def test_defect_8_a_delivery_that_fails_before_it_claims_keeps_one_chain_and_lea
     told: list[tuple[str, str]] = []
     sweeper = Sweeper(pipeline.table, queue, pipeline.ingest, pipeline.runtime.spool, clock=pipeline.clock,
                       requeue_again=timedelta(seconds=60),
-                      poisoned=PoisonRequeue(queue.poison_queue(), queue, pipeline.table, 0, store=pipeline.table),
+                      poisoned=PoisonRequeue(queue.poison_queue(), queue, pipeline.table, 0),
                       notify=lambda lead, sentence: told.append((lead, sentence)))
 
     def host() -> int:
@@ -160,7 +160,7 @@ def test_a_poison_message_is_dropped_once_its_outbox_row_is_safe_and_starts_no_c
     for lead_id in (waiting, gone, "not a lead id"):
         queue.poison.send_message(DeliveryMessage(lead_id).encode())
 
-    assert PoisonRequeue(queue.poison_queue(), queue, pipeline.table, 60, store=pipeline.table).requeue() == 3
+    assert PoisonRequeue(queue.poison_queue(), queue, pipeline.table, 60).requeue() == 3
     assert pipeline.queued() == []  # nothing enqueued: the outbox rows are the one scheduler
     assert pipeline.table.outbox_row(gone) is None  # the lead is gone: its row with it
     due = pipeline.table.outbox_due(waiting)  # the failed wake-up was for now: due now, not in 5 hours
