@@ -109,10 +109,12 @@ def _unknown(report: Report) -> list[str]:
 
 def test_the_checks_see_a_destination_sent_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     """Break the product on purpose (a delivered destination is due again): the simulation must say so."""
-    from leads.core import policy
+    from leads.core import policy, transitions
 
     due = policy._due
     monkeypatch.setattr(policy, "_due", lambda state, now: state.state == "delivered" or due(state, now))
+    # The transition table refuses to claim a delivered destination: that rule broken too, on purpose.
+    monkeypatch.setitem(transitions.TRANSITIONS, "delivered", {transitions.CLAIM: frozenset({"sending"})})
     assert "each destination receives a lead at most once (plus once per unrecorded send)" in \
         _unknown(Simulation(7, 150).run())
 

@@ -109,7 +109,8 @@ def after_step(sim: Simulation) -> None:
             # Erased by a `forget` run (perhaps one cut short: the marker goes before the lead), then stored again:
             # imported from Partner Center's table (point 4), or moved from the fallback table (defect 11).
             started = sender.forget_started if sender is not None else None
-            back = started is not None and any(sim.first_seen.get(i, started) > started or
+            # (At the very moment it started counts: a held lead moved by the sweep of the same instant.)
+            back = started is not None and any((i in sim.first_seen and sim.first_seen[i] >= started) or
                                                keys.received_at_of(i) >= started for i in sent_to)
             sim.violate("each destination receives a lead at most once (plus once per unrecorded send)",
                         f"{destination} got {email} {count} times (lead ids "
