@@ -56,6 +56,10 @@ class LocalHost:
                  env: Mapping[str, str] | None = None, *, port: int = 7071, bind: str = "127.0.0.1",
                  only: Collection[str] | None = None, admin_forward: Mapping[str, str] | None = None) -> None:
         self.env: Mapping[str, str] = os.environ if env is None else env
+        # The local host's own signal (leads/core/hosting.py LOCAL_SIGNALS), set in this process's environment
+        # where the app reads its settings; `DEVHOST_LOCAL_MODE=false` runs the app as if in Azure. Any Azure
+        # hosting variable still wins over it.
+        os.environ.setdefault("DEVHOST_LOCAL_MODE", "true")
         self.options: HostOptions = read_host_options(with_app_setting_overrides(host_json or {}, self.env))
         # `AzureWebJobs.<name>.Disabled=true` turns a function off, as in the host (functions-how-to-disable).
         self.functions: list[IndexedFunction] = [f for f in index_functions(app) if not is_disabled(f.name, self.env)

@@ -102,9 +102,9 @@
   // ---- The API: every error is {"error", "message"}; the message is what a person reads ----
   async function api(method, path, body) {
     const options = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
-    if (body !== undefined) {
+    if (method !== "GET") {  // every action is JSON (the API refuses any other type: no cross-site forms)
       options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
+      options.body = JSON.stringify(body === undefined ? {} : body);
     }
     let response;
     try {

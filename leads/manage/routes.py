@@ -12,6 +12,7 @@ from typing import Any
 
 from leads.core.errors import BadRequestError, LeadsError, NotFoundError, SettingsError, StorageUnavailableError
 from leads.manage.auth import OPERATOR, READER, AuthError, authorize, identify
+from leads.manage.cross_site import CrossSiteError, check_same_origin_json
 from leads.manage.filters import LeadFilter, parse_limit, parse_moment
 from leads.manage.service import ManageService
 
@@ -57,6 +58,9 @@ def _json_body(request: Request) -> dict[str, Any]:
         document = json.loads(request.body)
     except (ValueError, UnicodeDecodeError):
         raise BadRequestError("The body is not JSON: send a JSON object, or nothing.") from None
+    except RecursionError:  # json.loads recurses once per nesting level: 16 KiB of `[` is far too deep
+        raise BadRequestError("The body is nested too deeply: send a flat JSON object such as "
+                              "{\"email\": \"name@example.com\"}.") from None
     if not isinstance(document, dict):
         raise BadRequestError("The body must be a JSON object.")
     return document
@@ -168,6 +172,8 @@ def dispatch(method: str, path: str, query: Mapping[str, str], body: bytes, head
             return error(405, "method_not_allowed", f"{method.upper()[:10]} is not allowed here; use {allowed}.",
                          {"Allow": allowed})
         route, found = chosen[0]
+        if route.method == "POST":
+            check_same_origin_json(headers)
         authorize(caller, route.role)
         answer = route.handler(service(), Request(found.groupdict(), query, body))
         return route.status, answer, {}
@@ -175,6 +181,8 @@ def dispatch(method: str, path: str, query: Mapping[str, str], body: bytes, head
         extra = {"WWW-Authenticate": 'Bearer realm="leads"'} if refused.status == 401 else {}
         return error(refused.status, "unauthorized" if refused.status == 401 else "forbidden",
                      refused.explanation, extra)
+    except CrossSiteError as refused:
+        return error(refused.status, refused.code, refused.explanation)
     except BadRequestError as bad:
         return error(400, "bad_request", bad.explanation)
     except NotFoundError as missing:
