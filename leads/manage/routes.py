@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leads.core.errors import BadRequestError, LeadsError, NotFoundError, SettingsError, StorageUnavailableError
-from leads.manage.auth import OPERATOR, READER, AuthError, authorize, identify
+from leads.manage.audit import audited
+from leads.manage.auth import OPERATOR, READER, AuthError, authorize, identify, request_mode
 from leads.manage.cross_site import CrossSiteError, check_same_origin_json
 from leads.manage.filters import LeadFilter, parse_limit, parse_moment
 from leads.manage.service import ManageService
@@ -25,6 +26,7 @@ class Request:
     path: dict[str, str]
     query: Mapping[str, str]
     body: bytes
+    mode: str = ""  # the API's mode for this request (leads/core/hosting.py): status and doctor say it
 
 
 Handler = Callable[[ManageService, Request], dict[str, Any]]
@@ -110,12 +112,34 @@ def list_quarantine(service: ManageService, request: Request) -> dict[str, Any]:
     return service.list_quarantine(parse_limit(request.query.get("limit")), request.query.get("continuation"))
 
 
-def forget(service: ManageService, request: Request) -> dict[str, Any]:
+def email_of(request: Request) -> str:
     email = _json_body(request).get("email")
     if not isinstance(email, str):
-        raise BadRequestError("Send {\"email\": \"name@example.com\"}: the address of the person to forget.",
+        raise BadRequestError("Send {\"email\": \"name@example.com\"}: the address of the person concerned.",
                               parameter="email")
-    return service.forget(email)
+    return email
+
+
+def forget(service: ManageService, request: Request) -> dict[str, Any]:
+    return service.forget(email_of(request))
+
+
+def export(service: ManageService, request: Request) -> dict[str, Any]:
+    return service.export(email_of(request))
+
+
+def list_audit(service: ManageService, request: Request) -> dict[str, Any]:
+    unknown = sorted(set(request.query) - {"limit", "continuation"})
+    if unknown:
+        raise BadRequestError(f"Unknown parameter {unknown[0]!r}; the audit trail takes limit and continuation.",
+                              parameter=unknown[0])
+    return service.audit_page(parse_limit(request.query.get("limit")), request.query.get("continuation"))
+
+
+def with_mode(answer: dict[str, Any], mode: str) -> dict[str, Any]:
+    from leads.core.hosting import MODE_SENTENCES
+
+    return {**answer, "api_mode": mode, "api_access": MODE_SENTENCES.get(mode, mode)}
 
 
 ROUTES: tuple[Route, ...] = (
@@ -136,15 +160,22 @@ ROUTES: tuple[Route, ...] = (
           "One rejected request with its body", "QuarantinedDetail"),
     Route("POST", "/quarantine/{id}/reingest", OPERATOR, lambda s, r: s.reingest(r.path["id"]), "reingest",
           "Run a rejected request through ingest again (its cause fixed)", "Reingested"),
-    Route("GET", "/status", READER, lambda s, r: s.status(), "status",
+    Route("GET", "/status", READER, lambda s, r: with_mode(s.status(), r.mode), "status",
           "Why do I see no leads: last lead, last test lead, counts, each destination's health", "Status",
           errors=(401, 403, 405, 503)),
-    Route("POST", "/doctor", OPERATOR, lambda s, r: s.doctor(), "doctor",
+    Route("POST", "/doctor", OPERATOR, lambda s, r: with_mode(s.doctor(), r.mode), "doctor",
           "Run the live checks of every destination and of storage", "Doctor", errors=(401, 403, 405, 503)),
     Route("POST", "/forget", OPERATOR, forget, "forgetPerson",
           "Erase every record of the person with this e-mail address (leads, markers, rejected requests, held and "
           "spooled copies, queued messages); answers the counts, all zero when nothing is left", "Forgotten",
           body="ForgetRequest", errors=(400, 401, 403, 405, 503)),
+    Route("POST", "/export", OPERATOR, export, "exportPerson",
+          "Everything held about the person with this e-mail address (leads, rejected requests, held and spooled "
+          "copies, queued messages)", "Export", body="ForgetRequest", errors=(400, 401, 403, 405, 503)),
+    Route("GET", "/audit", READER, list_audit, "listAudit",
+          "The audit trail, newest first: who replayed, re-ingested, forgot, exported, sent a test lead or ran the "
+          "checks, when, on which leads, and the outcome", "AuditPage", query=("limit", "continuation"),
+          errors=(400, 401, 403, 405, 503)),
     Route("POST", "/test-lead", OPERATOR, lambda s, r: s.send_test_lead(), "sendTestLead",
           "Send a Partner Center-shaped test lead (MSFT_TEST) through ingest", "IngestAccepted", status=202,
           errors=(401, 403, 405, 503)),
@@ -161,7 +192,8 @@ def dispatch(method: str, path: str, query: Mapping[str, str], body: bytes, head
              ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """Answer one management request: who (401), which route (404, 405), may they (403), then the service."""
     try:
-        caller = identify({k.lower(): v for k, v in headers.items()}, env, via_key)
+        lowered = {k.lower(): v for k, v in headers.items()}
+        caller = identify(lowered, env, via_key)
         path = "/" + path.strip("/")
         matches = [(route, found) for route in ROUTES if (found := route.pattern.match(path))]
         if not matches:
@@ -174,8 +206,12 @@ def dispatch(method: str, path: str, query: Mapping[str, str], body: bytes, head
         route, found = chosen[0]
         if route.method == "POST":
             check_same_origin_json(headers)
+            _json_body(Request({}, query, body))  # every action's body is a JSON object (or empty)
         authorize(caller, route.role)
-        answer = route.handler(service(), Request(found.groupdict(), query, body))
+        request = Request(found.groupdict(), query, body, request_mode(lowered, env, via_key))
+        with audited(route.operation, route.status, caller, request.path, lambda: email_of(request)) as trail:
+            answer = route.handler(trail.service(service), request)
+            trail.answer = answer
         return route.status, answer, {}
     except AuthError as refused:
         extra = {"WWW-Authenticate": 'Bearer realm="leads"'} if refused.status == 401 else {}

@@ -9,12 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from leads.core import keys, policy
+from leads.core.audit import AuditEntry
 from leads.core.errors import BadRequestError, ConcurrentUpdateError, NotFoundError, StorageUnavailableError
 from leads.core.messages import DeliveryMessage
 from leads.core.model import BLOCKED, DELIVERED, FAILED, SKIPPED, DeliveryState, utcnow
 from leads.manage import views
 from leads.manage.filters import DESTINATION_STATES, LeadFilter, decode_token, encode_token
 from leads.services.context import Runtime
+from leads.storage.audit_table import AuditTable
 from leads.storage.table_store import deliveries_from_json, raw_body_of, stored_from_entity
 
 _SERVER_STATUSES = frozenset({"pending", "retrying", "blocked", "failed"})  # the Status column says these
@@ -36,6 +38,29 @@ class ManageService:
         from leads.services.privacy import Privacy
 
         return Privacy(self.rt).forget(email)
+
+    def export(self, email: str) -> dict[str, Any]:
+        """Everything held about a person (leads/services/privacy.py)."""
+        from leads.services.privacy import Privacy
+
+        return Privacy(self.rt).export(email)
+
+    # --- the audit trail --------------------------------------------------------------------------
+    def record_audit(self, entry: AuditEntry) -> None:
+        AuditTable(self.table).add(entry)
+
+    def audit_subject(self, email: str) -> str:
+        return AuditTable(self.table).subject(email)
+
+    def audit_page(self, limit: int = 50, continuation: str | None = None) -> dict[str, Any]:
+        after = decode_token(continuation, "")
+        if after is not None and not _REJECTED_ROW.match(after):
+            raise BadRequestError("continuation is not a token this list gave; start again without it.",
+                                  parameter="continuation")
+        rows = AuditTable(self.table).page(limit + 1, after)
+        shown = rows[:limit]
+        token = encode_token(shown[-1][0]) if len(rows) > limit else None
+        return {"entries": [entry.view() for _, entry in shown], "continuation": token}
 
     # --- leads ------------------------------------------------------------------------------------
     def list_leads(self, filters: LeadFilter, limit: int = 50, continuation: str | None = None) -> dict[str, Any]:

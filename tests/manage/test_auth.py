@@ -58,8 +58,10 @@ def answer(method: str, path: str, env: dict[str, str], headers: dict[str, str] 
 
 
 def test_locally_open() -> None:
-    assert answer("GET", "status", LOCAL) == (200, {"called": "status"})
-    assert answer("POST", "doctor", LOCAL) == (200, {"called": "doctor"})
+    status, body = answer("GET", "status", LOCAL)
+    assert (status, body["called"], body["api_mode"]) == (200, "status", "local-open")
+    status, body = answer("POST", "doctor", LOCAL)
+    assert (status, body["called"], body["api_mode"]) == (200, "doctor", "local-open")
 
 
 def test_in_azure_without_sign_in_closed_with_a_sentence() -> None:
@@ -97,7 +99,8 @@ def test_sign_in_on_but_no_or_bad_principal() -> None:
 
 
 def test_function_key_route_is_trusted() -> None:
-    assert answer("POST", "doctor", AZURE, via_key=True) == (200, {"called": "doctor"})
+    status, body = answer("POST", "doctor", AZURE, via_key=True)
+    assert (status, body["called"], body["api_mode"]) == (200, "doctor", "key-only")
 
 
 def test_unknown_route_and_method() -> None:
