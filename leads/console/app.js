@@ -221,17 +221,23 @@
     let continuation = null;
     let total = 0;
     async function page() {
-      const query = new URLSearchParams(params);
-      if (!query.has("limit")) query.set("limit", "50");
-      if (continuation) query.set("continuation", continuation);
+      // The filters (the search text among them) go in the body: never in a URL the server or a proxy logs.
+      const search = {};
+      for (const [name, value] of new URLSearchParams(params)) {
+        if (!value) continue;
+        search[name] = name === "test" ? value === "true" : name === "limit" ? Number(value) : value;
+      }
+      if (!("limit" in search)) search.limit = 50;
+      if (continuation) search.continuation = continuation;
       more.disabled = true;
       try {
-        const answer = await api("GET", "leads?" + query.toString());
+        const answer = await api("POST", "leads/search", search);
         for (const lead of answer.leads) rows.append(leadRow(lead));
         total += answer.leads.length;
         continuation = answer.continuation;
         more.hidden = !continuation;
-        count.textContent = total === 0 ? "No lead matches these filters."
+        count.textContent = total === 0 && continuation ? "No match among the leads read so far: Load more to keep looking."
+          : total === 0 ? "No lead matches these filters."
           : total + (continuation ? "+" : "") + (total === 1 && !continuation ? " lead shown." : " leads shown.");
         announce(count.textContent);
       } catch (error) {

@@ -49,6 +49,22 @@ _REJECTED = {"id": _TEXT, "received_at": _NULLABLE_TEXT, "reason": _TEXT, "statu
 _BRIEF = {"type": ["object", "null"], "properties": {"id": _TEXT, "received_at": _NULLABLE_TEXT},
           "required": ["id", "received_at"]}
 
+_QUERY: dict[str, dict[str, Any]] = {
+    "test": {"schema": {"type": "string", "enum": ["true", "false"]}, "description": "Partner Center test leads "
+             "(MSFT_TEST) or real ones."},
+    "status": {"schema": {"type": "string", "enum": list(LEAD_STATUSES)}},
+    "destination": {"schema": {"type": "string", "maxLength": 200}, "description": "Leads sent to this destination."},
+    "destination_state": {"schema": {"type": "string", "enum": list(DESTINATION_STATES)},
+                          "description": "With destination: its state; alone: any destination's."},
+    "offer": {"schema": {"type": "string", "maxLength": 200}, "description": "Substring of the offer title or id."},
+    "action": {"schema": {"type": "string", "maxLength": 200}, "description": "Action code, exactly: "
+               + ", ".join(ACTION_MEANINGS)},
+    "from": {"schema": {"type": "string", "maxLength": 200}, "description": "Received at or after (ISO-8601)."},
+    "to": {"schema": {"type": "string", "maxLength": 200}, "description": "Received at or before (ISO-8601)."},
+    "q": {"schema": {"type": "string", "maxLength": 200}, "description": "Substring of company, e-mail or name."},
+    "limit": {"schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}},
+    "continuation": {"schema": {"type": "string", "maxLength": 2000}, "description": "The previous page's token."},
+}
 _MODE = {"api_mode": {"type": "string", "enum": [LOCAL_OPEN, SIGN_IN, KEY_ONLY, CLOSED],
                       "description": "How the management API is open to this request (docs/operations.md)."},
          "api_access": _TEXT}
@@ -105,6 +121,9 @@ SCHEMAS: dict[str, Any] = {
                     "export), or a rejected request's id (re-ingest)."},
         "status": _INT, "outcome": _TEXT}),
     "AuditPage": _page("AuditEntry", "entries"),
+    "LeadSearch": {"type": "object", "required": [], "additionalProperties": False, "properties": {
+        **{name: spec["schema"] for name, spec in _QUERY.items() if name not in ("test", "limit")},
+        "test": _BOOL, "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}}},
     "ForgetRequest": _object({"email": {"type": "string", "maxLength": EMAIL_MAX, "pattern": EMAIL_PATTERN,
                                         "description": "The person's address; case is ignored."}}, ["email"]),
     "Forgotten": _object({name: {"type": "integer", "minimum": 0} for name in FORGET_COUNTS}),
@@ -114,22 +133,6 @@ SCHEMAS: dict[str, Any] = {
                                                         "(no personal data): `python -m leads status`."},
 }
 
-_QUERY: dict[str, dict[str, Any]] = {
-    "test": {"schema": {"type": "string", "enum": ["true", "false"]}, "description": "Partner Center test leads "
-             "(MSFT_TEST) or real ones."},
-    "status": {"schema": {"type": "string", "enum": list(LEAD_STATUSES)}},
-    "destination": {"schema": {"type": "string", "maxLength": 200}, "description": "Leads sent to this destination."},
-    "destination_state": {"schema": {"type": "string", "enum": list(DESTINATION_STATES)},
-                          "description": "With destination: its state; alone: any destination's."},
-    "offer": {"schema": {"type": "string", "maxLength": 200}, "description": "Substring of the offer title or id."},
-    "action": {"schema": {"type": "string", "maxLength": 200}, "description": "Action code, exactly: "
-               + ", ".join(ACTION_MEANINGS)},
-    "from": {"schema": {"type": "string", "maxLength": 200}, "description": "Received at or after (ISO-8601)."},
-    "to": {"schema": {"type": "string", "maxLength": 200}, "description": "Received at or before (ISO-8601)."},
-    "q": {"schema": {"type": "string", "maxLength": 200}, "description": "Substring of company, e-mail or name."},
-    "limit": {"schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}},
-    "continuation": {"schema": {"type": "string", "maxLength": 2000}, "description": "The previous page's token."},
-}
 _REASONS = {200: "OK", 202: "Accepted: stored before this answer", 400: "A parameter or the body is wrong",
             401: "Nobody signed in (or sign-in not configured in Azure)",
             403: "Signed in without the role, or an action from another site's page",

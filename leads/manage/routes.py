@@ -85,8 +85,29 @@ def _moment(document: dict[str, Any], name: str) -> Any:
 
 
 def list_leads(service: ManageService, request: Request) -> dict[str, Any]:
+    if "q" in request.query:
+        raise BadRequestError("Search terms are not taken in a URL (addresses are written to logs): POST "
+                              "/api/manage/leads/search with {\"q\": \"...\"} and the other filters.", parameter="q")
     filters = LeadFilter.from_query(request.query)
     return service.list_leads(filters, parse_limit(request.query.get("limit")), request.query.get("continuation"))
+
+
+def search_leads(service: ManageService, request: Request) -> dict[str, Any]:
+    """The list's filters from a JSON body: texts, `test` as true/false, `limit` as a number."""
+    params: dict[str, str] = {}
+    for name, value in _json_body(request).items():
+        if name == "test" and isinstance(value, bool):
+            params[name] = "true" if value else "false"
+        elif name == "limit" and isinstance(value, int) and not isinstance(value, bool):
+            params[name] = str(value)
+        elif name not in ("test", "limit") and isinstance(value, str):
+            params[name] = value
+        else:
+            raise BadRequestError(f"{name[:40]} must be a text (limit a number, test true or false), not "
+                                  f"{type(value).__name__}.",
+                                  parameter=name[:40])
+    filters = LeadFilter.from_query(params)
+    return service.list_leads(filters, parse_limit(params.get("limit")), params.get("continuation"))
 
 
 def replay_lead(service: ManageService, request: Request) -> dict[str, Any]:
@@ -143,9 +164,13 @@ def with_mode(answer: dict[str, Any], mode: str) -> dict[str, Any]:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/leads", READER, list_leads, "listLeads", "Leads, newest first, filtered and paged",
+    Route("GET", "/leads", READER, list_leads, "listLeads", "Leads, newest first, filtered and paged (a search "
+          "text only through POST /leads/search)",
           "LeadPage", query=("test", "status", "destination", "destination_state", "offer", "action", "from", "to",
-                             "q", "limit", "continuation"), errors=(400, 401, 403, 405, 503)),
+                             "limit", "continuation"), errors=(400, 401, 403, 405, 503)),
+    Route("POST", "/leads/search", READER, search_leads, "searchLeads",
+          "Leads, newest first, filtered and paged, the search text in the body (never in a URL)", "LeadPage",
+          body="LeadSearch", errors=(400, 401, 403, 405, 503)),
     Route("GET", "/leads/{id}", READER, lambda s, r: s.get_lead(r.path["id"]), "getLead",
           "One lead: every field, the body as received, each destination's attempt history", "LeadDetail"),
     Route("POST", "/leads/{id}/replay", OPERATOR, replay_lead, "replayLead",

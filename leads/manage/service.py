@@ -23,6 +23,9 @@ _SERVER_STATUSES = frozenset({"pending", "retrying", "blocked", "failed"})  # th
 _REJECTED_ROW = re.compile(r"^\d{13}:[0-9a-f]{8}$")
 _REJECTED_ID = re.compile(r"^(\d{13})-([0-9a-f]{8})$")  # the RowKey with `-` for `:` (views.rejected)
 _REPLAY_TRIES = 5
+# The most table rows one list request reads: a filter no column answers (a search) stops here and answers the
+# leads found so far with a continuation token, so that no request scans the whole table.
+MAX_ROWS_READ = 2000
 REPLAYABLE_STATES = tuple(s for s in DESTINATION_STATES if s not in (DELIVERED, "sending"))
 
 Wanted = Callable[[str, DeliveryState], bool]
@@ -65,8 +68,9 @@ class ManageService:
     # --- leads ------------------------------------------------------------------------------------
     def list_leads(self, filters: LeadFilter, limit: int = 50, continuation: str | None = None) -> dict[str, Any]:
         """Newest first. Status, test and action are compared by the table, the date range is a RowKey range;
-        the rest is matched here over the summary columns. A page ends after `limit` matches; its token
-        resumes right after the last one."""
+        the rest is matched here over the summary columns. A page ends after `limit` matches, or after
+        MAX_ROWS_READ rows read (then perhaps with fewer matches, or none); its token resumes right after the last
+        row read."""
         after = decode_token(continuation, "lead:")
         equal: dict[str, str | bool] = {}
         if filters.status in _SERVER_STATUSES:
@@ -77,12 +81,12 @@ class ManageService:
             equal["IsTest"] = filters.test
         if filters.action:
             equal["ActionCode"] = filters.action
-        page_size = 1000 if filters.needs_python else limit + 1
+        page_size = min(1000, MAX_ROWS_READ) if filters.needs_python else limit + 1
         rows = self.table.lead_rows(equal, filters.since, filters.until, after, views.LIST_COLUMNS, page_size)
         found: list[dict[str, Any]] = []
         last_key = None
-        for row in rows:
-            if len(found) == limit:  # one more row exists: the page has a next one (perhaps empty)
+        for read, row in enumerate(rows):
+            if len(found) == limit or read == MAX_ROWS_READ:  # more rows exist: a next page (perhaps empty)
                 return {"leads": found, "continuation": encode_token(str(last_key))}
             last_key = row["RowKey"]
             deliveries = deliveries_from_json(str(row.get("Deliveries") or "{}"))

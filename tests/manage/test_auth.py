@@ -136,10 +136,19 @@ def test_through_the_host_signed_in(local_host_factory: Callable[..., Any], role
     assert call(host.url("manage/test-lead"), "POST", headers)[0] == expected[1]
 
 
-def test_devhost_says_the_console_and_api_are_open_locally(capsys: pytest.CaptureFixture[str]) -> None:
+def test_devhost_says_whether_the_console_and_api_are_open_locally(capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
     from devhost.__main__ import print_banner
+    from leads.core.hosting import AZURE_SIGNS
 
-    print_banner(SimpleNamespace(routes=[], url=lambda route: route), "azurite", "mail")  # type: ignore[arg-type]
+    host: Any = SimpleNamespace(routes=[], url=lambda route: route)
+    for name in AZURE_SIGNS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DEVHOST_LOCAL_MODE", "true")
+    print_banner(host, "azurite", "mail")
     assert "management API (/api/manage) are open here without sign-in" in capsys.readouterr().out
+    monkeypatch.setenv("CONTAINER_NAME", "a-container")
+    print_banner(host, "azurite", "mail")
+    assert "are CLOSED here: CONTAINER_NAME is set" in capsys.readouterr().out
