@@ -4,9 +4,11 @@ Settings: local.settings.json `Values` (else local.settings.sample.json), overri
 put into os.environ before the app is imported (the app reads its settings from the environment, as in
 Azure). AzureWebJobsStorage set in the environment: that storage, no Azurite. LEADS_SMTP_HOST set in the
 environment: that server, no mail catcher. PORT: the HTTP port. DEVHOST_APP: the app module
-(default function_app). DEVHOST_FLEX=true (or `--flex`): Flex mode (devhost/flex.py), the HTTP functions,
-each queue function and each timer function in separate processes with separate temporary folders, and
-host.json functionTimeout enforced, as Flex Consumption runs them.
+(default function_app). DEVHOST_FLEX=true (or `--flex`): Flex mode (devhost/flex.py), the Azure-like mode:
+two HTTP instances behind a round-robin front end, each queue function and each timer function in separate
+processes with separate temporary folders, function keys checked, as Flex Consumption runs them.
+DEVHOST_CHECK_KEYS=true: function keys checked in the plain mode too (devhost/keys.py). In every mode
+host.json functionTimeout is enforced and `code` reaches the app with the other query parameters.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from types import FrameType
 from devhost.azurite import start_azurite
 from devhost.flex import FlexHost
 from devhost.host import LocalHost
-from devhost.invoke import load_app
+from devhost.invoke import index_functions, load_app
+from devhost.keys import HostKeys
 from devhost.mailcatcher import MailCatcher, port_is_free
 from leads.cli.local_settings import apply_local_settings
 
@@ -68,18 +71,22 @@ def main() -> None:
         host_json_path = root / "host.json"
         host_json = json.loads(host_json_path.read_text(encoding="utf-8")) if host_json_path.exists() else {}
         app = load_app(os.environ.get("DEVHOST_APP", "function_app"))
-        host = LocalHost(app, host_json, os.environ, port=int(os.environ.get("PORT", "7071")))
+        keys = (HostKeys.from_settings(os.environ, [f.name for f in index_functions(app)])
+                if os.environ.get("DEVHOST_CHECK_KEYS", "").strip().lower() in ("true", "1") else None)
+        host = LocalHost(app, host_json, os.environ, port=int(os.environ.get("PORT", "7071")), keys=keys)
         if flex_mode(sys.argv[1:], os.environ):
-            flex = FlexHost(os.environ.get("DEVHOST_APP", "function_app"), host_json, os.environ, port=host.port)
-            host.close()  # only for the banner: the workers serve
+            port = host.port
+            host.close()  # only for the banner: the instances serve, behind the front end
+            flex = FlexHost(os.environ.get("DEVHOST_APP", "function_app"), host_json, os.environ, port=port)
             flex.start()
             cleanup.callback(flex.stop)
-            print_banner(host, storage, mail, ["  Flex mode: one process and one disk per scaling group",
-                                               *flex.describe()])
+            print_banner(host, storage, mail, ["  Flex mode: instances with a disk of their own, HTTP round robin",
+                                               *flex.describe()], keys_checked=True)
         else:
             host.start()
             cleanup.callback(host.stop)
-            print_banner(host, storage, mail)
+            print_banner(host, storage, mail, keys.describe([r.function.name for r in host.routes]) if keys else [],
+                         keys_checked=keys is not None)
         stopping.wait()
         log.info("devhost: stopping")
 
@@ -88,7 +95,8 @@ def flex_mode(arguments: list[str], env: Mapping[str, str]) -> bool:
     return "--flex" in arguments or env.get("DEVHOST_FLEX", "").strip().lower() in ("true", "1")
 
 
-def print_banner(host: LocalHost, storage: str, mail: str, extra: list[str] | None = None) -> None:
+def print_banner(host: LocalHost, storage: str, mail: str, extra: list[str] | None = None,
+                 keys_checked: bool = False) -> None:
     lines = ["", "devhost is running (a local stand-in for `func start`).", "", *(extra or [])]
     for route in host.routes:
         methods = ", ".join(sorted(route.methods)) if route.methods else "any method"
@@ -104,7 +112,10 @@ def print_banner(host: LocalHost, storage: str, mail: str, extra: list[str] | No
                   + (f"{', '.join(signs)} is set, a sign of Azure hosting to the Functions host (unset it to open "
                      "them locally)." if signs else "DEVHOST_LOCAL_MODE is not true."))
     lines += ["", f"  Storage: {storage}", f"  E-mails: {mail}",
-              "  Function keys are not checked locally (like Core Tools).", access, "  Stop: Ctrl-C", ""]
+              ("  Function keys are checked, as in Azure (`?code=<key>` or the x-functions-key header)."
+               if keys_checked else "  Function keys are not checked locally (like Core Tools); "
+               "`?code=` reaches the app as in Azure."),
+              access, "  Stop: Ctrl-C", ""]
     print("\n".join(lines), flush=True)
 
 

@@ -17,7 +17,8 @@ import threading
 from types import FrameType
 
 from devhost.host import LocalHost
-from devhost.invoke import enforce_function_timeout, index_functions, load_app
+from devhost.invoke import index_functions, load_app
+from devhost.keys import HostKeys, auth_level
 
 SPEC_ENV = "DEVHOST_FLEX_SPEC"
 READY = "DEVHOST-READY"
@@ -27,7 +28,8 @@ log = logging.getLogger("devhost.flex")
 
 def list_functions(app_module: str) -> None:
     functions = index_functions(load_app(app_module))
-    print(json.dumps([{"name": f.name, "trigger": f.trigger.get("type")} for f in functions]), flush=True)
+    print(json.dumps([{"name": f.name, "trigger": f.trigger.get("type"), "route": f.trigger.get("route") or f.name,
+                       "authLevel": auth_level(f.trigger)} for f in functions]), flush=True)
 
 
 def serve(spec: dict[str, object]) -> None:
@@ -47,17 +49,17 @@ def serve(spec: dict[str, object]) -> None:
     host_json = spec["host_json"]
     assert isinstance(host_json, dict)
     functions = spec["functions"]
-    forward = spec.get("admin_forward") or {}
-    assert isinstance(functions, list) and isinstance(forward, dict)
-    host = LocalHost(app, host_json, os.environ, port=int(str(spec["port"])), only=set(functions),
-                     admin_forward=forward)
+    assert isinstance(functions, list)
 
     def restart() -> None:
         log.error("devhost: a function timed out; this worker process exits and is restarted")
         logging.shutdown()
         os._exit(RESTART_EXIT_CODE)  # abandons the timed-out invocation and every other one, as the host does
 
-    enforce_function_timeout(host.options.function_timeout, restart)
+    keys = (HostKeys.from_settings(os.environ, [f.name for f in index_functions(app)]) if spec.get("check_keys")
+            else None)
+    host = LocalHost(app, host_json, os.environ, port=int(str(spec["port"])), only=set(functions), keys=keys,
+                     on_timeout=restart)
     host.start()
     print(f"{READY} {os.getpid()}", flush=True)
     stopping.wait()

@@ -12,9 +12,14 @@ sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.*):
 - QueueServiceClientProvider.cs: a message that is not valid base64 (messageEncoding base64) goes straight
   to the poison queue, copied as it was.
 
-Not copied: renewing the lease of a function that runs past 5 minutes (the lease matches functionTimeout).
-A function past host.json functionTimeout (Flex mode, devhost/invoke.py) fails like any other: the message
-is made visible again after visibilityTimeout (or moved to poison), then the worker restarts.
+- QueueListener.cs, ProcessMessageAsync / CreateUpdateMessageVisibilityTimer: while the function runs, the
+  10-minute lease is renewed when it is halfway to expiring (every 5 minutes; UpdateQueueMessageVisibilityCommand
+  sets the visibility to 10 minutes again and keeps the new pop receipt, which the delete or release then uses).
+  So a function that runs longer than 10 minutes never sees its message delivered twice; only functionTimeout
+  ends it.
+
+A function past host.json functionTimeout (devhost/invoke.py) fails like any other: the message is made
+visible again after visibilityTimeout (or moved to poison); in Flex mode the worker then restarts.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class QueueListener:
         self.poison: QueueClient | None = (None if self.queue_name.endswith(POISON_SUFFIX)
                                            else service.get_queue_client(self.queue_name + POISON_SUFFIX))
         self._stopping = stopping
+        self.lease_seconds: float = LEASE_SECONDS  # QueueListener._visibilityTimeout (tests shorten it)
         self._workers = ThreadPoolExecutor(options.batch_size + options.new_batch_threshold,
                                            thread_name_prefix=f"devhost-{self.queue_name}")
         self._running = 0
@@ -112,7 +118,7 @@ class QueueListener:
             try:
                 batch = list(self.queue.receive_messages(messages_per_page=self.options.batch_size,
                                                          max_messages=self.options.batch_size,
-                                                         visibility_timeout=LEASE_SECONDS))
+                                                         visibility_timeout=int(self.lease_seconds)))
             except AzureError as error:
                 log.warning("queue %s: polling failed (%s); retrying", self.queue_name, type(error).__name__)
                 batch = []
@@ -125,10 +131,32 @@ class QueueListener:
             else:
                 backoff.next_delay(found=True)
 
+    def _renew_lease(self, message: QueueMessage, done: threading.Event) -> None:
+        """UpdateQueueMessageVisibilityCommand: every half lease, the lease again, keeping the new pop receipt.
+        (The host speeds renewal up after a failed update, LinearSpeedupStrategy; here a failure is retried at
+        the next half lease.)"""
+        while not done.wait(self.lease_seconds / 2):
+            try:
+                receipt = self.queue.update_message(message.id, message.pop_receipt,
+                                                    visibility_timeout=int(self.lease_seconds))
+            except AzureError as error:
+                log.warning("queue %s: message %s: lease not renewed (%s)", self.queue_name, message.id,
+                            type(error).__name__)
+                continue
+            message.pop_receipt = receipt.pop_receipt
+            message.next_visible_on = receipt.next_visible_on
+
     def _process(self, message: QueueMessage) -> None:
+        done = threading.Event()
+        renewer = threading.Thread(target=self._renew_lease, args=(message, done), daemon=True,
+                                   name=f"devhost-lease-{self.queue_name}")
+        renewer.start()
         try:
             with trigger_scope():
-                self._process_message(message)
+                try:
+                    self._process_message(message, done, renewer)
+                finally:
+                    done.set()
         except AzureError as error:
             log.error("queue %s: message %s could not be completed: %s", self.queue_name, message.id, error)
         except Exception:  # a pool thread would swallow it silently; the lease returns the message later
@@ -138,7 +166,7 @@ class QueueListener:
                 self._running -= 1
                 self._running_changed.notify_all()
 
-    def _process_message(self, message: QueueMessage) -> None:
+    def _process_message(self, message: QueueMessage, done: threading.Event, renewer: threading.Thread) -> None:
         body = decode_body(str(message.content), self.options.message_encoding)
         if body is None:
             log.warning("queue %s: message %s is not valid base64 (host.json messageEncoding)",
@@ -154,6 +182,8 @@ class QueueListener:
             time_next_visible=message.next_visible_on)
         succeeded, _ = invoke(self.function, trigger_message,
                               lambda ok, _result: f"queue={self.queue_name} DequeueCount={message.dequeue_count}")
+        done.set()  # the timer stops before the message is completed (QueueListener.ProcessMessageAsync)
+        renewer.join()
         if succeeded:
             self.queue.delete_message(message.id, message.pop_receipt)
         elif self.poison is None:

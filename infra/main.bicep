@@ -11,7 +11,15 @@ targetScope = 'subscription'
 param environmentName string
 
 @description('Region of every resource; must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
 param location string = deployment().location
+
+@description('Object id of whoever runs the deployment (azd sets AZURE_PRINCIPAL_ID). Recorded in the resource group\'s deployed-by tag only: no role is granted to it (operators read leads through the API, not the tables).')
+param principalId string = ''
 
 @description('Resource group to create or reuse.')
 param resourceGroupName string = 'rg-${environmentName}'
@@ -22,13 +30,16 @@ param instanceMemoryMB int = 512
 @description('Most instances the app may scale out to.')
 param maximumInstanceCount int = 100
 
-@description('Region of a second storage account that holds leads while the main table is unreachable (LEADS_FALLBACK_STORAGE), e.g. the paired region; empty (the default): no fallback account, such a lead gets 503 with Retry-After.')
+@description('Create the fallback storage account (LEADS_FALLBACK_STORAGE) that holds a lead, answered 202, while the main table is unreachable. On by default: the other place a lead can wait, a file on the instance\'s disk, vanishes when Flex Consumption scales that instance in. false: such a lead gets 503 with Retry-After.')
+param fallbackStorage bool = true
+
+@description('Region of the fallback storage account; empty (the default): the region paired with `location` (Learn, Azure region pairs), or `location` itself where it has no pair.')
 param fallbackStorageLocation string = ''
 
 @description('LEADS_IMPORT_STORAGE: name of the existing storage account Partner Center\'s "Azure Table" destination writes leads to; the app reads its new rows every minute with its identity. Empty (the default): no import.')
 param importStorageAccountName string = ''
 
-@description('With importStorageAccountName: the resource group (in this subscription) holding that account, to grant the app\'s identity Storage Table Data Reader on it; empty: grant that role yourself (docs/operations.md).')
+@description('With importStorageAccountName: the resource group (in this subscription) holding that account, to grant the app\'s identity Storage Table Data Reader on the one table it reads (LEADS_IMPORT_TABLE); empty: grant that role yourself (docs/operations.md).')
 param importStorageResourceGroup string = ''
 
 @description('Put Microsoft Entra sign-in (App Service Authentication) in front of the console (/api/console) and the management API (/api/manage/); /api/leads and /api/health stay outside it. Needs an app registration first (docs/deploy.md).')
@@ -139,7 +150,8 @@ param emailDataLocation string = 'United States'
 param leadsEmailIncludePii string = 'false'
 
 // --- webhook ---
-@description('LEADS_WEBHOOK_URL: HTTPS URL that receives each lead as signed JSON.')
+@description('LEADS_WEBHOOK_URL: HTTPS URL that receives each lead as signed JSON (it often carries a key: kept in Key Vault).')
+@secure()
 param leadsWebhookUrl string = ''
 
 @description('LEADS_WEBHOOK_SECRET: Standard Webhooks signing secret (whsec_ + base64 of 24 to 64 random bytes); several space-separated while rotating.')
@@ -277,13 +289,53 @@ param leadsNoticeIntervalSeconds string = '3600'
 @description('Who receives the Azure Monitor alerts (docs/operations.md, Alerts in Azure). Empty: the alerts still fire and show in the portal, but nobody is e-mailed.')
 param alertEmail string = ''
 
-@description('How long leads may arrive with no successful delivery before the alert fires (ISO 8601: PT1H, PT2H, PT3H, PT6H, PT12H, P1D or P2D).')
+@description('How long leads may arrive with no successful delivery before the alert fires (ISO 8601: PT1H, PT2H, PT3H, PT6H, P1D or P2D; Azure accepts no PT12H window).')
 param alertNoDeliveryPeriod string = 'PT6H'
 
+@description('Network access to the storage accounts and the Key Vault: `Allow` (the default) lets the app reach them over their public endpoints, where only Entra ID identities holding a data role get in (shared keys are off); `Deny` closes the public endpoints except to trusted Azure services, which breaks this template\'s app unless you add Flex Consumption VNet integration and private endpoints (docs/deploy.md, Network).')
+@allowed([
+  'Allow'
+  'Deny'
+])
+param networkDefaultAction string = 'Allow'
+
+// Azure region pairs (https://learn.microsoft.com/azure/reliability/cross-region-replication-azure), for the
+// regions that offer Flex Consumption; a region without a pair keeps the fallback in its own region.
+var regionPairs = {
+  australiaeast: 'australiasoutheast'
+  brazilsouth: 'southcentralus'
+  canadacentral: 'canadaeast'
+  centralindia: 'southindia'
+  centralus: 'eastus2'
+  eastasia: 'southeastasia'
+  eastus: 'westus'
+  eastus2: 'centralus'
+  francecentral: 'francesouth'
+  germanywestcentral: 'germanynorth'
+  japaneast: 'japanwest'
+  koreacentral: 'koreasouth'
+  northcentralus: 'southcentralus'
+  northeurope: 'westeurope'
+  norwayeast: 'norwaywest'
+  southafricanorth: 'southafricawest'
+  southcentralus: 'northcentralus'
+  southeastasia: 'eastasia'
+  swedencentral: 'swedensouth'
+  switzerlandnorth: 'switzerlandwest'
+  uaenorth: 'uaecentral'
+  uksouth: 'ukwest'
+  westeurope: 'northeurope'
+  westus: 'eastus'
+  westus2: 'westcentralus'
+  westus3: 'eastus'
+}
+var fallbackRegion = empty(fallbackStorageLocation) ? (contains(regionPairs, location) ? regionPairs[location] : location) : fallbackStorageLocation
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+// azd-env-name: azd finds this deployment's resource group by it (Azure-Samples/functions-quickstart-python-http-azd).
 var tags = {
   'app': 'marketplace-leads'
   'env': environmentName
+  'azd-env-name': environmentName
 }
 var functionAppName = 'func-leads-${resourceToken}'
 // Storage account names hold 24 lower-case letters and digits at most: 'stfb' + the 13-character token.
@@ -294,7 +346,7 @@ var communicationServiceName = 'acs-leads-${resourceToken}'
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: resourceGroupName
   location: location
-  tags: tags
+  tags: empty(principalId) ? tags : union(tags, { 'deployed-by': principalId })
 }
 
 module identity 'modules/identity.bicep' = {
@@ -315,6 +367,7 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     deploymentContainerName: deploymentContainerName
+    networkDefaultAction: networkDefaultAction
     tableNames: [
       leadsTable
       leadsQuarantineTable
@@ -358,6 +411,7 @@ module keyVault 'modules/keyvault.bicep' = {
     name: 'kv-${resourceToken}'
     location: location
     tags: tags
+    networkDefaultAction: networkDefaultAction
   }
 }
 
@@ -412,6 +466,16 @@ module kvLeadsWebhookSecret 'modules/keyvault-secret.bicep' = if (!empty(leadsWe
     vaultName: keyVault.outputs.name
     name: 'LEADS-WEBHOOK-SECRET'
     value: leadsWebhookSecret
+  }
+}
+
+module kvLeadsWebhookUrl 'modules/keyvault-secret.bicep' = if (!empty(leadsWebhookUrl)) {
+  name: 'secret-leads-webhook-url'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'LEADS-WEBHOOK-URL'
+    value: leadsWebhookUrl
   }
 }
 
@@ -485,20 +549,21 @@ module kvLeadsHubspotToken 'modules/keyvault-secret.bicep' = if (!empty(leadsHub
   }
 }
 
-// The fallback storage, only when a region is given. Its endpoint is written from the name (not read from the
-// conditional module's output), so the app setting is empty when the module is off.
-module fallbackStorage 'modules/fallback-storage.bicep' = if (!empty(fallbackStorageLocation)) {
+// The fallback storage, on by default, in another region. Its endpoint is written from the name (not read from
+// the conditional module's output), so the app setting is empty when the module is off.
+module fallbackStorageAccount 'modules/fallback-storage.bicep' = if (fallbackStorage) {
   name: 'fallback-storage'
   scope: rg
   params: {
     name: fallbackStorageName
-    location: fallbackStorageLocation
+    location: fallbackRegion
     tags: tags
     tableName: 'leadsfallback'
+    networkDefaultAction: networkDefaultAction
   }
 }
 
-module fallbackRbac 'modules/fallback-rbac.bicep' = if (!empty(fallbackStorageLocation)) {
+module fallbackRbac 'modules/fallback-rbac.bicep' = if (fallbackStorage) {
   name: 'fallback-rbac'
   scope: rg
   params: {
@@ -506,7 +571,7 @@ module fallbackRbac 'modules/fallback-rbac.bicep' = if (!empty(fallbackStorageLo
     storageAccountName: fallbackStorageName
   }
   dependsOn: [
-    fallbackStorage
+    fallbackStorageAccount
   ]
 }
 
@@ -542,6 +607,7 @@ module importRbac 'modules/import-rbac.bicep' = if (!empty(importStorageAccountN
   params: {
     principalId: identity.outputs.principalId
     storageAccountName: importStorageAccountName
+    tableName: leadsImportTable
   }
 }
 
@@ -567,7 +633,8 @@ var appSettings = {
   AzureWebJobsStorage__blobServiceUri: storage.outputs.blobEndpoint
   AzureWebJobsStorage__queueServiceUri: storage.outputs.queueEndpoint
   AzureWebJobsStorage__tableServiceUri: storage.outputs.tableEndpoint
-  LEADS_FALLBACK_STORAGE: empty(fallbackStorageLocation) ? '' : 'https://${fallbackStorageName}.table.${environment().suffixes.storage}'
+  // Identity-based: a table endpoint, reached as the host reaches AzureWebJobsStorage (leads/core/settings.py fallback_storage).
+  LEADS_FALLBACK_STORAGE: fallbackStorage ? 'https://${fallbackStorageName}.table.${environment().suffixes.storage}' : ''
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   // Local auth is off on Application Insights: the SDK authenticates as the user-assigned identity.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
@@ -606,7 +673,7 @@ var appSettings = {
   LEADS_ACS_CONNECTION_STRING: '${secretRefPrefix}LEADS-ACS-CONNECTION-STRING/)'
   LEADS_ACS_WAIT_SECONDS: leadsAcsWaitSeconds
   LEADS_EMAIL_INCLUDE_PII: leadsEmailIncludePii
-  LEADS_WEBHOOK_URL: leadsWebhookUrl
+  LEADS_WEBHOOK_URL: '${secretRefPrefix}LEADS-WEBHOOK-URL/)'
   LEADS_WEBHOOK_SECRET: '${secretRefPrefix}LEADS-WEBHOOK-SECRET/)'
   LEADS_TEAMS_WEBHOOK_URL: '${secretRefPrefix}LEADS-TEAMS-WEBHOOK-URL/)'
   LEADS_SLACK_WEBHOOK_URL: '${secretRefPrefix}LEADS-SLACK-WEBHOOK-URL/)'
@@ -658,6 +725,9 @@ module functionApp 'modules/functionapp.bicep' = {
     kvLeadsSmtpOauthClientCertificate
     kvLeadsAcsConnectionString
     kvLeadsWebhookSecret
+    kvLeadsWebhookUrl
+    kvLeadsTeamsWebhookUrl
+    kvLeadsSlackWebhookUrl
     kvLeadsDynamicsClientSecret
     kvLeadsDynamicsClientCertificate
     kvLeadsSalesforceClientSecret
@@ -665,6 +735,7 @@ module functionApp 'modules/functionapp.bicep' = {
     kvLeadsHubspotToken
     rbac
     emailRbac
+    fallbackRbac
   ]
   params: {
     name: functionAppName
@@ -698,3 +769,8 @@ output healthUrl string = 'https://${functionApp.outputs.defaultHostName}/api/he
 output keyVaultName string = keyVault.outputs.name
 output storageAccountName string = storage.outputs.name
 output identityClientId string = identity.outputs.clientId
+// azd stores these in the environment (.azure/<env>/.env): `azd env get-value SERVICE_API_URI` gives the app's
+// address to `python -m leads verify` (docs/deploy.md, .github/workflows/deploy.yml).
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SERVICE_API_URI string = 'https://${functionApp.outputs.defaultHostName}'

@@ -6,13 +6,18 @@
 - `azurite` (session): `.connection_string` of an in-memory Azurite on free ports.
 - `smtp_server`: a started plain SmtpServer (tests/support/smtp.py); `smtp_server_factory(**options)`
   for AUTH / STARTTLS / SSL. Both are stopped after the test.
-- `local_host_factory(env=None, app_module="function_app", host_json=None) -> StartedHost`: sets `env`
-  (values of None unset a variable; AzureWebJobsStorage defaults to the `azurite` fixture), imports the app
-  module afresh, serves it on a free port; `.base_url`, `.url("leads")`, `.local_host`. Stopped afterwards.
-- `flex_host_factory(env=None, app_module="function_app", host_json=None) -> StartedFlexHost`: the same app in
-  devhost's Flex mode (devhost/flex.py): one process and one temporary folder per scaling group, host.json
-  functionTimeout enforced; `.base_url`, `.url("leads")`, `.flex_host` (`.workers[group].pids`, `.spool`).
-  `env` is given to the worker processes only (this process's environment is left alone).
+- `local_host_factory(env=None, app_module="function_app", host_json=None, check_keys=True) -> StartedHost`:
+  sets `env` (values of None unset a variable; AzureWebJobsStorage defaults to the `azurite` fixture), imports
+  the app module afresh, serves it on a free port with function keys checked as in Azure (devhost/keys.py) and
+  host.json functionTimeout enforced; `.url("leads")` is the address a caller is given (with the route's
+  function key as `?code=`, as the portal's "Get function URL" gives it), `.bare_url(...)` without a key,
+  `.admin_headers` (the master key and a JSON content type, for `/admin/functions/<name>`), `.keys`,
+  `.base_url`, `.local_host`. Stopped afterwards.
+- `flex_host_factory(env=None, app_module="function_app", host_json=None, http_instances=2) -> StartedFlexHost`:
+  the same app in devhost's Flex mode (devhost/flex.py): HTTP instances behind a round-robin front end, one
+  process and one temporary folder per instance, keys checked, functionTimeout enforced; the same `.url`,
+  `.bare_url`, `.admin_headers`, and `.flex_host` (`.workers[name].pids`, `.spool`, `.scale_in(name)`,
+  `.scale_out()`). `env` is given to the worker processes only (this process's environment is left alone).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +37,8 @@ import pytest
 from devhost.azurite import Azurite
 from devhost.flex import FlexHost
 from devhost.host import LocalHost
+from devhost.invoke import index_functions
+from devhost.keys import HostKeys, key_for_path, with_key
 from leads.core.hosting import AZURE_SIGNS
 from tests.support.azure_limits_enforcer import ENFORCER
 from tests.support.azurite import PROJECT_ROOT, start_test_azurite
@@ -88,15 +96,45 @@ def smtp_server(smtp_server_factory: Callable[..., SmtpServer]) -> SmtpServer:
     return smtp_server_factory()
 
 
+class _KeyedUrls:
+    """`url(route)`: the route's address with the key its callers are given; `bare_url(route)`: without."""
+
+    keys: HostKeys | None
+    route_levels: list[tuple[re.Pattern[str], str, str]]
+
+    def bare_url(self, route: str) -> str:
+        raise NotImplementedError
+
+    def url(self, route: str) -> str:
+        bare = self.bare_url(route)
+        if self.keys is None:
+            return bare
+        path = bare.split("://", 1)[1].split("/", 1)[1].split("?")[0].split("#")[0]
+        return with_key(bare, key_for_path(self.keys, self.route_levels, "/" + path))
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """FunctionsController.Invoke: the master key, and a JSON body."""
+        return {"Content-Type": "application/json", **({"x-functions-key": self.keys.master} if self.keys else {})}
+
+
 @dataclass(frozen=True)
-class StartedHost:
+class StartedHost(_KeyedUrls):
     local_host: LocalHost
+
+    @property
+    def keys(self) -> HostKeys | None:  # type: ignore[override]
+        return self.local_host.keys
+
+    @property
+    def route_levels(self) -> list[tuple[re.Pattern[str], str, str]]:  # type: ignore[override]
+        return self.local_host.route_levels
 
     @property
     def base_url(self) -> str:
         return self.local_host.base_url
 
-    def url(self, route: str) -> str:
+    def bare_url(self, route: str) -> str:
         return self.local_host.url(route)
 
 
@@ -130,7 +168,7 @@ def local_host_factory(request: pytest.FixtureRequest,
     started: list[LocalHost] = []
 
     def start(env: Mapping[str, str | None] | None = None, app_module: str = "function_app",
-              host_json: Mapping[str, Any] | None = None) -> StartedHost:
+              host_json: Mapping[str, Any] | None = None, check_keys: bool = True) -> StartedHost:
         # What LocalHost sets, restored after the test; and no Azure hosting sign from the machine running the
         # tests (a container may set CONTAINER_NAME, which the Functions host reads as Linux Consumption): a test
         # that wants Azure names the variables in `env`.
@@ -145,7 +183,8 @@ def local_host_factory(request: pytest.FixtureRequest,
         app = import_app_afresh(app_module)
         if host_json is None:
             host_json = json.loads((PROJECT_ROOT / "host.json").read_text(encoding="utf-8"))
-        host = LocalHost(app, host_json, os.environ, port=0)
+        keys = HostKeys.from_settings(os.environ, [f.name for f in index_functions(app)]) if check_keys else None
+        host = LocalHost(app, host_json, os.environ, port=0, keys=keys)
         host.start()
         started.append(host)
         return StartedHost(host)
@@ -157,14 +196,22 @@ def local_host_factory(request: pytest.FixtureRequest,
 
 
 @dataclass(frozen=True)
-class StartedFlexHost:
+class StartedFlexHost(_KeyedUrls):
     flex_host: FlexHost
+
+    @property
+    def keys(self) -> HostKeys | None:  # type: ignore[override]
+        return self.flex_host.keys
+
+    @property
+    def route_levels(self) -> list[tuple[re.Pattern[str], str, str]]:  # type: ignore[override]
+        return self.flex_host.route_levels
 
     @property
     def base_url(self) -> str:
         return self.flex_host.base_url
 
-    def url(self, route: str) -> str:
+    def bare_url(self, route: str) -> str:
         return self.flex_host.url(route)
 
 
@@ -174,7 +221,7 @@ def flex_host_factory(request: pytest.FixtureRequest,
     started: list[FlexHost] = []
 
     def start(env: Mapping[str, str | None] | None = None, app_module: str = "function_app",
-              host_json: Mapping[str, Any] | None = None) -> StartedFlexHost:
+              host_json: Mapping[str, Any] | None = None, http_instances: int = 2) -> StartedFlexHost:
         values = {name: value for name, value in os.environ.items() if name not in AZURE_SIGNS}
         if not (env or {}).get("AzureWebJobsStorage"):
             values["AzureWebJobsStorage"] = request.getfixturevalue("azurite").connection_string
@@ -185,7 +232,8 @@ def flex_host_factory(request: pytest.FixtureRequest,
                 values[name] = value
         if host_json is None:
             host_json = json.loads((PROJECT_ROOT / "host.json").read_text(encoding="utf-8"))
-        host = FlexHost(app_module, host_json, values, port=0, root=tmp_path_factory.mktemp("flex"))
+        host = FlexHost(app_module, host_json, values, port=0, root=tmp_path_factory.mktemp("flex"),
+                        http_instances=http_instances)
         host.start()
         started.append(host)
         return StartedFlexHost(host)

@@ -1,8 +1,10 @@
-// Alerts that fire even when the app itself is broken: Azure Monitor evaluates these queries over Application
-// Insights, using the host's own `requests` records (written for every invocation, whether the Python code ran
-// or not; host.json keeps Request and Exception out of sampling) and the app's log lines (docs/operations.md,
-// "Alerts in Azure", says what each means and what to do). The app's own notices (LEADS_OPS_EMAIL_TO) cover
-// what only the app knows; these cover the app not running, failing, or not delivering.
+// Alerts on what the app itself writes to Application Insights: its structured log lines (leads/telemetry/api.py
+// log_ingest, log_delivery, log_sweep; docs/operations.md, "Alerts in Azure"), exported by the app's own Azure Monitor
+// exporter (leads/telemetry/otel.py) as `traces` rows: the line as `message`, the logging level as `severityLevel`,
+// its `extra` fields as `customDimensions`. Not the host's `requests`: under host.json telemetryMode OpenTelemetry
+// those are not named after the function, and a timer run may leave none. tests/infra/test_alerts_policy.py runs
+// each query over rows built by the exporter's own mapping. The app's own notices (LEADS_OPS_EMAIL_TO) cover what
+// only the app knows; these cover it failing, not answering or not delivering.
 param location string
 param tags object
 param namePrefix string
@@ -17,7 +19,6 @@ param alertEmail string = ''
   'PT2H'
   'PT3H'
   'PT6H'
-  'PT12H'
   'P1D'
   'P2D'
 ])
@@ -40,26 +41,27 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   }
 }
 
-// Non-HTTP invocations have resultCode 0 (Azure/azure-webjobs-sdk#1236), so only HTTP answers fall in 400-599:
-// those are the caller's fault (4xx) or have their own rule (ingest 5xx). `exceptions` too, because some
-// failed invocations are recorded as successful requests (Azure/azure-functions-host#11056).
+// Any line the app logs at Error or above (a lead failed for good, storage and its fallback down, a broken setting),
+// or an exception it exported; ingest's own line has the rule below.
 module functionFailures 'alert-rule.bicep' = {
   name: 'alert-function-failures'
   params: {
     name: '${namePrefix}-function-failures'
     location: location
     tags: tags
-    displayName: 'Marketplace leads: function failures or exceptions'
-    description: 'A function invocation failed or threw (storage errors, a bug, a crash). See docs/operations.md, Alerts in Azure.'
+    displayName: 'Marketplace leads: the app reported an error'
+    description: 'The app logged an error or an exception (a lead that failed for good, storage down, a broken setting). See docs/operations.md, Alerts in Azure.'
     severity: 1
     evaluationFrequency: 'PT15M'
     windowSize: 'PT15M'
-    query: 'union (requests | where success == false and not(toint(resultCode) between (400 .. 599)) | project timestamp, operation_Name), (exceptions | project timestamp, operation_Name)'
+    query: 'union (traces | where severityLevel >= 3 and not(message startswith "ingest ")), (exceptions) | project timestamp, message'
     applicationInsightsId: applicationInsightsId
     actionGroupId: actionGroup.id
   }
 }
 
+// The ingest function never answers 500 (leads/triggers/http.py): every 5xx is a 503 whose line says spooled or
+// unavailable.
 module ingest5xx 'alert-rule.bicep' = {
   name: 'alert-ingest-5xx'
   params: {
@@ -67,17 +69,18 @@ module ingest5xx 'alert-rule.bicep' = {
     location: location
     tags: tags
     displayName: 'Marketplace leads: ingest answered 5xx'
-    description: 'Partner Center got a 5xx from /api/leads, and it is not documented to retry: such a lead may be lost. See docs/operations.md, Alerts in Azure.'
+    description: 'Partner Center got a 503 from /api/leads, and it is not documented to retry: such a lead may be lost. See docs/operations.md, Alerts in Azure.'
     severity: 1
     evaluationFrequency: 'PT15M'
     windowSize: 'PT15M'
-    query: 'requests | where operation_Name == "ingest_lead" and toint(resultCode) >= 500 | project timestamp, resultCode'
+    query: 'traces | where message startswith "ingest " and tostring(customDimensions.outcome) in ("spooled", "unavailable") | project timestamp, message'
     applicationInsightsId: applicationInsightsId
     actionGroupId: actionGroup.id
   }
 }
 
-// summarize on no rows still gives one row (runs = 0): silence itself fires the alert.
+// Every completed sweep logs one "sweeper run" line; summarize over no rows still gives one row (runs = 0), so
+// silence itself fires the alert.
 module sweeperNotRunning 'alert-rule.bicep' = {
   name: 'alert-sweeper-not-running'
   params: {
@@ -85,17 +88,17 @@ module sweeperNotRunning 'alert-rule.bicep' = {
     location: location
     tags: tags
     displayName: 'Marketplace leads: the sweeper timer is not running'
-    description: 'No run of sweep_outbox for 30 minutes (it runs every 5 minutes): lost messages and held leads are not picked up. See docs/operations.md, Alerts in Azure.'
+    description: 'No completed run of the outbox sweeper for 30 minutes (it runs every 5 minutes): lost messages and held leads are not picked up. See docs/operations.md, Alerts in Azure.'
     severity: 2
     evaluationFrequency: 'PT15M'
     windowSize: 'PT30M'
-    query: 'requests | where operation_Name == "sweep_outbox" | summarize runs = count() | where runs == 0'
+    query: 'traces | where message startswith "sweeper run " | summarize runs = count() | where runs == 0'
     applicationInsightsId: applicationInsightsId
     actionGroupId: actionGroup.id
   }
 }
 
-// The log lines of the app (ingest, delivery); leads younger than 30 minutes may still be on their way.
+// Leads younger than 30 minutes may still be on their way.
 module noDelivery 'alert-rule.bicep' = {
   name: 'alert-no-delivery'
   params: {
@@ -107,7 +110,7 @@ module noDelivery 'alert-rule.bicep' = {
     severity: 1
     evaluationFrequency: 'PT1H'
     windowSize: noDeliveryPeriod
-    query: 'traces | where message startswith "ingest " or message startswith "delivery " | summarize arrived = countif(message startswith "ingest " and (message has "outcome=accepted" or message has "outcome=held" or message has "outcome=spooled") and timestamp < ago(30m)), handled = countif(message startswith "delivery " and (message has "outcome=delivered" or message has "outcome=skipped")) | where arrived > 0 and handled == 0'
+    query: 'traces | where message startswith "ingest " or message startswith "delivery " | summarize arrived = countif(message startswith "ingest " and tostring(customDimensions.outcome) in ("accepted", "held", "spooled") and timestamp < ago(30m)), handled = countif(message startswith "delivery " and tostring(customDimensions.outcome) in ("delivered", "skipped")) | where arrived > 0 and handled == 0'
     applicationInsightsId: applicationInsightsId
     actionGroupId: actionGroup.id
   }

@@ -6,6 +6,13 @@ param name string
 param location string
 param tags object
 
+@description('Public network access: Allow (Entra ID identities with a data role only) or Deny (trusted Azure services only; needs VNet integration and private endpoints for the app). main.bicep networkDefaultAction says why Allow is the default.')
+@allowed([
+  'Allow'
+  'Deny'
+])
+param networkDefaultAction string = 'Allow'
+
 @description('The table the app holds leads in (leads/storage/fallback_table.py FALLBACK_TABLE).')
 param tableName string
 
@@ -31,7 +38,7 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     publicNetworkAccess: 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: networkDefaultAction
     }
     encryption: {
       keySource: 'Microsoft.Storage'

@@ -46,9 +46,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: Partner Center cannot present a client certificate; requiring one would reject every lead.
   // checkov:skip=CKV_AZURE_212: A minimum instance count (always ready) is billed around the clock; the app scales from zero on each lead, and ingest is idempotent.
   // checkov:skip=CKV_AZURE_213: App Service health check exists to replace unhealthy instances of apps that keep instances running; this app scales to zero between leads. /api/health is there for an external uptime monitor.
+  // checkov:skip=CKV_AZURE_78: CKV_AZURE_78 wants siteConfig.ftpsState, which Flex Consumption rejects (Learn, Flex Consumption plan deprecations). FTP is closed instead by the basicPublishingCredentialsPolicies ftp/scm (allow: false) below.
   name: name
   location: location
-  tags: tags
+  // azd finds the app to deploy the service `api` of azure.yaml to by this tag.
+  tags: union(tags, { 'azd-service-name': 'api' })
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'
@@ -64,7 +66,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       // Inline rather than a sites/config child: checkov would judge that child as a whole second site.
       appSettings: [for setting in items(appSettings): {
@@ -95,7 +96,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
-// No FTP and no publishing passwords: deployments authenticate with Microsoft Entra ID.
+// No FTP and no publishing passwords: deployments authenticate with Microsoft Entra ID. FTP is closed by these
+// policies, not by siteConfig.ftpsState, which Flex Consumption rejects (Learn, "Flex Consumption plan deprecations":
+// https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations).
 resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'ftp'

@@ -5,6 +5,13 @@ param name string
 param location string
 param tags object
 
+@description('Public network access: Allow (Entra ID identities with a data role only) or Deny (trusted Azure services only; needs VNet integration and private endpoints for the app). main.bicep networkDefaultAction says why Allow is the default.')
+@allowed([
+  'Allow'
+  'Deny'
+])
+param networkDefaultAction string = 'Allow'
+
 @description('Blob container that holds the Flex Consumption deployment package.')
 param deploymentContainerName string
 
@@ -36,7 +43,7 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     publicNetworkAccess: 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: networkDefaultAction
     }
     encryption: {
       keySource: 'Microsoft.Storage'

@@ -126,7 +126,8 @@ SETTINGS: tuple[Setting, ...] = (
             "unsecured e-mail, nor be read by a whole channel.",
             group="email"),
     # Webhook
-    Setting("LEADS_WEBHOOK_URL", "", "HTTPS URL that receives each lead as signed JSON.", group="webhook"),
+    Setting("LEADS_WEBHOOK_URL", "", "HTTPS URL that receives each lead as signed JSON (it may carry a key, "
+            "e.g. `sig=`: kept in Key Vault in Azure).", secret=True, group="webhook"),
     Setting("LEADS_WEBHOOK_SECRET", "", "Standard Webhooks signing secret (`whsec_` + base64 of 24 to 64 random "
             "bytes); several space-separated while rotating (each request is signed with each).",
             secret=True, group="webhook"),

@@ -212,10 +212,21 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
     return status, {"error": code, "message": message}, headers or {}
 
 
+def without_function_key(query: Mapping[str, str]) -> dict[str, str]:
+    """The query without the host's own `code` parameter (the function key). The Functions host reads the key
+    from `code` and leaves it in the query string it passes on with the other parameters
+    (azure-functions-host src/WebJobs.Script.WebHost/Security/Authentication/Keys/AuthenticationLevelHandler.cs,
+    FunctionsKeyQueryParamName; GrpcMessageConversionExtensions.ToRpcHttp copies every request.Query pair), so
+    `?code=<key>` must be accepted, and ignored, on every management route. ASP.NET's query is
+    case-insensitive: `CODE` is the same parameter."""
+    return {name: value for name, value in query.items() if name.lower() != "code"}
+
+
 def dispatch(method: str, path: str, query: Mapping[str, str], body: bytes, headers: Mapping[str, str],
              env: Mapping[str, str], via_key: bool, service: Callable[[], ManageService],
              ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """Answer one management request: who (401), which route (404, 405), may they (403), then the service."""
+    query = without_function_key(query)
     try:
         lowered = {k.lower(): v for k, v in headers.items()}
         caller = identify(lowered, env, via_key)

@@ -116,8 +116,9 @@ class IngestService:
         log.error("storage unavailable, lead %s (%s)", "spooled" if kept else "NOT spooled", error.explanation)
         return Answer(503, {"error": "storage_unavailable", "message": (
             "The lead could not be stored because storage is unavailable. "
-            + ("A copy was kept on the app's disk and will be stored if that disk is still there when storage "
-               "returns; " if kept else "")
+            + ("A copy was kept on the disk of the app instance that answered, but the platform may remove that "
+               "instance, and its disk, before storage returns (Flex Consumption scales in), so the copy is not "
+               "safe: " if kept else "")
             + "please retry later (a repeated lead that names its customer is recognised, not duplicated).")},
             headers={"Retry-After": "30"}, outcome="spooled" if kept else "unavailable")
 

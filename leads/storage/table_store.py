@@ -61,6 +61,11 @@ def _storage_errors(action: str) -> Iterator[None]:
         raise StorageUnavailableError(f"Table storage did not answer when asked to {action}.") from None
 
 
+# Every method azure-core's RetryPolicy knows, POST included: asked for per call (RetryPolicy.configure_retries
+# reads `retry_on_methods`), only where a repeat is recognised (LeadTable._store_transaction).
+_RETRY_EVERY_METHOD = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST", "PATCH", "MERGE"})
+
+
 def _code(error: HttpResponseError) -> str:
     return str(getattr(error, "error_code", "") or "")
 
@@ -234,6 +239,26 @@ class LeadTable:
         return keys.marker_row_key(self._call("read the de-duplication secret", self.marker_secret.get), fingerprint)
 
     # --- ingest -----------------------------------------------------------------------------------
+    def _store_transaction(self, operations: list[Any]) -> Any:
+        """A lead's transaction, retried after a transport error as well. azure-core's RetryPolicy retries no
+        POST after a connection or read error (azure/core/pipeline/policies/_retry.py, RetryPolicy.send and
+        _is_method_retryable: POST is not in _method_whitelist), and a transaction is a POST to $batch: so a
+        pooled connection an outage broke, or one the server closed while idle, turned the next lead into a
+        503. It is safe to repeat: a transaction is all or nothing, and a repeat of one that was done fails on
+        its own rows (EntityAlreadyExists), which `add` recognises as its own (`_own_commit`)."""
+        return self._call("store the lead", lambda: self.leads.submit_transaction(
+            operations, retry_on_methods=_RETRY_EVERY_METHOD))
+
+    def _own_commit(self, stored: StoredLead) -> Added | None:
+        """The lead row under this lead's own id exists: an earlier attempt of this very transaction was done
+        (ids are new for each arrival), its answer lost on the way."""
+        try:
+            row = self._call("read the lead", lambda: self.leads.get_entity(
+                keys.LEADS_PARTITION, keys.lead_row_key(stored.id), select=["RowKey"]))
+        except ResourceNotFoundError:
+            return None
+        return Added(stored.id, duplicate=False, etag=str(row.metadata["etag"]))
+
     def add(self, stored: StoredLead, fingerprint: str | None, window: timedelta, outbox_due: datetime,
             body: bytes = b"", source: SourceRow | None = None) -> Added:
         """Store a new lead (with the request `body` as received), its marker and its outbox row in one
@@ -247,8 +272,11 @@ class LeadTable:
             new_rows.append(("create", _import_marker_entity(source, stored.id, "stored", stored.received_at)))
         if fingerprint is None:
             try:
-                result = self._call("store the lead", lambda: self.leads.submit_transaction(new_rows))
+                result = self._store_transaction(new_rows)
             except TableTransactionError as exc:
+                own = self._own_commit(stored) if _code(exc) == "EntityAlreadyExists" else None
+                if own is not None:
+                    return own
                 imported = self._imported_before(source, exc)
                 if imported is None:
                     raise StorageUnavailableError(f"Table storage refused the lead ({_code(exc)}).") from None
@@ -258,12 +286,14 @@ class LeadTable:
         marker = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": marker_key,
                   "LeadId": stored.id, "ReceivedAt": stored.received_at}
         try:
-            result = self._call("store the lead", lambda: self.leads.submit_transaction(
-                [("create", marker), *new_rows]))
+            result = self._store_transaction([("create", marker), *new_rows])
             return Added(stored.id, duplicate=False, etag=result[1]["etag"])
         except TableTransactionError as exc:
             if _code(exc) != "EntityAlreadyExists":
                 raise StorageUnavailableError(f"Table storage refused the lead ({_code(exc)}).") from None
+            own = self._own_commit(stored)
+            if own is not None:
+                return own
             imported = self._imported_before(source, exc)
             if imported is not None:
                 return imported
@@ -278,7 +308,7 @@ class LeadTable:
         marker_update = ("update", marker, {"mode": UpdateMode.REPLACE, "etag": existing.metadata["etag"],
                                             "match_condition": MatchConditions.IfNotModified})
         try:
-            result = self._call("store the lead", lambda: self.leads.submit_transaction([marker_update, *new_rows]))
+            result = self._store_transaction([marker_update, *new_rows])
         except TableTransactionError:
             return self.add(stored, fingerprint, window, outbox_due, body, source)
         return Added(stored.id, duplicate=False, etag=result[1]["etag"])

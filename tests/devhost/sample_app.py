@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import azure.functions as func
 
@@ -34,6 +35,12 @@ def boom(req: func.HttpRequest) -> func.HttpResponse:
     raise RuntimeError("secret detail that must not reach the client")
 
 
+@app.route(route="nap", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def nap(req: func.HttpRequest) -> str:
+    time.sleep(float(req.params.get("s", "0")))
+    return "rested"
+
+
 @app.route(route="hello", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def hello(req: func.HttpRequest) -> str:
     return "hello"
@@ -45,6 +52,8 @@ def work(msg: func.QueueMessage) -> None:
     record = recorder.RECORDER
     with record.lock:
         record.queue_calls.append((body, getattr(msg, "dequeue_count", None)))
+    if body.startswith(b"sleep:"):
+        time.sleep(float(body.split(b":")[1]))
     if body == b"fail":
         raise RuntimeError("failing on demand")
     if body.startswith(b"together") and record.barrier is not None:

@@ -1,5 +1,6 @@
-"""devhost's Flex mode: one process and one disk per scaling group, host.json functionTimeout enforced by
-restarting the worker, the abandoned queue message processed again."""
+"""devhost's Flex mode: one process and one disk per instance, HTTP instances behind a round-robin front end
+that a test scales in and out, host.json functionTimeout enforced by restarting the worker, the abandoned queue
+message processed again, the admin API run on the instance that received the call."""
 
 from __future__ import annotations
 
@@ -23,12 +24,14 @@ def records(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
 
 
-def start(flex_host_factory, tmp_path: Path, **host_json: Any) -> tuple[Any, QueueClient, Path]:
+def start(flex_host_factory, tmp_path: Path, http_instances: int = 2, **host_json: Any,
+          ) -> tuple[Any, QueueClient, Path]:
     record_dir = tmp_path / "records"
     record_dir.mkdir()
     queue_name = f"flex-{uuid.uuid4().hex[:12]}"
     host = flex_host_factory({"FLEX_QUEUE": queue_name, "FLEX_RECORD_DIR": str(record_dir)},
-                             app_module="tests.devhost.flex_app", host_json={**fast_host_json(), **host_json})
+                             app_module="tests.devhost.flex_app", host_json={**fast_host_json(), **host_json},
+                             http_instances=http_instances)
     connection = host.flex_host.env["AzureWebJobsStorage"]
     queue = QueueClient.from_connection_string(connection, queue_name, message_encode_policy=TextBase64EncodePolicy())
     return host, queue, record_dir
@@ -49,15 +52,15 @@ def test_http_queue_and_timer_run_in_separate_processes_with_separate_disks(flex
     for key in ("tmpdir", "home", "spool"):
         assert len({s[key] for s in seen}) == 3, key  # nothing one group writes to disk is seen by another
     workers = host.flex_host.workers
-    assert set(workers) == {"http", "function:work", "function:tick"}
-    assert http["pid"] == workers["http"].pids[-1]
+    assert set(workers) == {"http-1", "http-2", "function:work", "function:tick"}
+    assert http["pid"] in (workers["http-1"].pids[-1], workers["http-2"].pids[-1])
     assert by_function["work"]["spool"] == str(workers["function:work"].spool)
     assert by_function["tick"]["tmpdir"].startswith(str(workers["function:tick"].folder))
 
 
 def test_an_invocation_past_function_timeout_is_abandoned_and_its_worker_restarted(flex_host_factory, tmp_path):
-    host, queue, record_dir = start(flex_host_factory, tmp_path, functionTimeout="00:00:02")
-    queue_worker, http_worker = host.flex_host.workers["function:work"], host.flex_host.workers["http"]
+    host, queue, record_dir = start(flex_host_factory, tmp_path, http_instances=1, functionTimeout="00:00:02")
+    queue_worker, http_worker = host.flex_host.workers["function:work"], host.flex_host.workers["http-1"]
 
     # Queue: the first attempt times out; the message is not deleted and comes back after visibilityTimeout
     # (0 in fast_host_json) to the restarted worker, where it finishes.
@@ -91,15 +94,44 @@ def test_an_invocation_past_function_timeout_is_abandoned_and_its_worker_restart
     assert host.flex_host.workers["function:tick"].restarts == 0  # other groups are other instances
 
 
-def test_admin_api_runs_a_timer_function_in_its_own_worker(flex_host_factory, tmp_path):
+def whoami_pid(host: Any) -> int:
+    answer = call("GET", host.url("whoami"))
+    assert answer.status == 200, answer
+    return int(json.loads(answer.body)["pid"])
+
+
+def test_admin_api_runs_a_timer_function_on_the_instance_that_received_it(flex_host_factory, tmp_path):
     host, _, record_dir = start(flex_host_factory, tmp_path)
     wait_until(lambda: len([r for r in records(record_dir) if r["function"] == "tick"]) == 1,
                what="the runOnStartup run")
-    answer = call("POST", f"{host.base_url}/admin/functions/tick", b'{"input": ""}',
-                  {"Content-Type": "application/json"})
-    assert answer.status == 202
+    admin = f"{host.base_url}/admin/functions/tick"
+    assert call("POST", admin, b'{"input": ""}', {"Content-Type": "application/json"}).status == 401  # no key
+    wrong = {**host.admin_headers, "x-functions-key": host.flex_host.keys.host}  # a host key is not the master
+    assert call("POST", admin, b'{"input": ""}', wrong).status == 401
+    assert call("POST", admin, b"", host.admin_headers).status == 400  # FunctionsController.Invoke: no JSON body
+    assert call("POST", admin, b'{"input": ""}', host.admin_headers).status == 202
     wait_until(lambda: len([r for r in records(record_dir) if r["function"] == "tick"]) == 2,
                what="the manual run")
     ticks = [r for r in records(record_dir) if r["function"] == "tick"]
-    assert {r["pid"] for r in ticks} == {host.flex_host.workers["function:tick"].pids[-1]}
-    assert call("POST", f"{host.base_url}/admin/functions/nosuch", b"{}").status == 404
+    http_pids = {w.pids[-1] for w in host.flex_host.http_workers}
+    timer_pid = host.flex_host.workers["function:tick"].pids[-1]
+    pids = {r["pid"] for r in ticks}
+    assert timer_pid in pids  # the scheduled (runOnStartup) run: on the timer's own instance
+    assert len(pids - {timer_pid}) == 1 and pids - {timer_pid} <= http_pids  # the manual run: where it was received
+    assert call("POST", f"{host.base_url}/admin/functions/nosuch", b"{}", host.admin_headers).status == 404
+
+
+def test_round_robin_over_the_http_instances_and_scale_in_and_out(flex_host_factory, tmp_path):
+    host, _, _ = start(flex_host_factory, tmp_path)
+    flex = host.flex_host
+    first, second = flex.workers["http-1"], flex.workers["http-2"]
+    assert {whoami_pid(host) for _ in range(4)} == {first.pids[-1], second.pids[-1]}  # consecutive calls differ
+
+    flex.scale_in("http-1")
+    assert not first.folder.exists()  # its disk went with it
+    assert {whoami_pid(host) for _ in range(4)} == {second.pids[-1]}
+    assert first.restarts == 0  # a removed instance is not brought back
+
+    third = flex.scale_out()
+    assert {whoami_pid(host) for _ in range(4)} == {second.pids[-1], third.pids[-1]}
+    assert third.folder != first.folder and not list(third.spool.glob("*"))

@@ -1,5 +1,7 @@
-"""Storage down at ingest, run as Flex Consumption runs the app (devhost Flex mode: the HTTP functions, the
-delivery queue and the sweeper timer in separate processes with separate disks).
+"""Storage down at ingest, run as Flex Consumption runs the app (devhost Flex mode: two HTTP instances behind a
+round-robin front end, the delivery queue and the sweeper timer on instances of their own, each with its own
+disk, function keys checked), with a scale-in between the storage outage and the next lead: the platform
+removes an HTTP instance, and its disk with it.
 
 The main table is reached through a TCP proxy the test switches off; queues stay up. Each test prints its
 figures (run with `-s` to see them)."""
@@ -62,9 +64,9 @@ def start_app(flex_host_factory: Any, azurite: Azurite, proxy: SwitchableProxy, 
 
 
 def run_sweeper(host: Any) -> None:
-    """The sweeper timer, now, in its own worker (the host's admin API; it also runs every minute)."""
-    answer = call("POST", f"{host.base_url}/admin/functions/sweep_outbox", b'{"input": ""}',
-                  {"Content-Type": "application/json"})
+    """The sweeper timer, now, on whichever HTTP instance receives the call (the host's admin API; it also runs
+    every minute on its own instance)."""
+    answer = call("POST", f"{host.base_url}/admin/functions/sweep_outbox", b'{"input": ""}', host.admin_headers)
     assert answer.status == 202
 
 
@@ -88,6 +90,7 @@ def test_main_table_down_with_a_fallback_every_lead_is_accepted_then_stored_and_
     held = "PartitionKey eq 'held'"  # beside the table's own `config` row (the key of its row keys)
     assert sorted(row["LeadId"] for row in fallback.query_entities(held)) == sorted(ids)
     assert smtp_server.messages == []
+    host.flex_host.scale_in("http-1")  # nothing the fallback holds is on an instance's disk
 
     table_proxy.up()
     run_sweeper(host)
@@ -104,35 +107,49 @@ def test_main_table_down_with_a_fallback_every_lead_is_accepted_then_stored_and_
     assert list(fallback.query_entities(held)) == []
 
 
-def test_main_table_down_without_a_fallback_answers_503_and_the_http_instance_stores_its_spool_once(
+def test_main_table_down_without_a_fallback_answers_503_saying_the_disk_copy_can_vanish_with_its_instance(
         flex_host_factory, azurite, table_proxy, smtp_server, tmp_path) -> None:
     host, env = start_app(flex_host_factory, azurite, table_proxy, smtp_server, tmp_path)
+    flex = host.flex_host
     table_proxy.down()
     bodies = [lead_body(n) for n in range(LEADS)]
     refused = [post(host.url("leads"), body) for body in bodies]
     assert [status for status, _ in refused] == [503] * LEADS
     assert all(answer["error"] == "storage_unavailable" for _, answer in refused)
-    workers = host.flex_host.workers
-    spool = workers["http"].spool
-    assert sorted(p.read_bytes() for p in spool.glob("*.json")) == sorted(bodies)  # each body exactly once
-    assert not list(workers["function:sweep_outbox"].spool.glob("*"))  # the timer's disk is another one
+    assert all("instance" in answer["message"] and "retry" in answer["message"] for _, answer in refused)
+    on_disk = {w.name: sorted(p.read_bytes() for p in w.spool.glob("*.json")) for w in flex.http_workers}
+    assert sorted(b for held in on_disk.values() for b in held) == sorted(bodies)  # each kept once, by one instance
+    assert all(on_disk.values())  # round robin: both instances hold some
+    assert not list(flex.workers["function:sweep_outbox"].spool.glob("*"))  # the timer's disk is another one
 
+    gone = max(on_disk, key=lambda name: len(on_disk[name]))  # the platform scales in; that disk goes with it
+    kept = next(name for name in on_disk if name != gone)
+    flex.scale_in(gone)
     table_proxy.up()
-    run_sweeper(host)  # finds nothing on its own disk: a sweep must not duplicate anything either
-    status, fresh = post(host.url("leads"), lead_body(LEADS))  # the next lead: the HTTP instance then drains
-    assert status == 202
+    status, fresh = post(host.url("leads"), lead_body(LEADS))  # the next lead: answered by the app itself
+    assert status == 202, fresh
     table = lead_table(env, azurite)
-    wait_until(lambda: not list(spool.glob("*.json")) and len(table.recent(50)) == LEADS + 1, timeout=60)
+    spool = flex.workers[kept].spool
+    wait_until(lambda: not list(spool.glob("*.json")) and len(table.recent(50)) == len(on_disk[kept]) + 1,
+               timeout=60, what="the remaining instance to store its disk copies")
+    from_disk = len(table.recent(50)) - 1
+    lost_with_the_disk = LEADS - from_disk
+
+    retried = [post(host.url("leads"), body) for body in bodies]  # Partner Center sends the refused leads again
+    assert [status for status, _ in retried] == [202] * LEADS, retried
+    duplicates = sum(1 for _, answer in retried if answer["duplicate"])
+    assert duplicates == from_disk  # the ones the remaining instance stored are recognised, the others are new
     stored = table.recent(50)
     wait_until(lambda: all((found := table.load(lead.id)) is not None and found.stored.status == DELIVERED
                            for lead in stored), timeout=60)
     mailed = settle_and_count(smtp_server, LEADS + 1)
-    status, retried = post(host.url("leads"), bodies[0])  # Partner Center's retry of a 503: recognised
     emails = Counter(lead.lead.customer.email for lead in stored)
-    print(f"\n[no fallback] leads sent={LEADS + 1} answered 503={len(refused)} spooled={len(bodies)} "
-          f"stored={len(stored)} delivered={len(mailed)} duplicate e-mails={sum(mailed.values()) - len(mailed)} "
-          f"duplicate rows={sum(emails.values()) - len(emails)} left on disk={len(list(spool.glob('*')))}")
-    assert (status, retried["duplicate"]) == (202, True)
+    print(f"\n[no fallback, 2 HTTP instances, scale-in] leads sent={LEADS + 1} answered 503={len(refused)} "
+          f"kept on disk={len(bodies)} (on the removed instance {lost_with_the_disk}) stored from disk={from_disk} "
+          f"lost with the disk until the caller's retry={lost_with_the_disk} retried={len(retried)} "
+          f"(recognised {duplicates}) stored={len(stored)} delivered={len(mailed)} "
+          f"duplicate e-mails={sum(mailed.values()) - len(mailed)} duplicate rows={sum(emails.values()) - len(emails)}")
+    assert lost_with_the_disk == len(on_disk[gone]) > 0  # the risk the 503 states happened
     assert emails == Counter(f"buyer{n}@contoso.example" for n in range(LEADS + 1))  # each stored once
     assert mailed == Counter(lead.id for lead in stored)  # each delivered once
     assert fresh["id"] in mailed

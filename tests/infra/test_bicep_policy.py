@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 from pycep import BicepParser
 
-from leads.core.settings import SETTINGS, Setting, Settings, StorageSettings
+from leads.core.settings import SETTINGS, Setting, Settings, StorageSettings, fallback_storage
 from leads.storage.fallback_table import FALLBACK_TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,9 +45,10 @@ EMAIL_SERVICE_SETTINGS = {
     "LEADS_ACS_ENDPOINT": "email.outputs.endpoint",
     "LEADS_EMAIL_FROM": "email.outputs.senderAddress",
 }
-IMPORT_ROLES = {(STORAGE_ACCOUNT, "76199698-9eea-4c19-bc75-cec21354c6b6")}  # Storage Table Data Reader: read only
-FALLBACK_CONDITION = {"operator": {"type": "not", "operands": {"bool_value": {
-    "function": {"type": "empty", "parameters": {"item_to_test": "fallbackStorageLocation"}}}}}}
+# Storage Table Data Reader: read only, on the one table the importer reads (a table-scoped assignment).
+STORAGE_TABLE = "Microsoft.Storage/storageAccounts/tableServices/tables"
+IMPORT_ROLES = {(STORAGE_TABLE, "76199698-9eea-4c19-bc75-cec21354c6b6")}
+FALLBACK_CONDITION = "fallbackStorage"
 KEY_VAULT_REFERENCE = re.compile(
     r"^@Microsoft\.KeyVault\(SecretUri=\$\{keyVault\.outputs\.uri\}secrets/(?P<secret>[A-Za-z0-9-]+)/\)$"
 )
@@ -393,24 +394,43 @@ def test_email_service_is_off_by_default_and_otherwise_a_linked_managed_domain_t
 # ---------------------------------------------------------------- storage
 
 
-def test_fallback_storage_is_off_by_default_and_otherwise_another_locked_down_account_the_app_may_use() -> None:
+def test_fallback_storage_is_on_by_default_in_another_region_a_locked_down_account_the_app_may_use() -> None:
+    # On by default (issue 17): a lead spooled to an instance's disk vanishes when Flex scales that instance in.
+    assert main()["parameters"]["fallbackStorage"]["default"] is True
     assert main()["parameters"]["fallbackStorageLocation"]["default"] == ""
-    assert module_path("fallbackStorage") == "modules/fallback-storage.bicep"
+    assert main()["variables"]["fallbackRegion"]["value"] == {"operator": {"type": "conditional", "operands": {
+        "condition": {"function": {"type": "empty", "parameters": {"item_to_test": "fallbackStorageLocation"}}},
+        "true_value": {"operator": {"type": "conditional", "operands": {
+            "condition": {"function": {"type": "contains", "parameters": {
+                "container": "regionPairs", "item_to_find": "location"}}},
+            "true_value": {"operator": {"type": "index_accessor", "operands": {
+                "operand_1": "regionPairs", "operand_2": "location"}}},
+            "false_value": "location"}}},
+        "false_value": "fallbackStorageLocation"}}}
+    pairs = main()["variables"]["regionPairs"]["value"]
+    assert all(region != pair for region, pair in pairs.items()), "a pair is another region"
+    assert module_path("fallbackStorageAccount") == "modules/fallback-storage.bicep"
     assert module_path("fallbackRbac") == "modules/fallback-rbac.bicep"
-    for name in ("fallbackStorage", "fallbackRbac"):
-        assert body(main()["modules"][name])[0] == FALLBACK_CONDITION, f"{name} must depend on the region"
-    storage, rbac = module("fallbackStorage")["params"], module("fallbackRbac")["params"]
-    assert (storage["name"], storage["location"]) == ("fallbackStorageName", "fallbackStorageLocation")
+    for name in ("fallbackStorageAccount", "fallbackRbac"):
+        assert body(main()["modules"][name])[0] == FALLBACK_CONDITION, f"{name} must depend on fallbackStorage"
+    storage, rbac = module("fallbackStorageAccount")["params"], module("fallbackRbac")["params"]
+    assert (storage["name"], storage["location"]) == ("fallbackStorageName", "fallbackRegion")
     assert storage["tableName"] == FALLBACK_TABLE
     assert {k: accessor(v) for k, v in rbac.items()} == {"principalId": "identity.outputs.principalId",
                                                          "storageAccountName": "fallbackStorageName"}
     assert main()["variables"]["fallbackStorageName"]["value"] != main()["modules"]["storage"]["config"][
         "params"]["name"], "the fallback must be another account than the main one"
-    # The app setting: empty when off, else the fallback account's table endpoint (identity, no key).
+    # The app setting: the fallback account's table endpoint (identity, no key) when on, else empty.
+    endpoint = "https://${fallbackStorageName}.table.${environment().suffixes.storage}"
     assert app_settings()["LEADS_FALLBACK_STORAGE"] == {"operator": {"type": "conditional", "operands": {
-        "condition": {"function": {"type": "empty", "parameters": {"item_to_test": "fallbackStorageLocation"}}},
-        "true_value": "",
-        "false_value": "https://${fallbackStorageName}.table.${environment().suffixes.storage}"}}}
+        "condition": "fallbackStorage", "true_value": endpoint, "false_value": ""}}}
+    # ...which the app reads as an identity-based table endpoint, not a connection string.
+    identity = StorageSettings(table_service_uri="https://stmain.table.core.windows.net",
+                       client_id="00000000-0000-0000-0000-000000000001")
+    read = fallback_storage(endpoint.replace("${fallbackStorageName}", "stfbabc").replace(
+        "${environment().suffixes.storage}", "core.windows.net"), identity)
+    assert read is not None and read.table_service_uri == "https://stfbabc.table.core.windows.net"
+    assert read.uses_identity and read.client_id == identity.client_id
     account = only_resource("modules/fallback-storage.bicep", STORAGE_ACCOUNT)["properties"]
     assert account["allowSharedKeyAccess"] is False and account["defaultToOAuthAuthentication"] is True
     assert account["allowBlobPublicAccess"] is False and account["minimumTlsVersion"] == "TLS1_2"
@@ -521,6 +541,9 @@ def test_no_resource_is_conditional() -> None:
             assert condition is None, f"{relative}:{name} is conditional; put the condition on a module call"
 
 
+AZD_VARIABLE = re.compile(r"^\$\{(?P<name>[A-Z][A-Z0-9_]*)(?:=(?P<default>[^}]*))?\}$")
+
+
 def test_parameter_file_sets_only_declared_non_secret_parameters() -> None:
     values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
     declared = main()["parameters"]
@@ -528,6 +551,25 @@ def test_parameter_file_sets_only_declared_non_secret_parameters() -> None:
     for name, entry in values.items():
         assert name in declared, f"main.parameters.json sets {name}, which main.bicep does not declare"
         assert not is_secure(declared[name]), f"{name} is a secret: pass it on the command line, not in a file"
-        assert type(entry["value"]) is python_type[declared[name]["type"]], name
-    required = {n for n, p in declared.items() if "default" not in p}
+        value = entry["value"]
+        variable = AZD_VARIABLE.match(value) if isinstance(value, str) else None
+        if variable and variable["default"] is not None and declared[name]["type"] == "bool":
+            assert variable["default"] in ("true", "false"), name
+        elif not variable:
+            assert type(value) is python_type[declared[name]["type"]], name
+
+
+def test_parameter_file_takes_azds_environment_as_the_quickstart_does() -> None:
+    # Azure-Samples/functions-quickstart-python-http-azd infra/main.parameters.json: these three from azd.
+    values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert values["environmentName"]["value"] == "${AZURE_ENV_NAME}"
+    assert values["location"]["value"] == "${AZURE_LOCATION}"
+    assert values["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    assert main()["parameters"]["principalId"]["default"] == ""
+    # Every value comes from the azd environment (a literal here would override the user's choice silently).
+    assert all(AZD_VARIABLE.match(str(entry["value"])) for entry in values.values())
+    assert main()["variables"]["tags"]["value"]["'azd-env-name'"] == "environmentName"
+    outputs = main()["outputs"]
+    assert outputs["SERVICE_API_URI"]["value"] == "https://${functionApp.outputs.defaultHostName}"
+    required = {n for n, p in main()["parameters"].items() if "default" not in p}
     assert required <= set(values), f"parameters without a default missing from the file: {required - set(values)}"

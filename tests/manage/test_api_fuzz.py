@@ -73,7 +73,7 @@ def test_schemathesis_against_the_local_host(local_host_factory: Callable[..., A
     config.write_text(CONFIG)
     run = subprocess.run(
         [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(config), "run", str(spec),
-         "--url", host.url("").rstrip("/"),
+         "--url", host.url("").rstrip("/"), "--header", f"x-functions-key: {host.keys.host}",  # keys are checked
          "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS, "--generation-with-security-parameters", "false",
          "--max-examples", str(MAX_EXAMPLES), "--phases", "examples,coverage,fuzzing",
          "--workers", "1", "--request-timeout", "30", "--no-color", "--seed", "8",

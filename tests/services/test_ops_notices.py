@@ -311,7 +311,7 @@ def test_the_app_as_served_sends_one_blocked_notice_and_the_sweeper_notices_sile
     seed(table, [varied_lead(0, datetime.now(UTC) - timedelta(days=8))])
     host = local_host_factory(quiet)
     request = urllib.request.Request(f"{host.base_url}/admin/functions/sweep_outbox", data=b'{"input": ""}',
-                                     headers={"Content-Type": "application/json"}, method="POST")
+                                     headers=host.admin_headers, method="POST")
     with urllib.request.urlopen(request, timeout=10) as answer:  # the host's admin API: run the timer now
         assert answer.status == 202
     wait_until(lambda: any(m["Subject"] == "Marketplace leads: no lead for 7 days" for m in ops_mail(smtp_server)),

@@ -24,8 +24,7 @@ pytestmark = [pytest.mark.azurite, pytest.mark.timeout(120)]
 
 def run_import_timer(host: Any) -> None:
     """The import timer, now (the host's admin API; it also runs every minute, at second 30)."""
-    answer = call("POST", f"{host.base_url}/admin/functions/import_leads", b'{"input": ""}',
-                  {"Content-Type": "application/json"})
+    answer = call("POST", f"{host.base_url}/admin/functions/import_leads", b'{"input": ""}', host.admin_headers)
     assert answer.status == 202
 
 
