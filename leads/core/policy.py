@@ -24,6 +24,7 @@ from leads.core.model import (
     parse_iso,
 )
 from leads.core.routing import TEST_LEAD_SKIP, Routing
+from leads.core.urls import hide_urls
 
 __all__ = ["TEST_LEAD_SKIP"]  # re-exported: the sentence lives with the routing rules now
 
@@ -153,6 +154,8 @@ def blocked_delay(attempts: int, delays: Sequence[int]) -> timedelta:
 def apply_outcome(state: DeliveryState, outcome: Outcome, now: datetime, delays: Sequence[int]) -> DeliveryState:
     """The state after `outcome`, with the attempt appended to its history."""
     after = _after(state, outcome, now, delays)
+    if after.last_error:  # a URL inside a destination's sentence keeps only scheme, host and port (core/urls.py)
+        after = after.with_(last_error=hide_urls(after.last_error))
     sentence = "Delivered." if after.state == DELIVERED else after.last_error
     return with_attempt(after, now, after.state, sentence, after.record_id if after.state == DELIVERED else "")
 
