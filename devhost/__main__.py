@@ -101,12 +101,21 @@ def print_banner(host: LocalHost, storage: str, mail: str, extra: list[str] | No
     for route in host.routes:
         methods = ", ".join(sorted(route.methods)) if route.methods else "any method"
         lines.append(f"  {route.function.name}: {host.url(route.template)}  [{methods}]")
+    from leads.core.hosting import AZURE_SIGNS, LOCAL_OPEN, api_mode
+
+    if api_mode(os.environ) == LOCAL_OPEN:
+        access = ("  The console and the management API (/api/manage) are open here without sign-in (loopback only; "
+                  "in Azure they need Entra sign-in or the function key).")
+    else:
+        signs = [name for name in AZURE_SIGNS if os.environ.get(name, "").strip()]
+        access = ("  The console and the management API (/api/manage) are CLOSED here: "
+                  + (f"{', '.join(signs)} is set, a sign of Azure hosting to the Functions host (unset it to open "
+                     "them locally)." if signs else "DEVHOST_LOCAL_MODE is not true."))
     lines += ["", f"  Storage: {storage}", f"  E-mails: {mail}",
               ("  Function keys are checked, as in Azure (`?code=<key>` or the x-functions-key header)."
                if keys_checked else "  Function keys are not checked locally (like Core Tools); "
                "`?code=` reaches the app as in Azure."),
-              "  The console and the management API (/api/manage) are open here without sign-in (loopback only; "
-              "in Azure they need Entra sign-in or the function key).", "  Stop: Ctrl-C", ""]
+              access, "  Stop: Ctrl-C", ""]
     print("\n".join(lines), flush=True)
 
 

@@ -62,6 +62,10 @@ class LocalHost:
                  only: Collection[str] | None = None, keys: HostKeys | None = None,
                  on_timeout: Callable[[], None] | None = None) -> None:
         self.env: Mapping[str, str] = os.environ if env is None else env
+        # The local host's own signal (leads/core/hosting.py LOCAL_SIGNALS), set in this process's environment
+        # where the app reads its settings; `DEVHOST_LOCAL_MODE=false` runs the app as if in Azure. Any Azure
+        # hosting variable still wins over it.
+        os.environ.setdefault("DEVHOST_LOCAL_MODE", "true")
         self.options: HostOptions = read_host_options(with_app_setting_overrides(host_json or {}, self.env))
         # `AzureWebJobs.<name>.Disabled=true` turns a function off, as in the host (functions-how-to-disable).
         self.all_functions: list[IndexedFunction] = [f for f in index_functions(app)

@@ -9,6 +9,10 @@ instance that received it, as in Azure. Keys (authLevel FUNCTION/ADMIN) are chec
 mode (`keys` set: devhost/keys.py, with the host source of each rule); otherwise not, as with Core Tools
 (`func start`), which does not enforce them locally. Query parameters and route values reach the function as
 the host passes them (`function_params`, `route_values`), `code` included, in every mode.
+
+Not copied: a request whose Host is not a loopback name (127.0.0.1, localhost, [::1], any port) gets 421 with a
+sentence and reaches no function. A page on another site can make a browser send requests here under its own
+domain name once its DNS answers 127.0.0.1 (DNS rebinding); the Host header still names that domain.
 """
 
 from __future__ import annotations
@@ -27,12 +31,16 @@ import azure.functions as func
 from devhost.invoke import HTTP_RESPONSE_LIMIT_SECONDS, ResponseCut, invoke, trigger_scope
 from devhost.keys import ADMIN, HostKeys, auth_level
 from devhost.routes import Route, match_route
+from leads.core.hosting import is_loopback_host
 
 log = logging.getLogger("devhost.http")
 MAX_BODY_BYTES = 100 * 1024 * 1024
 _ADMIN_RUN = re.compile(r"^/admin/functions/([^/]+)/?$", re.IGNORECASE)
 AdminTarget = Callable[[], None]  # runs the function now, on this instance
 _HOME_PAGE = b"<html><body><h1>Your Functions app is up and running (devhost).</h1></body></html>"
+MISDIRECTED = (b'{"error": "misdirected_request", "message": "This local host answers only requests addressed to '
+               b'127.0.0.1, localhost or [::1] (with any port); use http://127.0.0.1:7071/ (a page on another site '
+               b'cannot reach it through its own domain name)."}')
 
 
 def encode_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -124,6 +132,11 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             self.close_connection = True
             self._send(413, [], b"")
+            return
+        if not is_loopback_host(self.headers.get("Host")):
+            log.info("%s %s -> 421 (Host is not a loopback name)", self.command, parts.path)
+            self._send(421, [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")],
+                       MISDIRECTED)
             return
         admin = _ADMIN_RUN.match(parts.path)
         if admin and self.command == "POST":

@@ -39,6 +39,7 @@ from devhost.flex import FlexHost
 from devhost.host import LocalHost
 from devhost.invoke import index_functions
 from devhost.keys import HostKeys, key_for_path, with_key
+from leads.core.hosting import AZURE_SIGNS
 from tests.support.azure_limits_enforcer import ENFORCER
 from tests.support.azurite import PROJECT_ROOT, start_test_azurite
 from tests.support.smtp import SmtpServer
@@ -168,7 +169,10 @@ def local_host_factory(request: pytest.FixtureRequest,
 
     def start(env: Mapping[str, str | None] | None = None, app_module: str = "function_app",
               host_json: Mapping[str, Any] | None = None, check_keys: bool = True) -> StartedHost:
-        values = dict(env or {})
+        # What LocalHost sets, restored after the test; and no Azure hosting sign from the machine running the
+        # tests (a container may set CONTAINER_NAME, which the Functions host reads as Linux Consumption): a test
+        # that wants Azure names the variables in `env`.
+        values: dict[str, str | None] = {"DEVHOST_LOCAL_MODE": "true", **dict.fromkeys(AZURE_SIGNS), **(env or {})}
         if "AzureWebJobsStorage" not in values:
             values["AzureWebJobsStorage"] = request.getfixturevalue("azurite").connection_string
         for name, value in values.items():
@@ -218,7 +222,7 @@ def flex_host_factory(request: pytest.FixtureRequest,
 
     def start(env: Mapping[str, str | None] | None = None, app_module: str = "function_app",
               host_json: Mapping[str, Any] | None = None, http_instances: int = 2) -> StartedFlexHost:
-        values = dict(os.environ)
+        values = {name: value for name, value in os.environ.items() if name not in AZURE_SIGNS}
         if not (env or {}).get("AzureWebJobsStorage"):
             values["AzureWebJobsStorage"] = request.getfixturevalue("azurite").connection_string
         for name, value in (env or {}).items():

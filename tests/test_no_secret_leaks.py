@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -18,6 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from leads.core.model import BLOCKED, DELIVERED, RETRYING, StoredLead
 from leads.core.settings import load_settings
@@ -39,12 +42,14 @@ SECRETS = {
     "LEADS_HUBSPOT_TOKEN": "SECRET-canary-hubspot-private-app-token",
 }
 WEBHOOK_SIG = "SECRET-canary-webhook-url-sig"  # a Power Automate trigger URL's own key
+WEBHOOK_PASSWORD = "SECRET-canary-webhook-url-password"  # https://user:password@host/ (basic auth in the URL)
 TEAMS_SIG = "SECRET-canary-teams-workflow-sig"  # the Teams workflow URL's key
 SLACK_PATH = "/services/T0CANARY/B0CANARY/SECRET-canary-slack-webhook-path"  # a Slack webhook's path is its key
 MARKETO_ACCESS_TOKEN = "SECRET-canary-marketo-access-token"
 PERSONAL = {"FirstName": "Canaryfirstname", "LastName": "Canarylastname", "Email": "canary.person@pii-canary.example",
             "Phone": "+1 555 0199 4321", "Company": "Canarycompany Ltd", "Title": "Canarytitle"}
-CANARIES = [*SECRETS.values(), WEBHOOK_SIG, TEAMS_SIG, SLACK_PATH, MARKETO_ACCESS_TOKEN, *PERSONAL.values(), "5550199",
+CANARIES = [*SECRETS.values(), WEBHOOK_SIG, WEBHOOK_PASSWORD, TEAMS_SIG, SLACK_PATH, MARKETO_ACCESS_TOKEN,
+            *PERSONAL.values(), "5550199",
             "pii-canary"]
 CONTACTS = "/crm/v3/objects/contacts"
 
@@ -100,7 +105,8 @@ def test_no_secret_and_no_personal_data_in_logs_sentences_or_urls(
         "LEADS_EMAIL_TO": "sales@contoso.example", "LEADS_EMAIL_FROM": "leads@contoso.example",
         "LEADS_SMTP_HOST": smtp.host, "LEADS_SMTP_PORT": str(smtp.port), "LEADS_SMTP_SECURITY": "none",
         "LEADS_SMTP_USERNAME": "leads-app", "LEADS_EMAIL_INCLUDE_PII": "true",
-        "LEADS_WEBHOOK_URL": f"{vendors['webhook'].url}/hooks/leads?sig={WEBHOOK_SIG}",
+        "LEADS_WEBHOOK_URL": vendors["webhook"].url.replace("://", f"://leads:{WEBHOOK_PASSWORD}@")
+        + f"/hooks/leads?sig={WEBHOOK_SIG}",
         # Both refuse: configuration errors, whose sentences must not quote the URLs' keys.
         "LEADS_TEAMS_WEBHOOK_URL": FakeTeamsWorkflow(vendors["teams"], state="disabled", sig=TEAMS_SIG).url,
         "LEADS_SLACK_WEBHOOK_URL": FakeSlack(vendors["slack"], state="invalid_token", path=SLACK_PATH).url,
@@ -148,7 +154,8 @@ def test_no_secret_and_no_personal_data_in_logs_sentences_or_urls(
     for canary in CANARIES:
         assert canary.lower() not in logs.lower(), f"{canary} is in a log line"
         assert canary.lower() not in status_page.lower(), f"{canary} is on the status page"
-    for secret in [*SECRETS.values(), WEBHOOK_SIG, TEAMS_SIG, SLACK_PATH, MARKETO_ACCESS_TOKEN]:
+    for secret in [*SECRETS.values(), WEBHOOK_SIG, WEBHOOK_PASSWORD, TEAMS_SIG, SLACK_PATH, MARKETO_ACCESS_TOKEN]:
+        assert secret not in json.dumps([d.history for d in stored.deliveries.values()])
         assert secret not in sentences
     # The storage account key cannot be a canary (Azurite only takes its own), but it must not show either.
     account_key = dict(part.split("=", 1) for part in azurite.connection_string.split(";") if "=" in part)["AccountKey"]
@@ -158,3 +165,69 @@ def test_no_secret_and_no_personal_data_in_logs_sentences_or_urls(
         assert vendors[name].credentials_in_query == []
         for sent in vendors[name].requests:
             assert "SECRET-canary" not in sent.path + json.dumps(sent.query), (name, sent.path)
+
+
+# --- Any URL setting may hold a secret: in its user-info, its path or its query (leads/core/urls.py) ---------
+URL_SECRET = st.from_regex(r"SECRETurl[A-Za-z0-9]{6,12}", fullmatch=True)
+PLACES = ("user", "password", "path", "query")
+FAILURES = ("500", "401", "timeout", "dns")
+
+
+def secret_url(base: str, secret: str, place: str) -> str:
+    scheme, authority = base.split("://", 1)
+    user = {"user": f"{secret}@", "password": f"leads:{secret}@"}.get(place, "")
+    path = f"/hooks/{secret}" if place == "path" else "/hooks/leads"
+    query = f"?api-version=1&sig={secret}" if place == "query" else ""
+    return f"{scheme}://{user}{authority}{path}{query}"
+
+
+class RecordedNotices:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args: self.calls.append(f"{name} {args!r}")
+
+
+@settings(max_examples=16, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(secret=URL_SECRET, place=st.sampled_from(PLACES), failure=st.sampled_from(FAILURES))
+def test_a_url_setting_s_secret_never_reaches_an_error_history_status_notice_or_log(
+        azurite, caplog: pytest.LogCaptureFixture, secret: str, place: str, failure: str) -> None:
+    from leads.destinations import build_destination
+    from leads.manage.health import status_report
+    from tests.support.pipeline import build_pipeline
+
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    with FakeServer() as receiver, tempfile.TemporaryDirectory() as spool:
+        answer = {"500": Reply(500, "upstream unavailable"), "401": Reply(401, "no"),
+                  "timeout": Reply(200, "late", delay=1.5)}.get(failure, Reply(200, "ok"))
+        receiver.on_pattern("POST", r"/hooks/.*", lambda _r, _m: answer)
+        base = "https://leads-canary.invalid" if failure == "dns" else receiver.url
+        env = {"LEADS_WEBHOOK_URL": secret_url(base, secret, place),
+               "LEADS_WEBHOOK_SECRET": SECRETS["LEADS_WEBHOOK_SECRET"], "LEADS_HTTP_TIMEOUT": "1"}
+        webhook = build_destination("webhook", load_settings({**env, "AzureWebJobsStorage": azurite.connection_string,
+                                                              "LEADS_DESTINATIONS": "webhook"}))
+        pipeline = build_pipeline(azurite.connection_string, spool, {"webhook": webhook}, env)  # type: ignore[dict-item]
+        notices = RecordedNotices()
+        pipeline.delivery.notices = notices  # type: ignore[assignment]
+        lead_id = pipeline.ingest.receive("POST", json.dumps({"UserDetails": {"Email": "a@b.example"},
+                                                              "LeadSource": "AzureMarketplace"}).encode()).body["id"]
+        for message in pipeline.queued():
+            pipeline.delivery.handle(message)
+        loaded = pipeline.table.load(lead_id)
+        assert loaded is not None
+        state = loaded.stored.deliveries["webhook"]
+        assert state.state in (RETRYING, BLOCKED) and state.last_error, (failure, state)
+        shown = {
+            "last error": state.last_error,
+            "history": json.dumps(state.history),
+            "status": json.dumps(status_report(pipeline.runtime), default=str),
+            "notices": "\n".join(notices.calls),
+            "logs": "\n".join(caplog.handler.format(r) + json.dumps(vars(r), default=str) for r in caplog.records),
+        }
+    if failure == "401":
+        assert notices.calls, "a blocked destination sends a notice: the notice path was not taken"
+    for where, text in shown.items():
+        assert secret not in text, f"{place} secret in the {where} ({failure})"

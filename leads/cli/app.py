@@ -12,14 +12,14 @@ from leads.cli.local_settings import apply_local_settings
 
 
 def build_parser() -> Parser:
-    from leads.cli import browse, export, health, importer, privacy, quarantine, replay, test_lead, verify
+    from leads.cli import audit, browse, export, health, importer, privacy, quarantine, replay, test_lead, verify
 
     parser = Parser(prog="python -m leads", description="Operator commands for the leads app.",
                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     common = Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON (for scripts) instead of tables")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for module in (browse, replay, quarantine, export, test_lead, health, importer, privacy, verify):
+    for module in (browse, replay, quarantine, export, test_lead, health, importer, privacy, verify, audit):
         module.add_commands(commands, common)
     return parser
 

@@ -20,7 +20,12 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    report = manage_service().status()
+    import os
+
+    from leads.core.hosting import MODE_SENTENCES, api_mode
+
+    mode = api_mode(os.environ)  # this process's environment: what the API would be with these settings here
+    report = {**manage_service().status(), "api_mode": mode, "api_access": MODE_SENTENCES[mode]}
     if args.json:
         print_json(report)
         return OK
@@ -42,6 +47,7 @@ def run_status(args: argparse.Namespace) -> int:
                       d.get("blocked_by_settings")] for d in destinations))
     for name, sentence in (report.get("settings_ignored") or {}).items():
         print(f"Setting {name} ignored: {printable(str(sentence))}")
+    print(f"Management API: {report['api_access']}.")
     return OK
 
 

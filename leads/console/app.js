@@ -102,9 +102,9 @@
   // ---- The API: every error is {"error", "message"}; the message is what a person reads ----
   async function api(method, path, body) {
     const options = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
-    if (body !== undefined) {
+    if (method !== "GET") {  // every action is JSON (the API refuses any other type: no cross-site forms)
       options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
+      options.body = JSON.stringify(body === undefined ? {} : body);
     }
     let response;
     try {
@@ -221,17 +221,23 @@
     let continuation = null;
     let total = 0;
     async function page() {
-      const query = new URLSearchParams(params);
-      if (!query.has("limit")) query.set("limit", "50");
-      if (continuation) query.set("continuation", continuation);
+      // The filters (the search text among them) go in the body: never in a URL the server or a proxy logs.
+      const search = {};
+      for (const [name, value] of new URLSearchParams(params)) {
+        if (!value) continue;
+        search[name] = name === "test" ? value === "true" : name === "limit" ? Number(value) : value;
+      }
+      if (!("limit" in search)) search.limit = 50;
+      if (continuation) search.continuation = continuation;
       more.disabled = true;
       try {
-        const answer = await api("GET", "leads?" + query.toString());
+        const answer = await api("POST", "leads/search", search);
         for (const lead of answer.leads) rows.append(leadRow(lead));
         total += answer.leads.length;
         continuation = answer.continuation;
         more.hidden = !continuation;
-        count.textContent = total === 0 ? "No lead matches these filters."
+        count.textContent = total === 0 && continuation ? "No match among the leads read so far: Load more to keep looking."
+          : total === 0 ? "No lead matches these filters."
           : total + (continuation ? "+" : "") + (total === 1 && !continuation ? " lead shown." : " leads shown.");
         announce(count.textContent);
       } catch (error) {
@@ -360,7 +366,8 @@
       h("section", { "aria-labelledby": "why-title" }, h("h2", { id: "why-title", text: "Why do I see no leads?" }),
         why.length ? h("ul", { id: "why-no-leads" }, why.map((sentence) => h("li", { text: sentence })))
           : h("p", { id: "why-no-leads", text: "Nothing stands in the way: leads arrive and are delivered." })),
-      definitions([["Last lead", lastLink(s.last_lead)], ["Last test lead", lastLink(s.last_test_lead)]]),
+      definitions([["Last lead", lastLink(s.last_lead)], ["Last test lead", lastLink(s.last_test_lead)],
+        ["Management API", h("span", { id: "api-mode", text: shown(s.api_access) })]]),
       table("Leads by status", ["Status"].concat(periods.map((p) => "Last " + p)), countRows),
       table("Destinations", ["Destination", "Takes", "Circuit", "Blocked by settings", "Last success", "Last failure"],
         destinationRows),
@@ -485,6 +492,39 @@
       form, result);
   }
 
+  async function auditView() {
+    const rows = h("tbody");
+    const more = h("button", { type: "button", id: "more-audit", class: "secondary", hidden: true, text: "Load more" });
+    const heading = view("Audit trail",
+      h("p", { class: "muted", text: "Who replayed, re-ingested, forgot, exported, sent a test lead or ran the checks. A forgotten address shows only as its keyed hash." }),
+      h("div", { class: "scroll", role: "region", "aria-label": "Operator actions", tabindex: "0" },
+        h("table", { id: "audit-table" }, h("caption", { class: "visually-hidden", text: "Operator actions, newest first" }),
+          h("thead", {}, h("tr", {}, ["When", "Who", "Action", "Leads", "Answer", "Outcome"]
+            .map((name) => h("th", { scope: "col", text: name })))), rows)), more);
+    let continuation = null;
+    async function page() {
+      try {
+        const answer = await api("GET", "audit?limit=50" + (continuation ? "&continuation=" + encodeURIComponent(continuation) : ""));
+        for (const e of answer.entries) {
+          const leads = e.lead_ids.length ? e.lead_ids.slice(0, 5).map((id) => leadLink({ id, company: id }))
+            : [shown(e.subject)];
+          rows.append(h("tr", {}, h("td", {}, when(e.at)), h("td", { text: shown(e.who) }),
+            h("th", { scope: "row", text: e.action }), h("td", {}, leads), h("td", { text: shown(e.status) }),
+            h("td", { text: shown(e.outcome) })));
+        }
+        continuation = answer.continuation;
+        more.hidden = !continuation;
+        announce(rows.children.length ? rows.children.length + " actions shown." : "No action recorded yet.");
+        if (!rows.children.length) more.after(h("p", { text: "No action recorded yet." }));
+      } catch (error) {
+        more.after(errorBox(error));
+      }
+    }
+    more.addEventListener("click", page);
+    await page();
+    return heading;
+  }
+
   // ---- Routing: #/leads?filters, #/leads/<id>, #/status, #/quarantine[/<id>], #/doctor, #/test-lead, #/forget ----
   async function route() {
     clearTimeout(pollTimer);
@@ -505,6 +545,7 @@
     else if (section === "doctor") heading = doctorView();
     else if (section === "test-lead") heading = testLeadView();
     else if (section === "forget") heading = forgetView();
+    else if (section === "audit") heading = await auditView();
     else heading = view("Not found", h("p", {}, "No such page. ", h("a", { href: "#/leads", text: "Go to the leads" })));
     document.title = heading.textContent + " · Leads console";
     // Focus moves to the new view's heading, so keyboard and screen-reader users start there.

@@ -16,6 +16,7 @@ LEADS_PARTITION = "leads"
 QUARANTINE_PARTITION = "rejected"
 BREAKER_PARTITION = "breakers"
 IMPORT_PARTITION = "importer"  # the importer's watermark, one row per source table
+AUDIT_PARTITION = "audit"  # the operators' actions (leads/storage/audit_table.py), newest first
 _INVERT_FROM = 9_999_999_999_999  # 13 digits of milliseconds: good until the year 2286
 
 
@@ -84,6 +85,11 @@ def rejected_older_than(moment: datetime) -> str:
 
 def rejected_row_key(received_at: datetime) -> str:
     return f"{_inverted_millis(received_at)}:{secrets.token_hex(4)}"
+
+
+def audit_row_key(at: datetime) -> str:
+    """Newest first, like rejected requests: `rejected_older_than(cutoff)` also bounds the audit rows."""
+    return rejected_row_key(at)
 
 
 PREFIX_END = chr(ord(":") + 1)  # "lead:" <= key < "lead;" selects one prefix

@@ -35,6 +35,7 @@ from leads.core.transitions import (  # re-exported: their home is the state mac
     retry_delay,
     with_attempt,
 )
+from leads.core.urls import hide_urls
 
 __all__ = ["BLOCKED_RECHECK_SECONDS", "CRASHED", "HISTORY_LIMIT", "SENTENCE_LIMIT", "TEST_LEAD_SKIP", "blocked_delay",
            "retry_delay", "with_attempt"]
@@ -147,17 +148,18 @@ def settle_crashes(stored: StoredLead, now: datetime, delays: Sequence[int]) -> 
 
 
 def event_of(outcome: Outcome) -> Event:
-    """A destination's answer as an event of the state machine."""
+    """A destination's answer as an event of the state machine. A URL inside its sentence keeps only scheme,
+    host and port (core/urls.py): the sentence becomes the last error and an attempt of the history."""
     if isinstance(outcome, Delivered):
         return Event(sm.DELIVERED_ANSWER, record_id=outcome.record_id)
     if isinstance(outcome, Skipped):
-        return Event(sm.SKIPPED_ANSWER, outcome.reason)
+        return Event(sm.SKIPPED_ANSWER, hide_urls(outcome.reason))
     if isinstance(outcome, ConfigurationError):
-        return Event(sm.CONFIGURATION_ANSWER, outcome.explanation)
+        return Event(sm.CONFIGURATION_ANSWER, hide_urls(outcome.explanation))
     if isinstance(outcome, TransientDestinationError):
-        return Event(sm.TRANSIENT_ANSWER, outcome.explanation, retry_after=outcome.retry_after)
+        return Event(sm.TRANSIENT_ANSWER, hide_urls(outcome.explanation), retry_after=outcome.retry_after)
     assert isinstance(outcome, (LeadRejectedError, DestinationError))  # any other refusal is for good
-    return Event(sm.REFUSED_ANSWER, outcome.explanation)
+    return Event(sm.REFUSED_ANSWER, hide_urls(outcome.explanation))
 
 
 def apply_outcome(state: DeliveryState, outcome: Outcome, now: datetime, delays: Sequence[int]) -> DeliveryState:

@@ -16,7 +16,6 @@ import re
 import socket
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -30,6 +29,7 @@ from leads.core.errors import (
 from leads.core.mapping import field_map, lead_value, map_fields
 from leads.core.model import StoredLead
 from leads.core.settings import Settings
+from leads.core.urls import shown_host, shown_url
 from leads.destinations.dynamics_auth import INSTANCE, TokenSource, token_source
 from leads.destinations.http import new_session, send
 
@@ -135,7 +135,7 @@ class DynamicsDestination:
 
     @property
     def host(self) -> str:
-        return urlsplit(self.instance).netloc
+        return shown_host(self.instance)
 
     # --- delivery -------------------------------------------------------------------------------------
 
@@ -295,7 +295,7 @@ class DynamicsDestination:
         except DestinationError as error:
             return [Check(self.name, "token", False, error.explanation)]
         checks.append(Check(self.name, "token", True,
-                            f"Azure AD issued a token for {self.instance} to {self.tokens.describe()}."))
+                            f"Azure AD issued a token for {shown_url(self.instance)} to {self.tokens.describe()}."))
         try:
             user_id = self._who_am_i()
         except DestinationError as error:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from leads.core.errors import ConfigurationError, DestinationError, TransientDestinationError
 from leads.core.settings import DynamicsSettings
+from leads.core.urls import shown_host, shown_url
 
 # The three settings a publisher copies from the Azure portal, named as the portal and the FAQ name them.
 TENANT = "Directory (tenant) ID (LEADS_DYNAMICS_TENANT_ID)"
@@ -73,7 +74,8 @@ def aad_explanation(code: int, *, client_id: str = "", tenant_id: str = "", inst
             "Dynamics 365 as an application user with a security role."
         ),
         500011: (
-            f"Azure AD does not know {instance or 'this Dynamics 365 instance'} in this tenant (AADSTS500011): "
+            f"Azure AD does not know {shown_url(instance) if instance else 'this Dynamics 365 instance'} in this "
+            "tenant (AADSTS500011): "
             f"the {INSTANCE} is wrong, or the environment belongs to another tenant than the Directory "
             "(tenant) ID. Copy the Environment URL from Power Platform admin center > Environments > your "
             "environment."
@@ -271,7 +273,7 @@ class AppRegistrationToken:
                     raise aad_explanation(code, client_id=self.settings.client_id,
                                           tenant_id=self.settings.tenant_id, instance=self.settings.url) from None
                 raise ConfigurationError(
-                    f"Azure AD at {urlsplit(self.settings.authority_host).netloc} does not know the tenant "
+                    f"Azure AD at {shown_host(self.settings.authority_host)} does not know the tenant "
                     f"{self.settings.tenant_id!r}: check the {TENANT} ({WHERE_TENANT}) and "
                     "LEADS_AUTHORITY_HOST."
                 ) from None
@@ -334,7 +336,7 @@ class ManagedIdentityToken:
             if code is not None:
                 raise aad_explanation(code, client_id=self.client_id or "", instance=self.instance) from None
             raise ConfigurationError(
-                f"The app's managed identity could not get a token for {self.instance}: "
+                f"The app's managed identity could not get a token for {shown_url(self.instance)}: "
                 "check that the identity is turned on and, for a user-assigned identity, that "
                 "LEADS_DYNAMICS_CLIENT_ID is its client id."
             ) from None
@@ -343,7 +345,7 @@ class ManagedIdentityToken:
 def _unreachable(authority_host: str, exc: BaseException) -> TransientDestinationError:
     import requests
 
-    host = urlsplit(authority_host).netloc
+    host = shown_host(authority_host)
     if isinstance(exc, requests.Timeout):
         return TransientDestinationError(f"Azure AD at {host} did not answer in time; will retry.")
     return TransientDestinationError(

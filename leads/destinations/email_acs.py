@@ -39,6 +39,7 @@ from leads.core.errors import ConfigurationError, DestinationError, LeadRejected
 from leads.core.model import StoredLead, utcnow
 from leads.core.notification import build_notification
 from leads.core.settings import EmailSettings, is_loopback_url
+from leads.core.urls import shown_host
 from leads.destinations.http import new_session, retry_after_seconds, send
 
 log = logging.getLogger("leads.destinations.email")
@@ -250,7 +251,7 @@ class AcsEmailDestination:
 
     @property
     def _host(self) -> str:
-        return urlsplit(self._endpoint).netloc
+        return shown_host(self._endpoint)
 
     @property
     def _who(self) -> str:

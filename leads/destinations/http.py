@@ -5,11 +5,11 @@ from __future__ import annotations
 import email.utils
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from leads.core.errors import TransientDestinationError
+from leads.core.urls import shown_host
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -44,7 +44,7 @@ def send(
     `label` names the service in the sentence ("Dynamics 365", "HubSpot"); the URL's host is named, never
     its query string (which can hold a key). Redirects are never followed: requests would turn a redirected
     POST into a GET and drop the lead; each destination explains a 3xx instead."""
-    host = urlsplit(url).netloc
+    host = shown_host(url)
     try:
         response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.Timeout:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import json
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
@@ -20,6 +20,7 @@ from leads.core.errors import ConfigurationError, DestinationError, LeadRejected
 from leads.core.mapping import map_fields
 from leads.core.model import StoredLead, iso
 from leads.core.settings import HubSpotSettings, Settings
+from leads.core.urls import shown_host
 from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import (
     SettingsProblems,
@@ -208,7 +209,7 @@ def _refusal(response: requests.Response, lead_id: str) -> DestinationError:
             f"{PRIVATE_APPS} > your app > Scopes ({READ_SCOPE} and {WRITE_SCOPE}) and commit the change.")
     if status == 404:
         return ConfigurationError(
-            f"HubSpot at {urlsplit(response.url).netloc} answered 404 for the contacts API: set LEADS_HUBSPOT_URL "
+            f"HubSpot at {shown_host(response.url)} answered 404 for the contacts API: set LEADS_HUBSPOT_URL "
             "to https://api.hubapi.com.")
     if status == 400 and category == "VALIDATION_ERROR":
         return _validation_refusal(str(body.get("message", "")), replay)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from leads.core.destination import Check, Delivered, Destination, Skipped
 from leads.core.errors import ConfigurationError, DestinationError, LeadRejectedError, TransientDestinationError
 from leads.core.mapping import map_fields
 from leads.core.model import StoredLead
 from leads.core.settings import MarketoSettings, Settings
+from leads.core.urls import shown_host
 from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import (
     AccessToken,
@@ -233,7 +233,7 @@ class Marketo:
         body = json_body(response)
         if response.status_code != 200 or not isinstance(body, dict):
             raise ConfigurationError(
-                f"Marketo at {urlsplit(self.url).netloc} answered HTTP {response.status_code} without a REST "
+                f"Marketo at {shown_host(self.url)} answered HTTP {response.status_code} without a REST "
                 "answer: set LEADS_MARKETO_URL to the REST API Endpoint from Admin > Integration > Web Services "
                 "(e.g. https://123-ABC-456.mktorest.com).")
         return body

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
@@ -23,6 +23,7 @@ from leads.core.errors import ConfigurationError, DestinationError, LeadRejected
 from leads.core.mapping import map_fields
 from leads.core.model import StoredLead
 from leads.core.settings import SalesforceSettings, Settings
+from leads.core.urls import shown_host
 from leads.destinations.http import new_session, send
 from leads.destinations.vendor_common import (
     AccessToken,
@@ -128,7 +129,7 @@ class SalesforceWebToLead:
         response = send(self.session, "POST", self.url, label=LABEL, timeout=self.timeout, data=form)
         if not 200 <= response.status_code < 300:
             raise ConfigurationError(
-                f"Salesforce Web-to-Lead at {urlsplit(self.url).netloc} answered HTTP {response.status_code}: "
+                f"Salesforce Web-to-Lead at {shown_host(self.url)} answered HTTP {response.status_code}: "
                 "set LEADS_SALESFORCE_WEB_TO_LEAD_URL to "
                 "https://webto.salesforce.com/servlet/servlet.WebToLead?encoding=UTF-8.")
         # Web-to-Lead gives no record id and no error, whatever became of the lead.
@@ -294,7 +295,7 @@ class SalesforceRest:
 
     def _token_works(self) -> str:
         token = self.tokens.get()
-        return f"OK (the connected app got a token; API host {urlsplit(token.instance_url).netloc})"
+        return f"OK (the connected app got a token; API host {shown_host(token.instance_url)})"
 
     def _lead_object_checks(self) -> list[Check]:
         try:

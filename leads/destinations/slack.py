@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -22,6 +21,7 @@ from leads.core.errors import ConfigurationError, DestinationError, LeadRejected
 from leads.core.model import StoredLead
 from leads.core.notification import NotificationContent, notification_content
 from leads.core.settings import Settings, SlackSettings
+from leads.core.urls import shown_host
 from leads.destinations.chat import ChatWebhook
 from leads.destinations.vendor_common import check_step, replay_hint
 
@@ -104,7 +104,7 @@ class Slack(ChatWebhook):
         """The sentence and fix for each answer Slack documents for incoming webhooks (429 and 5xx, e.g.
         rollup_error, are retried by `send`)."""
         status = response.status_code
-        host = urlsplit(self.url).hostname
+        host = shown_host(self.url)
         code = _error_code(response)
         said = f"HTTP {status}" + (f", {code}" if code else "")
         if 300 <= status < 400:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -24,6 +23,7 @@ from leads.core.errors import ConfigurationError, DestinationError, TransientDes
 from leads.core.model import StoredLead
 from leads.core.notification import NotificationContent, notification_content
 from leads.core.settings import Settings, TeamsSettings
+from leads.core.urls import shown_host
 from leads.destinations.chat import ChatWebhook
 from leads.destinations.vendor_common import json_body
 
@@ -118,7 +118,7 @@ class Teams(ChatWebhook):
         """The sentence and fix for a workflow's refusal. Only the error code is quoted (its message can name
         the workflow)."""
         status = response.status_code
-        host = urlsplit(self.url).hostname
+        host = shown_host(self.url)
         code = _error_code(response)
         said = f"HTTP {status}" + (f", {code}" if code else "")
         if 300 <= status < 400:

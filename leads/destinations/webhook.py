@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -25,6 +24,7 @@ from leads.core.errors import (
 )
 from leads.core.model import StoredLead, iso
 from leads.core.settings import Settings, WebhookSettings
+from leads.core.urls import shown_host
 from leads.core.webhook_signature import (
     ID_HEADER,
     SECRET_COMMAND,
@@ -123,9 +123,10 @@ class Webhook:
 
     def _refusal(self, response: requests.Response, lead_id: str) -> DestinationError:
         status = response.status_code
-        host = urlsplit(self.url).netloc
+        host = shown_host(self.url)
         if 300 <= status < 400:
-            target = urlsplit(response.headers.get("Location", "")).netloc or "another address"
+            location = response.headers.get("Location", "")
+            target = shown_host(location) if location else "another address"
             return ConfigurationError(
                 f"{LABEL} at {host} answered HTTP {status}, a redirect to {target}: redirects are not followed "
                 "(the POST body would be lost). Set LEADS_WEBHOOK_URL to the final URL.")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from leads.core.audit import ACTIONS
+from leads.core.hosting import CLOSED, KEY_ONLY, LOCAL_OPEN, SIGN_IN
 from leads.core.model import ACTION_MEANINGS
 from leads.core.subjects import EMAIL_MAX, EMAIL_PATTERN, FORGET_COUNTS
 from leads.manage.filters import DESTINATION_STATES, LEAD_STATUSES, MAX_LIMIT
@@ -47,6 +49,26 @@ _REJECTED = {"id": _TEXT, "received_at": _NULLABLE_TEXT, "reason": _TEXT, "statu
 _BRIEF = {"type": ["object", "null"], "properties": {"id": _TEXT, "received_at": _NULLABLE_TEXT},
           "required": ["id", "received_at"]}
 
+_QUERY: dict[str, dict[str, Any]] = {
+    "test": {"schema": {"type": "string", "enum": ["true", "false"]}, "description": "Partner Center test leads "
+             "(MSFT_TEST) or real ones."},
+    "status": {"schema": {"type": "string", "enum": list(LEAD_STATUSES)}},
+    "destination": {"schema": {"type": "string", "maxLength": 200}, "description": "Leads sent to this destination."},
+    "destination_state": {"schema": {"type": "string", "enum": list(DESTINATION_STATES)},
+                          "description": "With destination: its state; alone: any destination's."},
+    "offer": {"schema": {"type": "string", "maxLength": 200}, "description": "Substring of the offer title or id."},
+    "action": {"schema": {"type": "string", "maxLength": 200}, "description": "Action code, exactly: "
+               + ", ".join(ACTION_MEANINGS)},
+    "from": {"schema": {"type": "string", "maxLength": 200}, "description": "Received at or after (ISO-8601)."},
+    "to": {"schema": {"type": "string", "maxLength": 200}, "description": "Received at or before (ISO-8601)."},
+    "q": {"schema": {"type": "string", "maxLength": 200}, "description": "Substring of company, e-mail or name."},
+    "limit": {"schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}},
+    "continuation": {"schema": {"type": "string", "maxLength": 2000}, "description": "The previous page's token."},
+}
+_MODE = {"api_mode": {"type": "string", "enum": [LOCAL_OPEN, SIGN_IN, KEY_ONLY, CLOSED],
+                      "description": "How the management API is open to this request (docs/operations.md)."},
+         "api_access": _TEXT}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {**_object({"error": _TEXT, "message": _TEXT, "where": _TEXT}, ["error", "message"]),
               "description": "Every error: a code and a sentence a person can act on."},
@@ -84,9 +106,24 @@ SCHEMAS: dict[str, Any] = {
             "circuit_reason": _NULLABLE_TEXT, "blocked_by_settings": _NULLABLE_TEXT, "last_success": _NULLABLE_TEXT,
             "last_failure": {"type": ["object", "null"], "properties": {"at": _TEXT, "sentence": _TEXT},
                              "required": ["at", "sentence"]}})},
-        "settings_ignored": {"type": "object", "additionalProperties": _TEXT}}),
+        "settings_ignored": {"type": "object", "additionalProperties": _TEXT}, **_MODE}),
     "Doctor": _object({"ok": _BOOL, "checks": {"type": "array", "items": _object(
-        {"destination": _TEXT, "name": _TEXT, "ok": _BOOL, "message": _TEXT})}}),
+        {"destination": _TEXT, "name": _TEXT, "ok": _BOOL, "message": _TEXT})}, **_MODE}),
+    "Export": {"type": "object", "required": ["email", "exported_at", "leads"], "description": "Everything held "
+               "about the person: leads, rejected requests, held and spooled copies, queued messages."},
+    "AuditEntry": _object({
+        "at": _TEXT, "who": {"type": "string", "description": "The signed-in name (and object id), "
+                             "\"function key\" or \"local\"."},
+        "object_id": _NULLABLE_TEXT, "how": {"type": "string", "enum": ["sign-in", "key", "local"]},
+        "action": {"type": "string", "enum": list(ACTIONS.values())},
+        "lead_ids": {"type": "array", "items": _TEXT}, "lead_count": _INT,
+        "subject": {"type": ["string", "null"], "description": "A person's address as its keyed hash (forget, "
+                    "export), or a rejected request's id (re-ingest)."},
+        "status": _INT, "outcome": _TEXT}),
+    "AuditPage": _page("AuditEntry", "entries"),
+    "LeadSearch": {"type": "object", "required": [], "additionalProperties": False, "properties": {
+        **{name: spec["schema"] for name, spec in _QUERY.items() if name not in ("test", "limit")},
+        "test": _BOOL, "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}}},
     "ForgetRequest": _object({"email": {"type": "string", "maxLength": EMAIL_MAX, "pattern": EMAIL_PATTERN,
                                         "description": "The person's address; case is ignored."}}, ["email"]),
     "Forgotten": _object({name: {"type": "integer", "minimum": 0} for name in FORGET_COUNTS}),
@@ -96,25 +133,11 @@ SCHEMAS: dict[str, Any] = {
                                                         "(no personal data): `python -m leads status`."},
 }
 
-_QUERY: dict[str, dict[str, Any]] = {
-    "test": {"schema": {"type": "string", "enum": ["true", "false"]}, "description": "Partner Center test leads "
-             "(MSFT_TEST) or real ones."},
-    "status": {"schema": {"type": "string", "enum": list(LEAD_STATUSES)}},
-    "destination": {"schema": {"type": "string", "maxLength": 200}, "description": "Leads sent to this destination."},
-    "destination_state": {"schema": {"type": "string", "enum": list(DESTINATION_STATES)},
-                          "description": "With destination: its state; alone: any destination's."},
-    "offer": {"schema": {"type": "string", "maxLength": 200}, "description": "Substring of the offer title or id."},
-    "action": {"schema": {"type": "string", "maxLength": 200}, "description": "Action code, exactly: "
-               + ", ".join(ACTION_MEANINGS)},
-    "from": {"schema": {"type": "string", "maxLength": 200}, "description": "Received at or after (ISO-8601)."},
-    "to": {"schema": {"type": "string", "maxLength": 200}, "description": "Received at or before (ISO-8601)."},
-    "q": {"schema": {"type": "string", "maxLength": 200}, "description": "Substring of company, e-mail or name."},
-    "limit": {"schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}},
-    "continuation": {"schema": {"type": "string", "maxLength": 2000}, "description": "The previous page's token."},
-}
 _REASONS = {200: "OK", 202: "Accepted: stored before this answer", 400: "A parameter or the body is wrong",
-            401: "Nobody signed in (or sign-in not configured in Azure)", 403: "Signed in without the role",
+            401: "Nobody signed in (or sign-in not configured in Azure)",
+            403: "Signed in without the role, or an action from another site's page",
             404: "No such lead, request or route", 405: "Method not allowed here", 413: "Body too large",
+            415: "An action takes only application/json", 421: "The Host is not this app's (local host)",
             503: "Storage did not answer; retry later"}
 
 
@@ -124,7 +147,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _operation(route: Route, prefix: str, keyed: bool) -> dict[str, Any]:
     responses = {str(route.status): _json(_ref(route.answer), _REASONS[route.status])}
-    for status in route.errors:
+    errors = (*route.errors, 400, 403, 415) if route.method == "POST" else route.errors
+    for status in sorted(set(errors)):
         responses[str(status)] = _json(_ref("Error"), _REASONS[status])
     operation: dict[str, Any] = {
         "operationId": route.operation + ("ByKey" if keyed else ""), "summary": route.summary,
@@ -138,8 +162,9 @@ def _operation(route: Route, prefix: str, keyed: bool) -> dict[str, Any]:
     parameters += [{"name": name, "in": "query", "required": False, **_QUERY[name]} for name in route.query]
     if parameters:
         operation["parameters"] = parameters
-    if route.body:
-        operation["requestBody"] = {"required": False, "content": {"application/json": {"schema": _ref(route.body)}}}
+    if route.method == "POST":  # every action is JSON, from the same origin (leads/manage/cross_site.py)
+        schema = _ref(route.body) if route.body else {"type": "object", "description": "Ignored: send {}."}
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     return operation
 
 
@@ -187,7 +212,8 @@ def openapi_document(server_url: str = "/api") -> dict[str, Any]:
                  "description": "Partner Center lead intake, delivery to CRMs and e-mail, and its management API. "
                                 "Management routes: in Azure behind App Service Authentication (app roles "
                                 "Leads.Reader, Leads.Operator) or with the function key under /api/manage-key; "
-                                "locally open."},
+                                "open without credentials only on the developer's machine (a local host, a "
+                                "loopback Host). Every POST takes only application/json from the same origin."},
         "servers": [{"url": server_url}],
         "paths": paths,
         "components": {"schemas": SCHEMAS, "securitySchemes": {

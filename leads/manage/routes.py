@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leads.core.errors import BadRequestError, LeadsError, NotFoundError, SettingsError, StorageUnavailableError
-from leads.manage.auth import OPERATOR, READER, AuthError, authorize, identify
+from leads.manage.audit import audited
+from leads.manage.auth import OPERATOR, READER, AuthError, authorize, identify, request_mode
+from leads.manage.cross_site import CrossSiteError, check_same_origin_json
 from leads.manage.filters import LeadFilter, parse_limit, parse_moment
 from leads.manage.service import ManageService
 
@@ -24,6 +26,7 @@ class Request:
     path: dict[str, str]
     query: Mapping[str, str]
     body: bytes
+    mode: str = ""  # the API's mode for this request (leads/core/hosting.py): status and doctor say it
 
 
 Handler = Callable[[ManageService, Request], dict[str, Any]]
@@ -57,6 +60,9 @@ def _json_body(request: Request) -> dict[str, Any]:
         document = json.loads(request.body)
     except (ValueError, UnicodeDecodeError):
         raise BadRequestError("The body is not JSON: send a JSON object, or nothing.") from None
+    except RecursionError:  # json.loads recurses once per nesting level: 16 KiB of `[` is far too deep
+        raise BadRequestError("The body is nested too deeply: send a flat JSON object such as "
+                              "{\"email\": \"name@example.com\"}.") from None
     if not isinstance(document, dict):
         raise BadRequestError("The body must be a JSON object.")
     return document
@@ -79,8 +85,29 @@ def _moment(document: dict[str, Any], name: str) -> Any:
 
 
 def list_leads(service: ManageService, request: Request) -> dict[str, Any]:
+    if "q" in request.query:
+        raise BadRequestError("Search terms are not taken in a URL (addresses are written to logs): POST "
+                              "/api/manage/leads/search with {\"q\": \"...\"} and the other filters.", parameter="q")
     filters = LeadFilter.from_query(request.query)
     return service.list_leads(filters, parse_limit(request.query.get("limit")), request.query.get("continuation"))
+
+
+def search_leads(service: ManageService, request: Request) -> dict[str, Any]:
+    """The list's filters from a JSON body: texts, `test` as true/false, `limit` as a number."""
+    params: dict[str, str] = {}
+    for name, value in _json_body(request).items():
+        if name == "test" and isinstance(value, bool):
+            params[name] = "true" if value else "false"
+        elif name == "limit" and isinstance(value, int) and not isinstance(value, bool):
+            params[name] = str(value)
+        elif name not in ("test", "limit") and isinstance(value, str):
+            params[name] = value
+        else:
+            raise BadRequestError(f"{name[:40]} must be a text (limit a number, test true or false), not "
+                                  f"{type(value).__name__}.",
+                                  parameter=name[:40])
+    filters = LeadFilter.from_query(params)
+    return service.list_leads(filters, parse_limit(params.get("limit")), params.get("continuation"))
 
 
 def replay_lead(service: ManageService, request: Request) -> dict[str, Any]:
@@ -106,18 +133,44 @@ def list_quarantine(service: ManageService, request: Request) -> dict[str, Any]:
     return service.list_quarantine(parse_limit(request.query.get("limit")), request.query.get("continuation"))
 
 
-def forget(service: ManageService, request: Request) -> dict[str, Any]:
+def email_of(request: Request) -> str:
     email = _json_body(request).get("email")
     if not isinstance(email, str):
-        raise BadRequestError("Send {\"email\": \"name@example.com\"}: the address of the person to forget.",
+        raise BadRequestError("Send {\"email\": \"name@example.com\"}: the address of the person concerned.",
                               parameter="email")
-    return service.forget(email)
+    return email
+
+
+def forget(service: ManageService, request: Request) -> dict[str, Any]:
+    return service.forget(email_of(request))
+
+
+def export(service: ManageService, request: Request) -> dict[str, Any]:
+    return service.export(email_of(request))
+
+
+def list_audit(service: ManageService, request: Request) -> dict[str, Any]:
+    unknown = sorted(set(request.query) - {"limit", "continuation"})
+    if unknown:
+        raise BadRequestError(f"Unknown parameter {unknown[0]!r}; the audit trail takes limit and continuation.",
+                              parameter=unknown[0])
+    return service.audit_page(parse_limit(request.query.get("limit")), request.query.get("continuation"))
+
+
+def with_mode(answer: dict[str, Any], mode: str) -> dict[str, Any]:
+    from leads.core.hosting import MODE_SENTENCES
+
+    return {**answer, "api_mode": mode, "api_access": MODE_SENTENCES.get(mode, mode)}
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/leads", READER, list_leads, "listLeads", "Leads, newest first, filtered and paged",
+    Route("GET", "/leads", READER, list_leads, "listLeads", "Leads, newest first, filtered and paged (a search "
+          "text only through POST /leads/search)",
           "LeadPage", query=("test", "status", "destination", "destination_state", "offer", "action", "from", "to",
-                             "q", "limit", "continuation"), errors=(400, 401, 403, 405, 503)),
+                             "limit", "continuation"), errors=(400, 401, 403, 405, 503)),
+    Route("POST", "/leads/search", READER, search_leads, "searchLeads",
+          "Leads, newest first, filtered and paged, the search text in the body (never in a URL)", "LeadPage",
+          body="LeadSearch", errors=(400, 401, 403, 405, 503)),
     Route("GET", "/leads/{id}", READER, lambda s, r: s.get_lead(r.path["id"]), "getLead",
           "One lead: every field, the body as received, each destination's attempt history", "LeadDetail"),
     Route("POST", "/leads/{id}/replay", OPERATOR, replay_lead, "replayLead",
@@ -132,15 +185,22 @@ ROUTES: tuple[Route, ...] = (
           "One rejected request with its body", "QuarantinedDetail"),
     Route("POST", "/quarantine/{id}/reingest", OPERATOR, lambda s, r: s.reingest(r.path["id"]), "reingest",
           "Run a rejected request through ingest again (its cause fixed)", "Reingested"),
-    Route("GET", "/status", READER, lambda s, r: s.status(), "status",
+    Route("GET", "/status", READER, lambda s, r: with_mode(s.status(), r.mode), "status",
           "Why do I see no leads: last lead, last test lead, counts, each destination's health", "Status",
           errors=(401, 403, 405, 503)),
-    Route("POST", "/doctor", OPERATOR, lambda s, r: s.doctor(), "doctor",
+    Route("POST", "/doctor", OPERATOR, lambda s, r: with_mode(s.doctor(), r.mode), "doctor",
           "Run the live checks of every destination and of storage", "Doctor", errors=(401, 403, 405, 503)),
     Route("POST", "/forget", OPERATOR, forget, "forgetPerson",
           "Erase every record of the person with this e-mail address (leads, markers, rejected requests, held and "
           "spooled copies, queued messages); answers the counts, all zero when nothing is left", "Forgotten",
           body="ForgetRequest", errors=(400, 401, 403, 405, 503)),
+    Route("POST", "/export", OPERATOR, export, "exportPerson",
+          "Everything held about the person with this e-mail address (leads, rejected requests, held and spooled "
+          "copies, queued messages)", "Export", body="ForgetRequest", errors=(400, 401, 403, 405, 503)),
+    Route("GET", "/audit", READER, list_audit, "listAudit",
+          "The audit trail, newest first: who replayed, re-ingested, forgot, exported, sent a test lead or ran the "
+          "checks, when, on which leads, and the outcome", "AuditPage", query=("limit", "continuation"),
+          errors=(400, 401, 403, 405, 503)),
     Route("POST", "/test-lead", OPERATOR, lambda s, r: s.send_test_lead(), "sendTestLead",
           "Send a Partner Center-shaped test lead (MSFT_TEST) through ingest", "IngestAccepted", status=202,
           errors=(401, 403, 405, 503)),
@@ -168,7 +228,8 @@ def dispatch(method: str, path: str, query: Mapping[str, str], body: bytes, head
     """Answer one management request: who (401), which route (404, 405), may they (403), then the service."""
     query = without_function_key(query)
     try:
-        caller = identify({k.lower(): v for k, v in headers.items()}, env, via_key)
+        lowered = {k.lower(): v for k, v in headers.items()}
+        caller = identify(lowered, env, via_key)
         path = "/" + path.strip("/")
         matches = [(route, found) for route in ROUTES if (found := route.pattern.match(path))]
         if not matches:
@@ -179,13 +240,21 @@ def dispatch(method: str, path: str, query: Mapping[str, str], body: bytes, head
             return error(405, "method_not_allowed", f"{method.upper()[:10]} is not allowed here; use {allowed}.",
                          {"Allow": allowed})
         route, found = chosen[0]
+        if route.method == "POST":
+            check_same_origin_json(headers)
+            _json_body(Request({}, query, body))  # every action's body is a JSON object (or empty)
         authorize(caller, route.role)
-        answer = route.handler(service(), Request(found.groupdict(), query, body))
+        request = Request(found.groupdict(), query, body, request_mode(lowered, env, via_key))
+        with audited(route.operation, route.status, caller, request.path, lambda: email_of(request)) as trail:
+            answer = route.handler(trail.service(service), request)
+            trail.answer = answer
         return route.status, answer, {}
     except AuthError as refused:
         extra = {"WWW-Authenticate": 'Bearer realm="leads"'} if refused.status == 401 else {}
         return error(refused.status, "unauthorized" if refused.status == 401 else "forbidden",
                      refused.explanation, extra)
+    except CrossSiteError as refused:
+        return error(refused.status, refused.code, refused.explanation)
     except BadRequestError as bad:
         return error(400, "bad_request", bad.explanation)
     except NotFoundError as missing:

@@ -9,17 +9,22 @@ from datetime import datetime
 from typing import Any
 
 from leads.core import keys
+from leads.core.audit import AuditEntry
 from leads.core.errors import BadRequestError, NotFoundError, StorageUnavailableError
 from leads.core.model import BLOCKED, DELIVERED, FAILED, PARKED, SKIPPED, DeliveryState, utcnow
 from leads.manage import views
 from leads.manage.filters import DESTINATION_STATES, LeadFilter, decode_token, encode_token
 from leads.services.context import Runtime
+from leads.storage.audit_table import AuditTable
 from leads.storage.table_store import deliveries_from_json, raw_body_of, stored_from_entity
 
 _SERVER_STATUSES = frozenset({"pending", "retrying", "blocked", "parked", "failed"})  # the Status column says these
 _REJECTED_ROW = re.compile(r"^\d{13}:[0-9a-f]{8}$")
 _REJECTED_ID = re.compile(r"^(\d{13})-([0-9a-f]{8})$")  # the RowKey with `-` for `:` (views.rejected)
 _REPLAY_TRIES = 5
+# The most table rows one list request reads: a filter no column answers (a search) stops here and answers the
+# leads found so far with a continuation token, so that no request scans the whole table.
+MAX_ROWS_READ = 2000
 REPLAYABLE_STATES = tuple(s for s in DESTINATION_STATES if s not in (DELIVERED, "sending"))
 
 Wanted = Callable[[str, DeliveryState], bool]
@@ -36,11 +41,35 @@ class ManageService:
 
         return Privacy(self.rt).forget(email)
 
+    def export(self, email: str) -> dict[str, Any]:
+        """Everything held about a person (leads/services/privacy.py)."""
+        from leads.services.privacy import Privacy
+
+        return Privacy(self.rt).export(email)
+
+    # --- the audit trail --------------------------------------------------------------------------
+    def record_audit(self, entry: AuditEntry) -> None:
+        AuditTable(self.table).add(entry)
+
+    def audit_subject(self, email: str) -> str:
+        return AuditTable(self.table).subject(email)
+
+    def audit_page(self, limit: int = 50, continuation: str | None = None) -> dict[str, Any]:
+        after = decode_token(continuation, "")
+        if after is not None and not _REJECTED_ROW.match(after):
+            raise BadRequestError("continuation is not a token this list gave; start again without it.",
+                                  parameter="continuation")
+        rows = AuditTable(self.table).page(limit + 1, after)
+        shown = rows[:limit]
+        token = encode_token(shown[-1][0]) if len(rows) > limit else None
+        return {"entries": [entry.view() for _, entry in shown], "continuation": token}
+
     # --- leads ------------------------------------------------------------------------------------
     def list_leads(self, filters: LeadFilter, limit: int = 50, continuation: str | None = None) -> dict[str, Any]:
         """Newest first. Status, test and action are compared by the table, the date range is a RowKey range;
-        the rest is matched here over the summary columns. A page ends after `limit` matches; its token
-        resumes right after the last one."""
+        the rest is matched here over the summary columns. A page ends after `limit` matches, or after
+        MAX_ROWS_READ rows read (then perhaps with fewer matches, or none); its token resumes right after the last
+        row read."""
         after = decode_token(continuation, "lead:")
         equal: dict[str, str | bool] = {}
         if filters.status in _SERVER_STATUSES:
@@ -51,12 +80,12 @@ class ManageService:
             equal["IsTest"] = filters.test
         if filters.action:
             equal["ActionCode"] = filters.action
-        page_size = 1000 if filters.needs_python else limit + 1
+        page_size = min(1000, MAX_ROWS_READ) if filters.needs_python else limit + 1
         rows = self.table.lead_rows(equal, filters.since, filters.until, after, views.LIST_COLUMNS, page_size)
         found: list[dict[str, Any]] = []
         last_key = None
-        for row in rows:
-            if len(found) == limit:  # one more row exists: the page has a next one (perhaps empty)
+        for read, row in enumerate(rows):
+            if len(found) == limit or read == MAX_ROWS_READ:  # more rows exist: a next page (perhaps empty)
                 return {"leads": found, "continuation": encode_token(str(last_key))}
             last_key = row["RowKey"]
             deliveries = deliveries_from_json(str(row.get("Deliveries") or "{}"))

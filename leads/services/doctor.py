@@ -71,7 +71,18 @@ def import_checks(settings: Settings) -> list[Check]:
     return [Check("import", "source table", True, f"Partner Center's table {table} may be read.")]
 
 
-EXTRA_CHECKS: list[ExtraCheck] = [storage_checks, import_checks]
+def access_checks(settings: Settings) -> list[Check]:
+    """How open the management API and the console are in this process (leads/core/hosting.py): a line, never a
+    failure. Over HTTP the answer's `api_mode` also weighs the request's Host."""
+    import os
+
+    from leads.core.hosting import MODE_SENTENCES, api_mode, hosting
+
+    where = hosting(os.environ) or "no Azure hosting detected"
+    return [Check("app", "management API", True, f"{MODE_SENTENCES[api_mode(os.environ)]} ({where}).")]
+
+
+EXTRA_CHECKS: list[ExtraCheck] = [storage_checks, import_checks, access_checks]
 
 _MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words
 

@@ -113,7 +113,7 @@ def old_rows(client: TableClient, partition: str, low: str, high: str, select: l
 
 
 def purge_main_table(table: LeadTable, cutoff: datetime, page: int = 100) -> Counter[str]:
-    """Leads received before `cutoff` with their rows; then rejected requests received before it. A marker
+    """Leads received before `cutoff` with their rows; then rejected requests and audit entries from before it. A marker
     carries its lead's arrival time, so the markers of leads received before the cutoff are one query of the
     marker range (the table filters it): no read per lead, and a marker that moved to a later lead stays."""
     stamp = keys.id_stamp(cutoff)
@@ -140,6 +140,8 @@ def purge_main_table(table: LeadTable, cutoff: datetime, page: int = 100) -> Cou
                         ["RowKey"])
     counts["quarantined"] += delete_rows(table.quarantine_table, keys.QUARANTINE_PARTITION,
                                          [str(row["RowKey"]) for row in rejected])
+    audited = old_rows(table.leads, keys.AUDIT_PARTITION, keys.rejected_older_than(cutoff), "A", ["RowKey"])
+    counts["audit_entries"] += delete_rows(table.leads, keys.AUDIT_PARTITION, [str(row["RowKey"]) for row in audited])
     return +counts
 
 

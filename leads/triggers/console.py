@@ -2,7 +2,8 @@
 
 The page holds no data; it reads everything from /api/manage/, which checks each caller's app role. These
 routes only refuse what the API refuses before any role: in Azure without sign-in, a 401 with the sentence
-that says how to turn it on (leads/manage/auth.py); a signed-in person without a role gets the page, and the
+that says how to turn it on (leads/manage/auth.py; locally, a Host
+that is not loopback is refused too); a signed-in person without a role gets the page, and the
 page shows the API's 403 sentence. The CSP forbids inline script and style and any other host: a lead field that carries
 markup can never run (the page also sets every value as text).
 """
@@ -31,16 +32,17 @@ def _file(name: str) -> bytes:
 
 def serve(req: func.HttpRequest, name: str) -> func.HttpResponse:
     from leads.manage.auth import AuthError, identify
+    from leads.triggers.manage import request_headers, security_headers
 
     try:
-        identify({k.lower(): v for k, v in req.headers.items()}, os.environ, via_key=False)
+        identify(request_headers(req), os.environ, via_key=False)
     except AuthError as error:
         return func.HttpResponse(json.dumps({"error": "unauthorized", "message": error.explanation}),
                                  status_code=error.status, mimetype="application/json", charset="utf-8",
-                                 headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+                                 headers={**security_headers(), "Cache-Control": "no-store"})
     headers = {
+        **security_headers(),
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-        "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         # Revalidate each time: a deployment changes the files under the same names.
         "Cache-Control": "no-cache",

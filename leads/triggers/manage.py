@@ -16,9 +16,30 @@ log = logging.getLogger("leads.manage")
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
+def security_headers() -> dict[str, str]:
+    """On every answer of the management API and the console: never framed, never sniffed, and HTTPS only
+    in Azure (HSTS, RFC 6797; not locally, where the app is served over plain http://127.0.0.1)."""
+    from leads.core.hosting import is_local
+
+    headers = {"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+               "X-Content-Type-Options": "nosniff"}
+    if not is_local(os.environ):
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    return headers
+
+
+def request_headers(req: func.HttpRequest) -> dict[str, str]:
+    """The request's headers with lower-case names, `host` taken from the URL when the host passed none."""
+    from urllib.parse import urlsplit
+
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    headers.setdefault("host", urlsplit(req.url).netloc)
+    return headers
+
+
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, headers={"Cache-Control": "no-store",
-                                                                           **(headers or {})},
+    return func.HttpResponse(json.dumps(body), status_code=status,
+                             headers={"Cache-Control": "no-store", **security_headers(), **(headers or {})},
                              mimetype="application/json", charset="utf-8")
 
 
@@ -29,7 +50,7 @@ def _answer(req: func.HttpRequest, via_key: bool) -> func.HttpResponse:
 
     try:
         status, body, headers = dispatch(req.method, req.route_params.get("path") or "", dict(req.params),
-                                         req.get_body() or b"", dict(req.headers), os.environ, via_key,
+                                         req.get_body() or b"", request_headers(req), os.environ, via_key,
                                          lambda: ManageService(runtime()))
     except Exception as error:  # noqa: BLE001 - a bug: answered without details, logged without personal data
         log.error("management request failed (%s)", type(error).__name__)

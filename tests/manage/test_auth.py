@@ -21,7 +21,11 @@ import pytest
 from leads.manage.auth import TURN_ON_SIGN_IN
 from leads.manage.routes import dispatch
 
-AZURE = {"WEBSITE_INSTANCE_ID": "0123abcd"}
+# Flex Consumption as the host recognises it (leads/core/hosting.py cites EnvironmentExtensions): no
+# WEBSITE_INSTANCE_ID there.
+AZURE = {"WEBSITE_SKU": "FlexConsumption", "CONTAINER_NAME": "c1", "LEGION_SERVICE_HOST": "10.0.0.1"}
+LOCAL = {"DEVHOST_LOCAL_MODE": "true"}
+LOOPBACK = {"Host": "127.0.0.1:7071", "Content-Type": "application/json"}
 
 
 def own_tables(**env: str | None) -> dict[str, str | None]:
@@ -48,13 +52,16 @@ class NoService:
 
 def answer(method: str, path: str, env: dict[str, str], headers: dict[str, str] | None = None,
            via_key: bool = False) -> tuple[int, dict[str, Any]]:
-    status, body, _ = dispatch(method, path, {}, b"", headers or {}, env, via_key, NoService)  # type: ignore[arg-type]
+    sent = {**LOOPBACK, **(headers or {})}
+    status, body, _ = dispatch(method, path, {}, b"", sent, env, via_key, NoService)  # type: ignore[arg-type]
     return status, body
 
 
 def test_locally_open() -> None:
-    assert answer("GET", "status", {}) == (200, {"called": "status"})
-    assert answer("POST", "doctor", {}) == (200, {"called": "doctor"})
+    status, body = answer("GET", "status", LOCAL)
+    assert (status, body["called"], body["api_mode"]) == (200, "status", "local-open")
+    status, body = answer("POST", "doctor", LOCAL)
+    assert (status, body["called"], body["api_mode"]) == (200, "doctor", "local-open")
 
 
 def test_in_azure_without_sign_in_closed_with_a_sentence() -> None:
@@ -92,12 +99,13 @@ def test_sign_in_on_but_no_or_bad_principal() -> None:
 
 
 def test_function_key_route_is_trusted() -> None:
-    assert answer("POST", "doctor", AZURE, via_key=True) == (200, {"called": "doctor"})
+    status, body = answer("POST", "doctor", AZURE, via_key=True)
+    assert (status, body["called"], body["api_mode"]) == (200, "doctor", "key-only")
 
 
 def test_unknown_route_and_method() -> None:
-    assert answer("GET", "nothing", {})[0] == 404
-    status, body = answer("DELETE", "leads", {})
+    assert answer("GET", "nothing", LOCAL)[0] == 404
+    status, body = answer("DELETE", "leads", LOCAL)
     assert status == 405 and "GET" in body["message"]
 
 
@@ -111,7 +119,7 @@ def call(url: str, method: str = "GET", headers: dict[str, str] | None = None) -
 
 
 def test_through_the_host_in_azure_mode(local_host_factory: Callable[..., Any]) -> None:
-    host = local_host_factory(own_tables(WEBSITE_INSTANCE_ID="0123abcd", WEBSITE_AUTH_ENABLED=None))
+    host = local_host_factory(own_tables(**AZURE, WEBSITE_AUTH_ENABLED=None))
     forged = {"X-MS-CLIENT-PRINCIPAL": principal("Leads.Operator")}
     status, body = call(host.url("manage/status"), headers=forged)
     assert status == 401 and body["message"] == TURN_ON_SIGN_IN
@@ -122,16 +130,25 @@ def test_through_the_host_in_azure_mode(local_host_factory: Callable[..., Any]) 
 @pytest.mark.parametrize("roles, expected", [(("Leads.Reader",), (200, 403)), (("Leads.Operator",), (200, 202))])
 def test_through_the_host_signed_in(local_host_factory: Callable[..., Any], roles: tuple[str, ...],
                                     expected: tuple[int, int]) -> None:
-    host = local_host_factory(own_tables(WEBSITE_INSTANCE_ID="0123abcd", WEBSITE_AUTH_ENABLED="True"))
-    headers = {"X-MS-CLIENT-PRINCIPAL": principal(*roles)}
+    host = local_host_factory(own_tables(**AZURE, WEBSITE_AUTH_ENABLED="True"))
+    headers = {"X-MS-CLIENT-PRINCIPAL": principal(*roles), "Content-Type": "application/json"}
     assert call(host.url("manage/leads"), headers=headers)[0] == expected[0]
     assert call(host.url("manage/test-lead"), "POST", headers)[0] == expected[1]
 
 
-def test_devhost_says_the_console_and_api_are_open_locally(capsys: pytest.CaptureFixture[str]) -> None:
+def test_devhost_says_whether_the_console_and_api_are_open_locally(capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
     from devhost.__main__ import print_banner
+    from leads.core.hosting import AZURE_SIGNS
 
-    print_banner(SimpleNamespace(routes=[], url=lambda route: route), "azurite", "mail")  # type: ignore[arg-type]
+    host: Any = SimpleNamespace(routes=[], url=lambda route: route)
+    for name in AZURE_SIGNS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DEVHOST_LOCAL_MODE", "true")
+    print_banner(host, "azurite", "mail")
     assert "management API (/api/manage) are open here without sign-in" in capsys.readouterr().out
+    monkeypatch.setenv("CONTAINER_NAME", "a-container")
+    print_banner(host, "azurite", "mail")
+    assert "are CLOSED here: CONTAINER_NAME is set" in capsys.readouterr().out

@@ -124,3 +124,55 @@ def test_errors_name_the_problem(seeded: tuple[Pipeline, ManageService]) -> None
             parse_limit(limit)
     with pytest.raises(BadRequestError, match="continuation"):
         service.list_leads(LeadFilter(), 5, "bm90LWEta2V5")
+
+
+def test_one_request_reads_a_bounded_number_of_rows_and_continues(seeded: tuple[Pipeline, ManageService],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search no column answers stops after MAX_ROWS_READ rows with a continuation; following the tokens
+    finds exactly what one unbounded scan would."""
+    from leads.manage import service as service_module
+
+    pipeline, service = seeded
+    monkeypatch.setattr(service_module, "MAX_ROWS_READ", 25)
+    read: list[int] = []
+    original = pipeline.table.lead_rows
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        read.append(0)
+        for row in original(*args, **kwargs):
+            read[-1] += 1
+            yield row
+
+    monkeypatch.setattr(pipeline.table, "lead_rows", counted)
+    nothing = service.list_leads(LeadFilter.from_query({"q": "matches-no-lead"}), 50)
+    assert nothing == {"leads": [], "continuation": nothing["continuation"]} and nothing["continuation"]
+    pages = 1
+    token = nothing["continuation"]
+    while token:
+        token = service.list_leads(LeadFilter.from_query({"q": "matches-no-lead"}), 50, token)["continuation"]
+        pages += 1
+    assert pages == -(-COUNT // 25) and max(read) <= 26  # one look past the bound tells a next page exists
+    found = every(service, LeadFilter.from_query({"q": "@example3.com"}), 50)
+    assert [lead["id"] for lead in found] == [lead["id"] for lead in every(
+        ManageService(pipeline.runtime), LeadFilter.from_query({"q": "@example3.com"}), 50)]
+    assert found
+
+
+def test_search_text_travels_only_in_the_body(seeded: tuple[Pipeline, ManageService]) -> None:
+    from leads.manage.routes import dispatch
+
+    _, service = seeded
+
+    def call(method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        status, answer, _ = dispatch(method, path, query, body, {"Host": "localhost", "Content-Type":
+                                     "application/json"}, {"DEVHOST_LOCAL_MODE": "true"}, False, lambda: service)
+        return status, answer
+
+    status, refused = call("GET", "/leads", {"q": "example3"}, b"")
+    assert status == 400 and "POST /api/manage/leads/search" in refused["message"]
+    status, page = call("POST", "/leads/search", {}, b'{"q": "@example3.com", "limit": 100, "test": false}')
+    assert status == 200
+    assert {lead["id"] for lead in page["leads"]} == {lead["id"] for lead in every(
+        service, LeadFilter.from_query({"q": "@example3.com", "test": "false"}), 100)}
+    for bad in (b'{"limit": "x"}', b'{"q": null}', b'{"q": ["a"]}', b'{"nope": "1"}', b'{"limit": 1000}'):
+        assert call("POST", "/leads/search", {}, bad)[0] == 400, bad

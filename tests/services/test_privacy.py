@@ -237,7 +237,7 @@ def test_forget_api_is_for_operators_and_answers_the_counts(pipeline: Pipeline) 
     pipeline.ingest.receive("POST", body("api@example.com"))
 
     def call(payload: bytes, *roles: str) -> tuple[int, dict[str, Any]]:
-        headers = {"X-MS-CLIENT-PRINCIPAL": principal(*roles)}
+        headers = {"X-MS-CLIENT-PRINCIPAL": principal(*roles), "Content-Type": "application/json"}
         status, answer, _ = dispatch("POST", "/forget", {}, payload, headers, SIGNED_IN, False,
                                      lambda: ManageService(pipeline.runtime))
         return status, answer

@@ -215,6 +215,16 @@ def test_a_failed_lead_shows_its_attempts_and_is_delivered_after_replay_on_scree
     assert page.locator("#summary-title + dl .badge").first.text_content() == "delivered"
     card.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshots / "console-lead-delivered.png"))
+    # The replay is in the audit trail: who (this machine: "local"), what, which lead, the outcome.
+    page.goto(console.url("#/audit"))
+    page.locator("#audit-table tbody tr").first.wait_for()
+    first = page.locator("#audit-table tbody tr").first
+    assert first.locator("th").text_content() == "replay"
+    assert first.locator("td:nth-child(2)").text_content() == "local"
+    assert lead_id in str(first.text_content()) and "Queued again for webhook" in str(first.text_content())
+    page.goto(console.url("#/status"))
+    page.locator("#api-mode").wait_for()
+    assert str(page.locator("#api-mode").text_content()).startswith("local-open")
     assert browser.problems() == []
     only_this_host(browser, console.base)
 
@@ -338,7 +348,8 @@ def test_page_weight_on_first_load(console: Console, browser: BrowserSession) ->
     static = sum(v for k, v in sizes.items() if "/console" in k)
     print(f"\nconsole first load: {sum(sizes.values())} bytes in {len(sizes)} requests "
           f"(page, script and style: {static} bytes, uncompressed): {sizes}")
-    assert set(sizes) >= {"/api/console", "/api/console/app.js", "/api/console/app.css", "/api/manage/leads"}
+    assert set(sizes) >= {"/api/console", "/api/console/app.js", "/api/console/app.css",
+                          "/api/manage/leads/search"}
 
 
 def test_quarantine_doctor_and_errors_show_what_the_api_answered(console: Console, browser: BrowserSession) -> None:
