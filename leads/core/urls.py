@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # A URL inside free text (a library's exception message): scheme://authority, then anything up to a space/quote.
-_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]*")
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")  # a bare `https://` (a rule) is no URL
 
 
 def shown_host(url: str) -> str:

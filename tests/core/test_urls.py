@@ -34,3 +34,8 @@ def test_no_user_info_path_or_query_survives(secret: str, host: str, port: int |
     for shown in (shown_url(url), shown_host(url), hide_urls(f"could not reach {url}: refused")):
         assert secret not in shown
     assert shown_url(url).startswith(f"{scheme}://")
+
+
+def test_a_bare_scheme_in_a_rule_is_not_an_address() -> None:
+    sentence = "LEADS_WEBHOOK_URL must start with https:// (plain http is only allowed to localhost)."
+    assert hide_urls(sentence) == sentence
