@@ -47,6 +47,14 @@ class LeadStore(Protocol):
              previous: StoredLead | None = None) -> str: ...
 
 
+class Tombstones(Protocol):
+    """Forgotten people (leads/storage/subject_index.py): every path that stores a lead asks after its write, and
+    erases the lead it just stored when the answer is yes (so a forget racing the write cannot miss it)."""
+
+    def forgotten(self, email: str) -> bool: ...
+    def erase(self, lead_id: str) -> None: ...
+
+
 class WorkQueue(Protocol):
     def send(self, message: DeliveryMessage, delay_seconds: int = 0) -> None: ...
 

@@ -37,6 +37,7 @@ from leads.core.errors import ConcurrentUpdateError, StorageUnavailableError
 from leads.core.model import DeliveryState, Lead, StoredLead, parse_iso
 from leads.core.policy import needs_attention
 from leads.core.ports import ROW_BOOKKEEPING, Added, RejectedRequest, SourceRow, Versioned
+from leads.storage.index_rows import index_entities
 from leads.storage.marker_secret import MarkerSecret
 
 T = TypeVar("T")
@@ -233,6 +234,10 @@ class LeadTable:
         """The de-duplication marker's RowKey: keyed with this deployment's secret (leads/storage/marker_secret.py)."""
         return keys.marker_row_key(self._call("read the de-duplication secret", self.marker_secret.get), fingerprint)
 
+    def _index_rows(self, stored: StoredLead) -> list[dict[str, Any]]:
+        secret = self._call("read the de-duplication secret", self.marker_secret.get)
+        return index_entities(secret, stored.id, stored.lead.customer.email, stored.lead.is_test, stored.received_at)
+
     # --- ingest -----------------------------------------------------------------------------------
     def add(self, stored: StoredLead, fingerprint: str | None, window: timedelta, outbox_due: datetime,
             body: bytes = b"", source: SourceRow | None = None) -> Added:
@@ -243,6 +248,7 @@ class LeadTable:
         imported before is a duplicate of the lead it made, not counted again."""
         new_rows: list[Any] = [("create", lead_entity(stored, body)),
                                ("create", _outbox_entity(stored.id, outbox_due))]
+        new_rows += [("create", row) for row in self._index_rows(stored)]  # forget, export, last test lead
         if source is not None:
             new_rows.append(("create", _import_marker_entity(source, stored.id, "stored", stored.received_at)))
         if fingerprint is None:
@@ -269,11 +275,21 @@ class LeadTable:
                 return imported
         existing = self._call("read the de-duplication marker", lambda: self.leads.get_entity(
             keys.LEADS_PARTITION, marker_key))
-        if stored.received_at - existing["ReceivedAt"] < window:
+        gap = stored.received_at - existing["ReceivedAt"]
+        if abs(gap) < window:  # either side: an import carries Partner Center's time, older than a POST's
             self._count_duplicate(str(existing["LeadId"]), stored.received_at)
             if source is not None:
                 self.mark_imported(source, str(existing["LeadId"]), "duplicate")
             return Added(str(existing["LeadId"]), duplicate=True)
+        if gap < timedelta(0):  # an older copy (imported by its source's time): its own lead; the marker stays
+            try:
+                result = self._call("store the lead", lambda: self.leads.submit_transaction(new_rows))
+            except TableTransactionError as exc:
+                imported = self._imported_before(source, exc)
+                if imported is None:
+                    raise StorageUnavailableError(f"Table storage refused the lead ({_code(exc)}).") from None
+                return imported
+            return Added(stored.id, duplicate=False, etag=result[0]["etag"])
         # Same payload, but long ago: a new lead. The marker moves to it, unless someone else moved it first.
         marker_update = ("update", marker, {"mode": UpdateMode.REPLACE, "etag": existing.metadata["etag"],
                                             "match_condition": MatchConditions.IfNotModified})
