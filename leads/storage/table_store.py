@@ -37,6 +37,7 @@ from leads.core.errors import ConcurrentUpdateError, StorageUnavailableError
 from leads.core.model import DeliveryState, Lead, StoredLead, parse_iso
 from leads.core.policy import needs_attention
 from leads.core.ports import ROW_BOOKKEEPING, Added, RejectedRequest, SourceRow, Versioned
+from leads.storage.bare_markers import BareMarkers
 from leads.storage.index_rows import index_entities
 from leads.storage.marker_secret import MarkerSecret
 
@@ -218,6 +219,7 @@ class LeadTable:
         self.leads: TableClient = service.get_table_client(table)
         self.quarantine_table: TableClient = service.get_table_client(quarantine_table)
         self.marker_secret = MarkerSecret(self.leads)
+        self.bare_markers = BareMarkers(self.leads)  # defect 9: markers of the old form honoured at once
 
     def create_tables(self) -> None:
         with _storage_errors("create the tables"):
@@ -225,6 +227,7 @@ class LeadTable:
                 with suppress(ResourceExistsError):
                     client.create_table()
             self.marker_secret.get()  # read (or made) now, at start: not on a lead's path
+            self.bare_markers.any_left()  # likewise: whether markers of the old form remain (defect 9)
 
     def _call(self, action: str, operation: Callable[[], T]) -> T:
         with _storage_errors(action):
@@ -261,6 +264,7 @@ class LeadTable:
                 return imported
             return Added(stored.id, duplicate=False, etag=result[0]["etag"])
         marker_key = self.marker_key(fingerprint)
+        self._call("re-key a marker of the old form", lambda: self.bare_markers.rekey(fingerprint, marker_key))
         marker = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": marker_key,
                   "LeadId": stored.id, "ReceivedAt": stored.received_at}
         try:

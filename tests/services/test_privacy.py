@@ -301,3 +301,27 @@ def test_a_message_out_of_reach_delivers_nothing_once_its_lead_is_forgotten(pipe
 
     assert report.note == "not found" and all(not d.received for d in pipeline.destinations.values())
     assert not [key for key in rows(pipeline) if lead_id in key]
+
+
+def test_defect_9_a_repeat_of_a_lead_marked_before_the_upgrade_is_recognised_at_once(pipeline: Pipeline) -> None:
+    """Defect 9: for up to a day after the keyed-marker upgrade (until the purge re-keyed the bare-hash markers),
+    a repeat of an older lead was a new lead, delivered again."""
+    from leads.storage.bare_markers import BareMarkers
+
+    raw = body("before-upgrade@example.com")
+    lead_id = str(pipeline.ingest.receive("POST", raw).body["id"])
+    bare = parse_lead(raw).fingerprint()
+    assert bare is not None
+    keyed = pipeline.table.marker_key(bare)
+    marker = dict(pipeline.table.leads.get_entity(keys.LEADS_PARTITION, keyed))
+    pipeline.table.leads.delete_entity(keys.LEADS_PARTITION, keyed)  # as the previous version wrote it
+    pipeline.table.leads.create_entity({**marker, "RowKey": keys.dedupe_row_key(bare)})
+    pipeline.table.bare_markers = BareMarkers(pipeline.table.leads)  # the upgraded app starts: no purge yet
+
+    repeat = pipeline.ingest.receive("POST", raw)
+
+    assert repeat.body["id"] == lead_id and repeat.body["duplicate"] is True
+    assert [key for key in rows(pipeline) if key.startswith("marker:")] == [keyed]  # re-keyed on the way
+    other = pipeline.ingest.receive("POST", body("after-upgrade@example.com"))
+    assert other.body["duplicate"] is False
+    assert Privacy(pipeline.runtime).purge() == {}  # nothing left for the purge to re-key
