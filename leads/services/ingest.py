@@ -82,7 +82,15 @@ class IngestService:
                                    outbox_due=now + ENQUEUE_GRACE, body=body)
         except StorageUnavailableError as error:
             return self._storage_down(stored, lead.fingerprint(), body, error)
-        if self._forgotten(lead, added):
+        try:
+            forgotten = self._forgotten(lead, added)
+        except StorageUnavailableError as error:  # stored, but not known to be allowed: not enqueued, asked again
+            log.warning("lead %s stored; the tombstone could not be read (%s)", added.lead_id, error.explanation)
+            return Answer(503, {"error": "storage_unavailable", "message": (
+                "The lead was stored, but storage did not answer a check that follows; please send it again "
+                "(it is recognised as a repeat, not stored twice).")}, headers={"Retry-After": "30"},
+                outcome="unavailable")
+        if forgotten:
             return Answer(202, {"id": "", "duplicate": False, "test": lead.is_test, "stored": False},
                           outcome="forgotten")
         if not added.duplicate:
@@ -100,7 +108,7 @@ class IngestService:
         meanwhile either finds this lead or is seen here (defect 11)."""
         if self.tombstones is None or not self.tombstones.forgotten(lead.customer.email):
             return False
-        if not added.duplicate:
+        if added.lead_id:  # a repeat too: any lead naming a forgotten person goes (its copy may be this one's)
             self.tombstones.erase(added.lead_id)
         log.info("a lead of a forgotten person was not kept (address not logged)")
         return True

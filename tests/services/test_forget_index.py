@@ -148,3 +148,30 @@ def test_a_message_of_a_forgotten_lead_finds_nothing(pipeline: Pipeline) -> None
     Privacy(pipeline.runtime).forget("msg@example.com")
     assert pipeline.delivery.handle(DeliveryMessage(lead_id)).note == "not found"
     assert pipeline.delivery.handle(message).note == "not found"
+
+
+def test_a_tombstone_that_cannot_be_read_fails_closed_and_loses_nothing(pipeline: Pipeline) -> None:
+    """The lead is stored when the check fails: it is not enqueued, the POST is answered 503, Partner Center's
+    retry is recognised as a repeat, and the outbox row still brings the lead to delivery."""
+    from datetime import timedelta
+
+    from leads.core.errors import StorageUnavailableError
+
+    index = pipeline.ingest.tombstones
+    assert index is not None
+    check = index.forgotten
+    failures = iter([StorageUnavailableError("Table storage did not answer (injected).")])
+
+    def flaky(email: str) -> bool:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return check(email)
+
+    index.forgotten = flaky  # type: ignore[method-assign]
+    first = pipeline.ingest.receive("POST", body("flaky@example.com"))
+    assert first.status == 503 and first.headers["Retry-After"] == "30" and pipeline.queued() == []
+    again = pipeline.ingest.receive("POST", body("flaky@example.com"))
+    assert again.status == 202 and again.body["duplicate"] is True
+    [due] = pipeline.table.due_work(pipeline.clock() + timedelta(minutes=3))
+    assert pipeline.table.load(due.lead_id) is not None and due.lead_id == again.body["id"]
