@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leads.core import keys
 from leads.core.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
@@ -325,3 +327,21 @@ def test_defect_9_a_repeat_of_a_lead_marked_before_the_upgrade_is_recognised_at_
     other = pipeline.ingest.receive("POST", body("after-upgrade@example.com"))
     assert other.body["duplicate"] is False
     assert Privacy(pipeline.runtime).purge() == {}  # nothing left for the purge to re-key
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.dictionaries(st.sampled_from(["email", "hubspot", "webhook", "salesforce"]),
+                       st.sampled_from(["pending", "retrying", "blocked", "parked", "delivered", "skipped", "failed"]),
+                       max_size=4))
+def test_the_purge_deletes_a_lead_only_when_every_destination_is_final(states: dict[str, str]) -> None:
+    """Whatever the mix of states (parked included: a destination missing from LEADS_DESTINATIONS), a lead with one
+    destination not delivered, skipped or failed is kept, and says which state keeps it."""
+    from leads.core.model import DeliveryState, Lead, StoredLead
+    from leads.storage.erasure import kept_reason
+
+    stored = StoredLead("20240101T000000000Z-00000000", utcnow() - OLD, Lead(),
+                        {name: DeliveryState(state=state) for name, state in states.items()})
+    waiting = {state for state in states.values() if state not in ("delivered", "skipped", "failed")}
+    reason = kept_reason(stored)
+    assert (reason == "") == (not waiting)
+    assert not waiting or reason.removeprefix("kept_") in waiting
