@@ -34,6 +34,7 @@ from leads.storage.table_store import raw_body_of, stored_from_entity
 
 log = logging.getLogger("leads.privacy")
 _MOST_HELD = 10_000  # the fallback table holds leads only during an outage
+BACKFILL_SECONDS = 240.0  # of the daily run's 10 minutes (host.json functionTimeout): the rest is the purge's
 
 
 @dataclass
@@ -98,15 +99,16 @@ class Privacy:
         return lead_ids_for(self.rt.table, email) if found is None else found
 
     # --- retention ---------------------------------------------------------------------------------
-    def reindex(self, most: int | None = None) -> dict[str, int]:
+    def reindex(self, most: int | None = None, seconds: float | None = None) -> dict[str, int]:
         """Re-key bare-hash markers and index the leads stored before the person index (resumable)."""
-        counts = {"markers_rekeyed": rekey_legacy_markers(self.rt.table), "leads_indexed": self.index.backfill(most)}
+        counts = {"markers_rekeyed": rekey_legacy_markers(self.rt.table),
+                  "leads_indexed": self.index.backfill(most, seconds)}
         return {name: count for name, count in counts.items() if count}
 
     def purge(self) -> dict[str, int]:
         """Re-key bare-hash markers and index older leads (once), then delete the finished leads that arrived more
         than LEADS_RETENTION_DAYS ago (0: keep); a lead a destination still waits for is kept, counted by why."""
-        counts: Counter[str] = Counter(self.reindex())
+        counts: Counter[str] = Counter(self.reindex(seconds=BACKFILL_SECONDS))
         days = self.rt.settings.retention_days
         if days:
             cutoff = self.now - timedelta(days=days)

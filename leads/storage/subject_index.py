@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,11 +64,12 @@ class SubjectIndex:
             self._write([], "", utcnow(), finished=True)
             self._ready = True
 
-    def backfill(self, most: int | None = None) -> int:
+    def backfill(self, most: int | None = None, seconds: float | None = None) -> int:
         """Index rows for the leads stored before the index existed, newest first, resuming where the last run
-        stopped; at most `most` leads this run (None: all). Returns how many leads it indexed."""
+        stopped; at most `most` leads and about `seconds` this run (None: all). Returns how many leads it indexed."""
         if self.ready():
             return 0
+        deadline = None if seconds is None else time.monotonic() + seconds
         progress = self._progress() or {}
         started = progress.get("StartedAt") or utcnow()
         after = str(progress.get("After") or "")
@@ -82,7 +84,7 @@ class SubjectIndex:
             if len(rows) >= MAX_BATCH_ENTITIES - 1:
                 self._write(rows, last, started)
                 rows = []
-            if most is not None and done >= most:
+            if (most is not None and done >= most) or (deadline is not None and time.monotonic() > deadline):
                 self._write(rows, last, started)
                 return done
         self._write(rows, last, started)
