@@ -220,6 +220,12 @@ param leadsSalesforceExternalIdField string = ''
 @description('LEADS_SALESFORCE_FIELD_MAP: JSON object that changes or extends the Lead mapping.')
 param leadsSalesforceFieldMap string = ''
 
+@description('LEADS_SALESFORCE_LEAD_SOURCE: The Lead\'s `LeadSource`: a value of the org\'s Lead Source picklist (`Web` is one of a new org\'s standard values).')
+param leadsSalesforceLeadSource string = 'Web'
+
+@description('LEADS_SALESFORCE_OFFER_FIELD: REST: the API name of a Lead text field (e.g. `Marketplace_Offer__c`) that receives the offer\'s name; empty: not sent.')
+param leadsSalesforceOfferField string = ''
+
 // --- marketo ---
 @description('LEADS_MARKETO_URL: REST endpoint from Admin > Web Services, e.g. `https://123-ABC-456.mktorest.com`.')
 param leadsMarketoUrl string = ''
@@ -693,6 +699,8 @@ var appSettings = {
   LEADS_SALESFORCE_API_VERSION: leadsSalesforceApiVersion
   LEADS_SALESFORCE_EXTERNAL_ID_FIELD: leadsSalesforceExternalIdField
   LEADS_SALESFORCE_FIELD_MAP: leadsSalesforceFieldMap
+  LEADS_SALESFORCE_LEAD_SOURCE: leadsSalesforceLeadSource
+  LEADS_SALESFORCE_OFFER_FIELD: leadsSalesforceOfferField
   LEADS_MARKETO_URL: leadsMarketoUrl
   LEADS_MARKETO_CLIENT_ID: leadsMarketoClientId
   LEADS_MARKETO_CLIENT_SECRET: '${secretRefPrefix}LEADS-MARKETO-CLIENT-SECRET/)'

@@ -27,6 +27,7 @@ from leads.services.recovery import Recovery
 from leads.services.sweeper import Sweeper
 from leads.storage.azure_clients import queue_service, table_service
 from leads.storage.spool import Spool
+from leads.storage.subject_index import SubjectIndex
 from leads.storage.table_store import LeadTable
 from leads.storage.work_queue import WorkQueue
 from leads.telemetry import telemetry
@@ -66,9 +67,11 @@ class built_once(Generic[T]):
 def build_runtime(settings: Settings) -> Runtime:
     table = LeadTable(table_service(settings.storage), settings.table, settings.quarantine_table)
     queue = WorkQueue(queue_service(settings.storage), settings.queue)
+    index = SubjectIndex(table)  # forgotten people are never stored again; a new table needs no index backfill
     try:  # In Azure the Bicep creates them; locally this makes Azurite ready. Retried on the next start.
         table.create_tables()
         queue.create_queues()
+        index.start()
     except StorageUnavailableError as error:
         log.warning("could not create tables/queues yet: %s", error.explanation)
     spool = Spool(settings.spool_dir)
@@ -76,6 +79,7 @@ def build_runtime(settings: Settings) -> Runtime:
     ingest = IngestService(table, queue, spool, settings, settings.routing, fallback=fallback)
     recovery = Recovery(ingest, spool, fallback, table.ping)
     ingest.after_stored = recovery.drain_spool_soon  # this instance's spool: no other instance sees it
+    ingest.tombstones = index
     rt = Runtime(settings, table, queue, spool, ingest, recovery)
     recovery.notify = functools.partial(_notify_set_aside, rt)
     return rt

@@ -2,8 +2,9 @@
 Azurite. Prints figures; asserts nothing.
 
 Leads are seeded as the app writes them (tests/support/seeding.py: one every 5 minutes back from now, each with
-its own address). forget and export find a person by a scan of the `lead:` range reading two columns, so their
-time grows with the table; the purge reads only the key range that is due."""
+its own address, with its index rows). forget and export find a person through the keyed-hash index (a range
+query); the purge reads only the key range that is due. `python -m tests.bench_flat_cost` compares 10,000 with
+200,000 leads, requests and rows counted."""
 
 from __future__ import annotations
 

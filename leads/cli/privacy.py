@@ -1,4 +1,4 @@
-"""`forget EMAIL`, `subject-export EMAIL`, `purge`: a person's erasure and access requests, and the retention
+"""`forget EMAIL`, `subject-export EMAIL`, `purge`, `reindex`: a person's erasure and access requests, and the retention
 run on demand (leads/services/privacy.py). The address is never printed to logs."""
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     purge = commands.add_parser("purge", parents=[common],
                                 help="run the daily retention purge now (LEADS_RETENTION_DAYS; re-keys old markers)")
     purge.set_defaults(handler=run_purge)
+    reindex = commands.add_parser("reindex", parents=[common],
+                                  help="index the leads stored before the person index (one time, resumable; the "
+                                       "daily purge does it too) and re-key old markers")
+    reindex.add_argument("--most", type=int, default=None, metavar="N", help="index at most N leads this run")
+    reindex.set_defaults(handler=run_reindex)
 
 
 def _privacy() -> Any:
@@ -62,4 +67,19 @@ def run_purge(args: argparse.Namespace) -> int:
         print_json(counts)
     else:
         print_pairs(list(counts.items()) or [("deleted", 0)])
+        kept = sum(count for name, count in counts.items() if name.startswith("kept_"))
+        if kept:
+            print(f"{kept} lead(s) past retention kept: a destination still waits for them (kept_<state> above). "
+                  "They go once delivered, skipped or failed: fix the destination or replay them.")
+    return OK
+
+
+def run_reindex(args: argparse.Namespace) -> int:
+    counts = _privacy().reindex(args.most)
+    if args.json:
+        print_json(counts)
+    else:
+        print_pairs(list(counts.items()) or [("leads_indexed", 0)])
+        print("The person index is complete: forget and subject-export read it." if _privacy().index.ready() else
+              "Not finished: run it again (it goes on where it stopped); until then forget reads every lead.")
     return OK

@@ -101,3 +101,38 @@ def lead_key_range(since: datetime | None = None, until: datetime | None = None)
     low = "lead:" if until is None else f"lead:{_inverted_millis(until)}"
     high = "lead" + PREFIX_END if since is None else f"lead:{_inverted_millis(since)}{PREFIX_END}"
     return low, high
+
+
+# --- the person index and the tombstone (leads/storage/subject_index.py) -------------------------------------
+# Rows of the leads partition, not a partition of their own: Azure Tables transactions hold one partition
+# (https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions), and an index row
+# must be written in the lead's own transaction. A RowKey prefix keyed by the hashed address is read as a range.
+SUBJECT_PREFIX = "subject:"
+TEST_LEAD_PREFIX = "testlead:"
+TOMBSTONE_PREFIX = "forgotten:"
+INDEX_PARTITION = "index"  # the one-time backfill's progress (one row)
+
+
+def subject_hash(secret: bytes, email: str) -> str:
+    """HMAC-SHA256 of the address (case and surrounding spaces ignored) with the deployment's marker secret: the
+    index and the tombstone do not confirm an address to anyone without the secret."""
+    text = "email\n" + email.strip().casefold()
+    return hmac.new(secret, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+def subject_row_key(hashed: str, lead_id: str) -> str:
+    return f"{SUBJECT_PREFIX}{hashed}:{lead_id}"
+
+
+def subject_range(hashed: str) -> tuple[str, str]:
+    """[low, high) of a person's index rows."""
+    return f"{SUBJECT_PREFIX}{hashed}:", f"{SUBJECT_PREFIX}{hashed}{PREFIX_END}"
+
+
+def testlead_row_key(lead_id: str) -> str:
+    """Test leads newest first, like the leads: the first row of the range is the last test lead."""
+    return f"{TEST_LEAD_PREFIX}{_inverted_millis(received_at_of(lead_id))}:{lead_id}"
+
+
+def tombstone_row_key(hashed: str) -> str:
+    return f"{TOMBSTONE_PREFIX}{hashed}"

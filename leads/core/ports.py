@@ -49,6 +49,14 @@ class LeadStore(Protocol):
     def outbox_due(self, lead_id: str) -> datetime | None: ...  # when the outbox row wakes the lead (None: no row)
 
 
+class Tombstones(Protocol):
+    """Forgotten people (leads/storage/subject_index.py): every path that stores a lead asks after its write, and
+    erases the lead it just stored when the answer is yes (so a forget racing the write cannot miss it)."""
+
+    def forgotten(self, email: str) -> bool: ...
+    def erase(self, lead_id: str) -> None: ...
+
+
 class WorkQueue(Protocol):
     def send(self, message: DeliveryMessage, delay_seconds: int = 0) -> None: ...
 

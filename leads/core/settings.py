@@ -170,6 +170,10 @@ SETTINGS: tuple[Setting, ...] = (
             "`Marketplace_Lead_Id__c`); when set, leads are upserted on it.", group="salesforce"),
     Setting("LEADS_SALESFORCE_FIELD_MAP", "", "JSON object that changes or extends the Lead mapping.",
             group="salesforce"),
+    Setting("LEADS_SALESFORCE_LEAD_SOURCE", "Web", "The Lead's `LeadSource`: a value of the org's Lead Source "
+            "picklist (`Web` is one of a new org's standard values).", group="salesforce"),
+    Setting("LEADS_SALESFORCE_OFFER_FIELD", "", "REST: the API name of a Lead text field (e.g. "
+            "`Marketplace_Offer__c`) that receives the offer's name; empty: not sent.", group="salesforce"),
     # Marketo
     Setting("LEADS_MARKETO_URL", "", "REST endpoint from Admin > Integration > Web Services, e.g. "
             "`https://123-ABC-456.mktorest.com`.", group="marketo"),
@@ -310,6 +314,8 @@ class SalesforceSettings:
     api_version: str = "v62.0"
     external_id_field: str = ""
     field_map: str = ""
+    lead_source: str = "Web"  # a standard value of Salesforce's Lead Source picklist (docs/destinations.md)
+    offer_field: str = ""
 
 
 @dataclass(frozen=True)
@@ -721,6 +727,8 @@ def _read(env: Mapping[str, str]) -> Settings:
             api_version=get("LEADS_SALESFORCE_API_VERSION"),
             external_id_field=get("LEADS_SALESFORCE_EXTERNAL_ID_FIELD"),
             field_map=get("LEADS_SALESFORCE_FIELD_MAP"),
+            lead_source=get("LEADS_SALESFORCE_LEAD_SOURCE"),
+            offer_field=get("LEADS_SALESFORCE_OFFER_FIELD"),
         ),
         marketo=MarketoSettings(
             url=check_outbound_url("LEADS_MARKETO_URL", get("LEADS_MARKETO_URL")),

@@ -50,9 +50,10 @@ WEB_TO_LEAD_FIELDS = {
     "title": "customer.title",
     "country": "customer.country",
     "description": "description",
-    "lead_source": "partner_center_source",
 }
-# The same, by Lead field API name.
+# The same, by Lead field API name. LeadSource is not a lead path but LEADS_SALESFORCE_LEAD_SOURCE: a value of the
+# org's LeadSource picklist (Partner Center's `<source>-<action>|<offer>` is refused where that picklist is
+# restricted, defect 12); the offer goes to a field of its own, LEADS_SALESFORCE_OFFER_FIELD.
 REST_FIELDS = {
     "FirstName": "customer.first_name",
     "LastName": "customer.last_name",
@@ -62,13 +63,13 @@ REST_FIELDS = {
     "Title": "customer.title",
     "Country": "customer.country",
     "Description": "description",
-    "LeadSource": "partner_center_source",
 }
 # Salesforce requires LastName and Company on every Lead. Web-to-Lead writes this placeholder when they are
 # missing (Salesforce knowledge article 000171026); the REST mode does the same, so both modes store the
 # same record for the same lead.
 PLACEHOLDER = "[not provided]"
 REQUIRED_ON_LEAD = ("LastName", "Company")
+FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,79}")  # a field's API name (custom ones end in __c)
 ORG_ID = re.compile(r"00D[0-9A-Za-z]{12}(?:[0-9A-Za-z]{3})?")
 API_VERSION = re.compile(r"v\d+\.\d+")
 DAILY_LIMIT_RETRY_SECONDS = 3600.0  # the org's API limit is a rolling 24 hours: look again in an hour
@@ -119,13 +120,15 @@ class SalesforceWebToLead:
         self.problems.require(self.url, "LEADS_SALESFORCE_WEB_TO_LEAD_URL is empty: use "
                                         "https://webto.salesforce.com/servlet/servlet.WebToLead?encoding=UTF-8.")
         self.fields = self.problems.field_map(WEB_TO_LEAD_FIELDS, settings.field_map, MAP_SETTING)
+        self.lead_source = settings.lead_source
         self.session = new_session()
 
     def deliver(self, stored: StoredLead) -> Delivered | Skipped:
         self.problems.raise_first()
         if not _has_someone_to_follow_up(stored):
             return NOTHING_TO_FOLLOW_UP
-        form = {"oid": self.org_id, "encoding": "UTF-8", **map_fields(stored, self.fields)}
+        fixed = {"lead_source": self.lead_source} if self.lead_source else {}
+        form = {"oid": self.org_id, "encoding": "UTF-8", **fixed, **map_fields(stored, self.fields)}
         response = send(self.session, "POST", self.url, label=LABEL, timeout=self.timeout, data=form)
         if not 200 <= response.status_code < 300:
             raise ConfigurationError(
@@ -177,6 +180,12 @@ class SalesforceRest:
             self.problems.sentences.append(
                 f"LEADS_SALESFORCE_API_VERSION must look like v62.0, not {self.api_version!r}.")
         self.fields = self.problems.field_map(REST_FIELDS, settings.field_map, MAP_SETTING)
+        self.lead_source = settings.lead_source
+        self.offer_field = settings.offer_field
+        if self.offer_field and not FIELD_NAME.fullmatch(self.offer_field):
+            self.problems.sentences.append(
+                "LEADS_SALESFORCE_OFFER_FIELD must be the API name of a Lead text field, e.g. Marketplace_Offer__c "
+                "(Setup > Object Manager > Lead > Fields & Relationships), or empty.")
         self.session = new_session()
         self.tokens = TokenCache(self._fetch_token)
 
@@ -186,7 +195,7 @@ class SalesforceRest:
         self.problems.raise_first()
         if not _has_someone_to_follow_up(stored):
             return NOTHING_TO_FOLLOW_UP
-        record = map_fields(stored, self.fields)
+        record = {**self._fixed(stored), **map_fields(stored, self.fields)}  # the field map wins
         for name in REQUIRED_ON_LEAD:
             if name in self.fields and not record.get(name):
                 record[name] = PLACEHOLDER
@@ -199,6 +208,12 @@ class SalesforceRest:
             method, path = "POST", "sobjects/Lead"
         response = self.tokens.call(lambda token: self._api(token, method, path, json=record), _session_rejected)
         return self._outcome(response, stored.id)
+
+    def _fixed(self, stored: StoredLead) -> dict[str, str]:
+        fixed = {"LeadSource": self.lead_source} if self.lead_source else {}
+        if self.offer_field and stored.lead.offer_name:
+            fixed[self.offer_field] = stored.lead.offer_name
+        return fixed
 
     def _outcome(self, response: requests.Response, lead_id: str) -> Delivered:
         status = response.status_code
@@ -216,13 +231,14 @@ class SalesforceRest:
         replay = replay_hint(lead_id)
         if status == 401:
             return ConfigurationError(
-                "Salesforce refused a freshly issued access token (INVALID_SESSION_ID): in Setup > App Manager > "
-                "your app > Manage > Edit Policies, set IP Relaxation to 'Relax IP restrictions' (the app's "
+                f"Salesforce refused a freshly issued access token ({code or 'INVALID_SESSION_ID'}): in Setup > App "
+                "Manager > your app > Manage > Edit Policies, set IP Relaxation to 'Relax IP restrictions' (the app's "
                 "outbound IP addresses change), and untick 'Lock sessions to the IP address from which they "
                 "originated' in Setup > Session Settings.")
         if status == 300:
             return LeadRejectedError(
-                f"Several Salesforce Leads carry this lead's id in {self.external_id_field}: mark the field "
+                f"Several Salesforce Leads carry this lead's id in {self.external_id_field} (HTTP 300, Multiple "
+                f"Choices: Salesforce sends no errorCode with it): mark the field "
                 f"Unique in Setup > Object Manager > Lead > Fields & Relationships, merge the duplicates, {replay}.")
         if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
             return TransientDestinationError(
@@ -238,33 +254,34 @@ class SalesforceRest:
         if status == 404:
             if self.external_id_field:
                 return ConfigurationError(
-                    f"Salesforce has no Lead field {self.external_id_field} to upsert on (NOT_FOUND): set "
+                    f"Salesforce has no Lead field {self.external_id_field} to upsert on ({code or 'NOT_FOUND'}): set "
                     "LEADS_SALESFORCE_EXTERNAL_ID_FIELD to the API name of a Lead text field marked External ID "
                     "and Unique (e.g. Marketplace_Lead_Id__c), or leave it empty to create Leads.")
             return ConfigurationError(
-                f"Salesforce answered 404 for the Lead API: check LEADS_SALESFORCE_API_VERSION "
+                f"Salesforce answered 404 for the Lead API ({code or 'NOT_FOUND'}): check LEADS_SALESFORCE_API_VERSION "
                 f"({self.api_version}) and LEADS_SALESFORCE_URL.")
         named = ", ".join(fields or quoted_names(message)) or "a field"
         if code == "REQUIRED_FIELD_MISSING":
             unmapped = [f for f in fields if f not in self.fields]
             if unmapped:
                 return ConfigurationError(
-                    f"Salesforce requires {', '.join(unmapped)} on every Lead and the mapping does not fill it: "
+                    f"Salesforce requires {', '.join(unmapped)} on every Lead ({code}) and the mapping does not fill "
+                    "it: "
                     f"add it to {MAP_SETTING} (e.g. {{\"{unmapped[0]}\": \"offer_name\"}}) or make it optional "
                     "in Setup > Object Manager > Lead > Fields & Relationships.")
             return LeadRejectedError(
-                f"Salesforce requires {named} on every Lead and this lead has no value for it: make the field "
+                f"Salesforce requires {named} on every Lead ({code}) and this lead has no value for it: make the field "
                 f"optional in Setup > Object Manager > Lead > Fields & Relationships, {replay}.")
         if code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST":
             return LeadRejectedError(
-                f"Salesforce refused this lead's value for {named}: it is not one of that restricted picklist's "
-                "values. Add the value in Setup > Object Manager > Lead > Fields & Relationships > "
+                f"Salesforce refused this lead's value for {named} ({code}): it is not one of that restricted "
+                "picklist's values. Add the value in Setup > Object Manager > Lead > Fields & Relationships > "
                 f"{named} > Values, or change {MAP_SETTING}; {replay}.")
         if code == "FIELD_CUSTOM_VALIDATION_EXCEPTION":
             # The message is the text an admin wrote for the rule, not the lead's data.
             return LeadRejectedError(
-                f"A Salesforce validation rule on Lead refused this lead: \"{message.strip()}\". Change the rule "
-                f"(Setup > Object Manager > Lead > Validation Rules) or {MAP_SETTING}, {replay}.")
+                f"A Salesforce validation rule on Lead refused this lead ({code}): \"{message.strip()}\". Change the "
+                f"rule (Setup > Object Manager > Lead > Validation Rules) or {MAP_SETTING}, {replay}.")
         if code in ("INVALID_FIELD", "INVALID_FIELD_FOR_INSERT_UPDATE", "INVALID_TYPE"):
             return ConfigurationError(
                 f"Salesforce cannot write {named} on Lead ({code}): fix {MAP_SETTING} (Lead field API names, "

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leads.core.errors import LeadValidationError, StorageUnavailableError
-from leads.core.model import iso, utcnow
+from leads.core.model import iso, parse_iso, utcnow
 from leads.core.parsing import parse_lead
 from leads.core.ports import (
     ROW_BOOKKEEPING,
@@ -56,12 +56,14 @@ class ImportReport:
     duplicates: int = 0  # rows already imported, or the same lead within the de-dup window
     quarantined: int = 0  # rows that are not a lead: kept in the quarantine table with the reason
     skipped: int = 0  # rows seen within the overlap by an earlier run (no storage call)
+    forgotten: int = 0  # rows of a person who asked to be forgotten: not kept
     watermark: datetime | None = None
     watermark_moved: bool = False
 
     def sentence(self) -> str:
         return (f"{self.read} row(s) read: {self.imported} new lead(s), {self.duplicates} already imported, "
-                f"{self.quarantined} quarantined, {self.skipped} skipped (seen by an earlier run); watermark "
+                f"{self.quarantined} quarantined, {self.forgotten} of forgotten people, "
+                f"{self.skipped} skipped (seen by an earlier run); watermark "
                 f"{iso(self.watermark) if self.watermark else 'not set'}.")
 
 
@@ -72,6 +74,23 @@ def lead_body(row: SourceRow) -> bytes:
     document = {name: _json_ready(value) for name, value in row.columns.items()
                 if name.lower() not in ROW_BOOKKEEPING}
     return json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def source_time(row: SourceRow) -> datetime:
+    """When Partner Center stored the row: its `CreatedTime` column (docs/marketplace-leads.md §3; an ISO 8601
+    string, or a DateTime property, samples/azure-table-destination-row.json), else the Timestamp the service
+    gave the row when it was written (always present: https://learn.microsoft.com/rest/api/storageservices/
+    understanding-the-table-service-data-model#timestamp-property). A CreatedTime later than the Timestamp is
+    not believed (a row cannot be created after it was written)."""
+    created: Any = next((value for name, value in row.columns.items() if name.lower() == "createdtime"), None)
+    if isinstance(created, str):
+        try:
+            created = parse_iso(created.strip())
+        except ValueError:
+            created = None
+    if isinstance(created, datetime) and created.tzinfo is not None and created <= row.timestamp:
+        return created
+    return row.timestamp
 
 
 def _json_ready(value: Any) -> Any:
@@ -146,7 +165,9 @@ class Importer:
             lead = parse_lead(body)
         except LeadValidationError as error:
             return self._quarantine(row, body, error)
-        added = self.ingest.store_imported(lead, body, row)
+        added = self.ingest.store_imported(lead, body, row, source_time(row))
+        if added is None:
+            return "forgotten"
         if added.duplicate:
             return "duplicates"
         log.info("lead %s imported from %s", added.lead_id, row.where)

@@ -15,7 +15,7 @@ from leads.core.keys import new_lead_id
 from leads.core.messages import DeliveryMessage
 from leads.core.model import Lead, StoredLead, utcnow
 from leads.core.parsing import parse_lead
-from leads.core.ports import Added, HeldLeads, LeadStore, RejectedRequest, SourceRow, WorkQueue
+from leads.core.ports import Added, HeldLeads, LeadStore, RejectedRequest, SourceRow, Tombstones, WorkQueue
 from leads.core.routing import Routing
 from leads.core.settings import Settings
 from leads.storage.spool import Spool
@@ -45,6 +45,7 @@ class IngestService:
         self.clock = clock
         self.fallback = fallback  # LEADS_FALLBACK_STORAGE: where a lead waits while the main table is down
         self.after_stored: Callable[[], None] | None = None  # e.g. drain this instance's spool (runtime.py)
+        self.tombstones: Tombstones | None = None  # forgotten people (runtime.py): asked after every write
 
     def receive(self, method: str, body: bytes, content_type: str = "") -> Answer:
         started = time.monotonic()
@@ -81,6 +82,17 @@ class IngestService:
                                    outbox_due=now + ENQUEUE_GRACE, body=body)
         except StorageUnavailableError as error:
             return self._storage_down(stored, lead.fingerprint(), body, error)
+        try:
+            forgotten = self._forgotten(lead, added)
+        except StorageUnavailableError as error:  # stored, but not known to be allowed: not enqueued, asked again
+            log.warning("lead %s stored; the tombstone could not be read (%s)", added.lead_id, error.explanation)
+            return Answer(503, {"error": "storage_unavailable", "message": (
+                "The lead was stored, but storage did not answer a check that follows; please send it again "
+                "(it is recognised as a repeat, not stored twice).")}, headers={"Retry-After": "30"},
+                outcome="unavailable")
+        if forgotten:
+            return Answer(202, {"id": "", "duplicate": False, "test": lead.is_test, "stored": False},
+                          outcome="forgotten")
         if not added.duplicate:
             self._enqueue(stored, added)
         if lead.is_test:
@@ -89,6 +101,17 @@ class IngestService:
             self.after_stored()
         return Answer(202, {"id": added.lead_id, "duplicate": added.duplicate, "test": lead.is_test},
                       outcome="duplicate" if added.duplicate else "accepted")
+
+    def _forgotten(self, lead: Lead, added: Added) -> bool:
+        """After the write: if the person was forgotten (leads/storage/subject_index.py), erase what was just
+        stored and say so; nothing is enqueued. Asked after the write, not before, so that a forget running
+        meanwhile either finds this lead or is seen here (defect 11)."""
+        if self.tombstones is None or not self.tombstones.forgotten(lead.customer.email):
+            return False
+        if added.lead_id:  # a repeat too: any lead naming a forgotten person goes (its copy may be this one's)
+            self.tombstones.erase(added.lead_id)
+        log.info("a lead of a forgotten person was not kept (address not logged)")
+        return True
 
     def _enqueue(self, stored: StoredLead, added: Added) -> None:
         tel = telemetry()
@@ -125,8 +148,9 @@ class IngestService:
     def store_body(self, body: bytes, received_at: datetime, lead_id: str = "") -> Added | None:
         """Store a body that was kept while storage was down (disk spool or fallback table), under
         `lead_id` when it was already answered with one. Never keeps it again: raises
-        StorageUnavailableError instead. None: not a lead (quarantined). Idempotent: a lead already
-        stored under `lead_id`, or the same payload within the de-dup window, is not stored twice."""
+        StorageUnavailableError instead. None: not a lead (quarantined), or a forgotten person's (erased again).
+        Idempotent: a lead already stored under `lead_id`, or the same payload within the de-dup window, is not
+        stored twice."""
         try:
             lead = parse_lead(body)
         except LeadValidationError as error:
@@ -134,24 +158,33 @@ class IngestService:
                                                   "POST", "application/json", body))
             return None
         if lead_id and self.store.load(lead_id) is not None:
+            if self._forgotten(lead, Added(lead_id, duplicate=False)):
+                return None
             return Added(lead_id, duplicate=True)  # moved before, its row not yet released
         stored = StoredLead(lead_id or new_lead_id(received_at), received_at, lead,
                             policy.initial_deliveries(lead, self.routing))
         added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
                                outbox_due=self.clock() + ENQUEUE_GRACE, body=body)  # kept as a POSTed one is
+        if self._forgotten(lead, added):
+            return None
         if not added.duplicate:
             self._enqueue(stored, added)
         return added
 
-    def store_imported(self, lead: Lead, body: bytes, row: SourceRow) -> Added:
+    def store_imported(self, lead: Lead, body: bytes, row: SourceRow, received_at: datetime | None = None) \
+            -> Added | None:
         """Store a lead read from Partner Center's Azure Table destination (leads/services/importer.py) as a POSTed one
         is stored (same fingerprint de-dup), its import marker in the same transaction: a row imported twice
-        is one lead."""
+        is one lead. `received_at` is when Partner Center stored the row (defect 5: compared by the import's
+        own time, a backfill or an importer outage longer than the de-dup window made leads received by POST
+        again); never later than now. None: the person was forgotten (nothing kept)."""
         now = self.clock()
-        stored = StoredLead(new_lead_id(now), now, lead,
-                            policy.initial_deliveries(lead, self.routing))
+        at = min(received_at, now) if received_at is not None else now
+        stored = StoredLead(new_lead_id(at), at, lead, policy.initial_deliveries(lead, self.routing))
         added = self.store.add(stored, lead.fingerprint(), timedelta(hours=self.settings.dedupe_hours),
                                outbox_due=now + ENQUEUE_GRACE, body=body, source=row)
+        if self._forgotten(lead, added):
+            return None
         if not added.duplicate:
             self._enqueue(stored, added)
         return added

@@ -29,16 +29,19 @@ from leads.storage.erasure import (
     rekey_legacy_markers,
 )
 from leads.storage.queue_erase import Found, messages_of
+from leads.storage.subject_index import SubjectIndex
 from leads.storage.table_store import raw_body_of, stored_from_entity
 
 log = logging.getLogger("leads.privacy")
 _MOST_HELD = 10_000  # the fallback table holds leads only during an outage
+BACKFILL_SECONDS = 240.0  # of the daily run's 10 minutes (host.json functionTimeout): the rest is the purge's
 
 
 @dataclass
 class Privacy:
     rt: Runtime
     now: datetime = field(default_factory=utcnow)
+    _index: SubjectIndex | None = None
 
     # --- forget ------------------------------------------------------------------------------------
     def forget(self, email: str) -> dict[str, int]:
@@ -46,8 +49,10 @@ class Privacy:
         The lead rows go first, so no delivery starts from them; then copies elsewhere."""
         email = checked_email(email)
         table = self.rt.table
-        lead_ids = lead_ids_for(table, email)
+        self.index.bury(email, utcnow())  # first: a store racing this sees it, or is found below (defect 11)
+        lead_ids = self._lead_ids(email)
         counts: Counter[str] = erase_leads(table, [e for i in lead_ids if (e := table.lead_entity_of(i))])
+        counts["index"] += self.index.drop(email)
         rejected = [str(row["RowKey"]) for row in quarantined_for(table, email)]
         counts["quarantined"] = delete_rows(table.quarantine_table, keys.QUARANTINE_PARTITION, rejected)
         for held in self._held(email):
@@ -66,7 +71,7 @@ class Privacy:
         """Everything held about the person, as JSON-ready data (nothing is changed)."""
         email = checked_email(email)
         table = self.rt.table
-        lead_ids = lead_ids_for(table, email)
+        lead_ids = self._lead_ids(email)
         leads = [_lead(entity) for lead_id in lead_ids if (entity := table.lead_entity_of(lead_id))]
         log.info("subject export done (address not logged): %d leads", len(leads))
         return {
@@ -82,10 +87,28 @@ class Privacy:
             "not_held_here": "Copies sent to the destinations (e-mail, webhook, CRMs) are held by them.",
         }
 
+    @property
+    def index(self) -> SubjectIndex:
+        if self._index is None:
+            self._index = SubjectIndex(self.rt.table)
+        return self._index
+
+    def _lead_ids(self, email: str) -> list[str]:
+        """From the person index (one range query); until its one-time backfill has run, by reading every lead."""
+        found = self.index.lead_ids(email)
+        return lead_ids_for(self.rt.table, email) if found is None else found
+
     # --- retention ---------------------------------------------------------------------------------
+    def reindex(self, most: int | None = None, seconds: float | None = None) -> dict[str, int]:
+        """Re-key bare-hash markers and index the leads stored before the person index (resumable)."""
+        counts = {"markers_rekeyed": rekey_legacy_markers(self.rt.table),
+                  "leads_indexed": self.index.backfill(most, seconds)}
+        return {name: count for name, count in counts.items() if count}
+
     def purge(self) -> dict[str, int]:
-        """Re-key bare-hash markers, then delete what arrived more than LEADS_RETENTION_DAYS ago (0: keep)."""
-        counts: Counter[str] = Counter(markers_rekeyed=rekey_legacy_markers(self.rt.table))
+        """Re-key bare-hash markers and index older leads (once), then delete the finished leads that arrived more
+        than LEADS_RETENTION_DAYS ago (0: keep); a lead a destination still waits for is kept, counted by why."""
+        counts: Counter[str] = Counter(self.reindex(seconds=BACKFILL_SECONDS))
         days = self.rt.settings.retention_days
         if days:
             cutoff = self.now - timedelta(days=days)
@@ -101,6 +124,11 @@ class Privacy:
         answer = dict(+counts)
         if answer:
             log.info("retention purge: %s", ", ".join(f"{k}={v}" for k, v in sorted(answer.items())))
+        kept = {name[len("kept_"):]: count for name, count in answer.items() if name.startswith("kept_")}
+        if kept:
+            log.warning("retention purge kept %d lead(s) past LEADS_RETENTION_DAYS that a destination still waits "
+                        "for (%s): each goes once it is delivered, skipped or failed (replay or fix the destination)",
+                        sum(kept.values()), ", ".join(f"{count} {state}" for state, count in sorted(kept.items())))
         return answer
 
     # --- places outside the main table -----------------------------------------------------------------

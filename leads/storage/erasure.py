@@ -17,7 +17,9 @@ from azure.data.tables import TableClient, TableTransactionError
 from leads.core import keys
 from leads.core.azure_limits import MAX_BATCH_ENTITIES
 from leads.core.errors import StorageUnavailableError
+from leads.core.model import StoredLead
 from leads.core.subjects import mentions, normalized
+from leads.storage.index_rows import index_keys
 from leads.storage.table_store import ATTENTION_PREFIX, LeadTable, _storage_errors, raw_body_of, stored_from_entity
 
 
@@ -70,16 +72,17 @@ def _marker_keys(table: LeadTable, entity: dict[str, Any]) -> list[str]:
 
 def erase_leads(table: LeadTable, entities: Iterable[dict[str, Any]], known: dict[str, set[str]] | None = None) \
         -> Counter[str]:
-    """Delete leads (whole rows, as read) with their outbox and attention rows and, unless `known` (a purge: it
-    reads the RowKeys that exist by range, so that its transactions hold no missing row, and deletes markers by
-    their own age), their markers; the lead row last, so a run cut short finds it again."""
+    """Delete leads (whole rows, as read) with their markers (point reads: a marker moved to a later lead stays),
+    index rows, and outbox and attention rows (unless `known`: a purge reads the RowKeys that exist by range, so
+    that its transactions hold no missing row); the lead row last, so a run cut short finds it again."""
     counts: Counter[str] = Counter()
+    secret = table.marker_secret.get()
     for chunk in _chunks(list(entities), MAX_BATCH_ENTITIES):
-        related: dict[str, list[str]] = {"markers": [], "outbox": [], "attention": []}
+        related: dict[str, list[str]] = {"markers": [], "outbox": [], "attention": [], "index": []}
         for entity in chunk:
             lead_id = str(entity["Id"])
-            if known is None:
-                related["markers"] += _marker_keys(table, entity)
+            related["markers"] += _marker_keys(table, entity)
+            related["index"] += index_keys(secret, lead_id, str(entity.get("Email") or ""), bool(entity.get("IsTest")))
             for kind, key in (("outbox", keys.outbox_row_key(lead_id)), ("attention", ATTENTION_PREFIX + lead_id)):
                 if known is None or key in known[kind]:
                     related[kind].append(key)
@@ -112,30 +115,40 @@ def old_rows(client: TableClient, partition: str, low: str, high: str, select: l
         return [dict(row) for row in client.query_entities(query, parameters=parameters, select=select)]
 
 
+def kept_reason(stored: StoredLead) -> str:
+    """Why a lead past retention stays: the first of its destinations' states that is not final (defect 6:
+    pending, retrying, blocked or parked leads were deleted with the rest)."""
+    waiting = sorted({state.state for state in stored.deliveries.values() if not state.is_terminal})
+    return f"kept_{waiting[0]}" if waiting else ""
+
+
 def purge_main_table(table: LeadTable, cutoff: datetime, page: int = 100) -> Counter[str]:
-    """Leads received before `cutoff` with their rows; then rejected requests and audit entries from before it. A marker
-    carries its lead's arrival time, so the markers of leads received before the cutoff are one query of the
-    marker range (the table filters it): no read per lead, and a marker that moved to a later lead stays."""
+    """Finished leads received before `cutoff` (every destination delivered, skipped or failed) with their rows;
+    then rejected requests and audit entries received before it. A lead some destination still waits for is
+    kept and counted by why (`kept_blocked`, ...): it goes once it is finished. Reads the leads past the cutoff
+    only (by key), and each erased lead's markers by point reads: nothing due costs the same whatever the table's
+    size."""
     stamp = keys.id_stamp(cutoff)
     known = {prefix: {str(row["RowKey"]) for row in old_rows(table.leads, keys.LEADS_PARTITION,
                                                              f"{prefix}:", f"{prefix}:{stamp}", ["RowKey"])}
              for prefix in ("outbox", ATTENTION_PREFIX[:-1])}
     counts: Counter[str] = Counter()
-    erased: set[str] = set()
+    seen: set[str] = set()
     batch: list[dict[str, Any]] = []
     for row in table.lead_rows(until=cutoff, page_size=page):
+        seen.add(str(row["Id"]))
+        reason = kept_reason(stored_from_entity(row))
+        if reason:
+            counts[reason] += 1
+            continue
         batch.append(row)
         if len(batch) == page:
             counts += erase_leads(table, batch, known)
-            erased.update(str(entity["Id"]) for entity in batch)
             batch = []
     counts += erase_leads(table, batch, known)
-    erased.update(str(entity["Id"]) for entity in batch)
-    # Outbox and attention rows whose lead was already gone (none expected: they go with their lead).
-    leftovers = [key for key in known["outbox"] | known["attention"] if key.split(":", 1)[1] not in erased]
+    # Outbox and attention rows past the cutoff whose lead is gone (none expected: they go with their lead).
+    leftovers = [key for key in known["outbox"] | known["attention"] if key.split(":", 1)[1] not in seen]
     counts["orphans"] += delete_rows(table.leads, keys.LEADS_PARTITION, sorted(leftovers))
-    markers = old_rows(table.leads, keys.LEADS_PARTITION, "marker:", "marker" + keys.PREFIX_END, ["RowKey"], cutoff)
-    counts["markers"] += delete_rows(table.leads, keys.LEADS_PARTITION, [str(row["RowKey"]) for row in markers])
     rejected = old_rows(table.quarantine_table, keys.QUARANTINE_PARTITION, keys.rejected_older_than(cutoff), "A",
                         ["RowKey"])
     counts["quarantined"] += delete_rows(table.quarantine_table, keys.QUARANTINE_PARTITION,

@@ -37,6 +37,8 @@ from leads.core.errors import ConcurrentUpdateError, StorageRefusedError, Storag
 from leads.core.model import DeliveryState, Lead, StoredLead, parse_iso
 from leads.core.policy import needs_attention
 from leads.core.ports import ROW_BOOKKEEPING, Added, RejectedRequest, SourceRow, Versioned
+from leads.storage.bare_markers import BareMarkers
+from leads.storage.index_rows import index_entities
 from leads.storage.marker_secret import MarkerSecret
 
 T = TypeVar("T")
@@ -243,6 +245,7 @@ class LeadTable:
         self.leads: TableClient = service.get_table_client(table)
         self.quarantine_table: TableClient = service.get_table_client(quarantine_table)
         self.marker_secret = MarkerSecret(self.leads)
+        self.bare_markers = BareMarkers(self.leads)  # defect 9: markers of the old form honoured at once
 
     def create_tables(self) -> None:
         with _storage_errors("create the tables"):
@@ -250,6 +253,7 @@ class LeadTable:
                 with suppress(ResourceExistsError):
                     client.create_table()
             self.marker_secret.get()  # read (or made) now, at start: not on a lead's path
+            self.bare_markers.any_left()  # likewise: whether markers of the old form remain (defect 9)
 
     def _call(self, action: str, operation: Callable[[], T]) -> T:
         with _storage_errors(action):
@@ -258,6 +262,10 @@ class LeadTable:
     def marker_key(self, fingerprint: str) -> str:
         """The de-duplication marker's RowKey: keyed with this deployment's secret (leads/storage/marker_secret.py)."""
         return keys.marker_row_key(self._call("read the de-duplication secret", self.marker_secret.get), fingerprint)
+
+    def _index_rows(self, stored: StoredLead) -> list[dict[str, Any]]:
+        secret = self._call("read the de-duplication secret", self.marker_secret.get)
+        return index_entities(secret, stored.id, stored.lead.customer.email, stored.lead.is_test, stored.received_at)
 
     # --- ingest -----------------------------------------------------------------------------------
     def _store_transaction(self, operations: list[Any]) -> Any:
@@ -289,6 +297,7 @@ class LeadTable:
         imported before is a duplicate of the lead it made, not counted again."""
         new_rows: list[Any] = [("create", lead_entity(stored, body)),
                                ("create", _outbox_entity(stored.id, outbox_due))]
+        new_rows += [("create", row) for row in self._index_rows(stored)]  # forget, export, last test lead
         if source is not None:
             new_rows.append(("create", _import_marker_entity(source, stored.id, "stored", stored.received_at)))
         if fingerprint is None:
@@ -304,6 +313,7 @@ class LeadTable:
                 return imported
             return Added(stored.id, duplicate=False, etag=result[0]["etag"])
         marker_key = self.marker_key(fingerprint)
+        self._call("re-key a marker of the old form", lambda: self.bare_markers.rekey(fingerprint, marker_key))
         marker = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": marker_key,
                   "LeadId": stored.id, "ReceivedAt": stored.received_at}
         try:
@@ -320,11 +330,21 @@ class LeadTable:
                 return imported
         existing = self._call("read the de-duplication marker", lambda: self.leads.get_entity(
             keys.LEADS_PARTITION, marker_key))
-        if stored.received_at - existing["ReceivedAt"] < window:
+        gap = stored.received_at - existing["ReceivedAt"]
+        if abs(gap) < window:  # either side: an import carries Partner Center's time, older than a POST's
             self._count_duplicate(str(existing["LeadId"]), stored.received_at)
             if source is not None:
                 self.mark_imported(source, str(existing["LeadId"]), "duplicate")
             return Added(str(existing["LeadId"]), duplicate=True)
+        if gap < timedelta(0):  # an older copy (imported by its source's time): its own lead; the marker stays
+            try:
+                result = self._call("store the lead", lambda: self.leads.submit_transaction(new_rows))
+            except TableTransactionError as exc:
+                imported = self._imported_before(source, exc)
+                if imported is None:
+                    raise StorageUnavailableError(f"Table storage refused the lead ({_code(exc)}).") from None
+                return imported
+            return Added(stored.id, duplicate=False, etag=result[0]["etag"])
         # Same payload, but long ago: a new lead. The marker moves to it, unless someone else moved it first.
         marker_update = ("update", marker, {"mode": UpdateMode.REPLACE, "etag": existing.metadata["etag"],
                                             "match_condition": MatchConditions.IfNotModified})

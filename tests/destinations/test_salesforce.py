@@ -6,8 +6,18 @@ Canned answers copy these documents:
 - [CREATE] "Create a Record", https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api/dome_sobject_create.htm
 - [UPSERT] "Insert or Update (Upsert) a Record Using an External ID",
   https://developer.salesforce.com/docs/platform/api-rest/guide/dome-upsert.html
-- [ERRORS] "Status Codes and Error Responses" ({message, errorCode, fields}; 401 INVALID_SESSION_ID; 403
-  REQUEST_LIMIT_EXCEEDED), https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
+- [ERRORS] "Status Codes and Error Responses": an error is a JSON array of {message, errorCode, fields} (401
+  INVALID_SESSION_ID; 403 REQUEST_LIMIT_EXCEEDED; 300 for an External ID held by several records, whose body is
+  the list of matching records, without errorCode),
+  https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm ; the codes
+  (REQUIRED_FIELD_MISSING, INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST, FIELD_CUSTOM_VALIDATION_EXCEPTION,
+  INVALID_FIELD, FIELD_INTEGRITY_EXCEPTION, ...) are the StatusCode values of the SOAP API's "Core Data Types
+  Used in API Calls" (StatusCode), https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_concepts_core_data_objects.htm
+- [LEADSOURCE] Lead Source is a standard picklist (Lead object reference, LeadSource: "picklist",
+  https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_lead.htm);
+  a new org's values, as the Metadata API retrieves its LeadSource StandardValueSet: Web, Phone Inquiry, Partner
+  Referral, Purchased List, Other (https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/standardvalueset_names.htm
+  names the value set). Salesforce's documentation names no list of the values themselves.
 - [OAUTH-ERRORS] "OAuth 2.0 Authorization Errors" ({"error", "error_description"} with HTTP 400),
   https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_flow_errors.htm ; the descriptions
   "client identifier invalid", "invalid client credentials" and "no client credentials user enabled" as
@@ -76,7 +86,7 @@ def test_rest_creates_a_lead_with_the_client_credentials_token_and_the_default_m
     assert create.json() == {
         "FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@contoso.example", "Phone": "16175555555",
         "Company": "Contoso", "Title": "CTO", "Country": "US", "Description": "Please call me about pricing.",
-        "LeadSource": "AzureMarketplace-INS|contoso.analytics",
+        "LeadSource": "Web",  # [LEADSOURCE] a standard value: an org whose picklist is restricted takes it
     }
 
 
@@ -291,8 +301,7 @@ def test_web_to_lead_posts_partner_centers_form_fields_and_reports_no_record_id(
     assert {k: v[0] for k, v in post.form().items()} == {
         "oid": ORG_ID, "encoding": "UTF-8", "first_name": "Ada", "last_name": "Lovelace",
         "email": "ada@contoso.example", "phone": "16175555555", "company": "Contoso", "title": "CTO",
-        "country": "US", "description": "Please call me about pricing.",
-        "lead_source": "AzureMarketplace-INS|contoso.analytics",
+        "country": "US", "description": "Please call me about pricing.", "lead_source": "Web",
     }
 
 
@@ -320,3 +329,59 @@ def test_an_unknown_mode_is_reported(server: FakeServer) -> None:
                                                            LEADS_SALESFORCE_ORG_ID=ORG_ID))
     with pytest.raises(ConfigurationError, match="LEADS_SALESFORCE_MODE"):
         destination.deliver(stored_lead())
+
+
+# --- defect 12: every refusal names Salesforce's errorCode; LeadSource a standard value, the offer a field ------
+@pytest.mark.parametrize(("code", "message", "fields", "refusal"), [
+    ("REQUIRED_FIELD_MISSING", "Required fields are missing: [Industry]", ["Industry"], ConfigurationError),
+    ("REQUIRED_FIELD_MISSING", "Required fields are missing: [Phone]", ["Phone"], LeadRejectedError),
+    ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "Lead Source: bad value for restricted picklist field: Web",
+     ["LeadSource"], LeadRejectedError),
+    ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Enter the phone number in E.164 format.", [], LeadRejectedError),
+    ("INVALID_FIELD", "No such column 'Campaign_Code__c' on sobject of type Lead", [], ConfigurationError),
+    ("FIELD_INTEGRITY_EXCEPTION", "Country/Territory: invalid country", ["Country"], LeadRejectedError),
+    ("STRING_TOO_LONG", "Title: data value too large", ["Title"], LeadRejectedError),
+])
+def test_defect_12_every_refusal_names_salesforces_error_code(server: FakeServer, code: str, message: str,
+                                                             fields: list[str], refusal: type[Exception]) -> None:
+    """Defect 12: the REQUIRED_FIELD_MISSING and INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST sentences did not name the
+    code, which is what Salesforce's own help and an admin search for."""
+    server.on("POST", LEADS, errors(code, message, fields))  # [ERRORS]
+    customer = Customer(last_name="Lovelace", company="Contoso") if fields == ["Phone"] else None
+    with pytest.raises(refusal) as raised:
+        rest(server).deliver(stored_lead(customer) if customer else stored_lead())
+    assert f"({code}" in str(getattr(raised.value, "explanation", raised.value))
+
+
+@pytest.mark.parametrize(("status", "body", "code"), [
+    (401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}], "INVALID_SESSION_ID"),
+    (403, [{"message": "Insufficient access", "errorCode": "INSUFFICIENT_ACCESS"}], "INSUFFICIENT_ACCESS"),
+    (404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], "NOT_FOUND"),
+    (300, ["/services/data/v62.0/sobjects/Lead/00Q5e00000AAAAAAAA",
+           "/services/data/v62.0/sobjects/Lead/00Q5e00000BBBBBBBB"], "HTTP 300"),
+])
+def test_refusals_by_status_name_the_code_too(server: FakeServer, status: int, body: object, code: str) -> None:
+    server.on("POST", LEADS, Reply(status, body))  # [ERRORS]
+    server.on("PATCH", f"{LEADS}/Marketplace_Lead_Id__c/{LEAD_ID}", Reply(status, body))
+    options = {"LEADS_SALESFORCE_EXTERNAL_ID_FIELD": "Marketplace_Lead_Id__c"} if status == 300 else {}
+    with pytest.raises((ConfigurationError, LeadRejectedError)) as raised:
+        rest(server, **options).deliver(stored_lead())
+    assert code in str(getattr(raised.value, "explanation", raised.value))
+
+
+def test_lead_source_is_a_setting_and_the_offer_goes_to_a_field_of_its_own(server: FakeServer) -> None:
+    server.on("POST", LEADS, CREATED)
+    rest(server, LEADS_SALESFORCE_LEAD_SOURCE="Partner Referral",
+         LEADS_SALESFORCE_OFFER_FIELD="Marketplace_Offer__c").deliver(stored_lead())
+    rest(server).deliver(stored_lead())
+    rest(server, LEADS_SALESFORCE_FIELD_MAP='{"LeadSource": "partner_center_source"}').deliver(stored_lead())
+    first, default, mapped = (sent.json() for sent in server.sent("POST", LEADS))
+    assert first["LeadSource"] == "Partner Referral" and first["Marketplace_Offer__c"] == stored_lead().lead.offer_name
+    assert default["LeadSource"] == "Web" and not any(name.endswith("__c") for name in default)  # off by default
+    assert mapped["LeadSource"] == "AzureMarketplace-INS|contoso.analytics"  # the field map still wins
+
+
+def test_an_offer_field_that_is_not_an_api_name_is_a_settings_problem(server: FakeServer) -> None:
+    with pytest.raises(ConfigurationError, match="LEADS_SALESFORCE_OFFER_FIELD"):
+        rest(server, LEADS_SALESFORCE_OFFER_FIELD="Offer name; DROP").deliver(stored_lead())
+    assert server.sent("POST", LEADS) == []

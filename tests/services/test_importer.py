@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from leads.core.ports import SourceRow
-from leads.services.importer import Importer
+from leads.services.importer import Importer, source_time
 from leads.storage.azure_clients import table_service
 from leads.storage.source_table import SourceTable, WatermarkTable
 from tests.support.azurite import PROJECT_ROOT
@@ -191,3 +191,46 @@ def test_a_forgotten_person_is_not_imported_again_by_a_backfill(pipeline: Pipeli
     assert (again.read, again.imported) == (2, 0)
     assert emails_of(pipeline) == ["kept@contoso.example"]
     assert pipeline.queued() == []
+
+
+def test_defect_5_a_lead_imported_after_an_outage_is_compared_at_partner_centers_time(
+        pipeline: Pipeline, source: TableClient) -> None:
+    """Defect 5: compared at the import's time, a lead POSTed three days ago and imported now (an importer outage,
+    a backfill: longer than LEADS_DEDUPE_HOURS) was a second lead, sent to every destination again."""
+    received = datetime.now(UTC) - timedelta(days=3)
+    pipeline.clock.offset = -timedelta(days=3).total_seconds()
+    [row] = [partner_center_row("late@contoso.example", CreatedTime=received.strftime("%Y-%m-%dT%H:%M:%SZ"))]
+    source.create_entity(row)
+    posted = json.dumps({"UserDetails": json.loads(row["CustomerInfo"]), "LeadSource": row["LeadSource"],
+                         "ActionCode": row["ActionCode"], "OfferTitle": row["OfferDisplayName"],
+                         "Description": row["Description"]}).encode()
+    answer = pipeline.ingest.receive("POST", posted)
+    pipeline.queued()
+    pipeline.clock.offset = 0
+
+    report = importer(pipeline, source).run(since=received - timedelta(hours=1))
+
+    assert (report.imported, report.duplicates) == (0, 1)
+    [stored] = pipeline.table.recent()
+    assert stored.id == answer.body["id"] and stored.duplicates == 1 and pipeline.queued() == []
+
+
+def test_an_imported_lead_carries_the_time_partner_center_stored_it(pipeline: Pipeline, source: TableClient) -> None:
+    created = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
+    source.create_entity(partner_center_row("old@contoso.example", CreatedTime=created.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    source.create_entity(partner_center_row("odd@contoso.example", CreatedTime="not a time"))
+    source.create_entity(partner_center_row("later@contoso.example", CreatedTime="2999-01-01T00:00:00Z"))
+    importer(pipeline, source).run(since=created - timedelta(hours=1))
+    by_email = {stored.lead.customer.email: stored.received_at for stored in pipeline.table.recent()}
+    assert by_email["old@contoso.example"] == created  # its CreatedTime
+    for email in ("odd@contoso.example", "later@contoso.example"):  # not believed: the row's Timestamp
+        assert datetime.now(UTC) - by_email[email] < timedelta(minutes=5)
+
+
+def test_source_time_never_believes_a_created_time_after_the_write() -> None:
+    written = datetime(2026, 1, 2, tzinfo=UTC)
+    row = SourceRow("T", "1:2F1:2F2026", "r", written, {"CreatedTime": "2026-01-01T10:00:00Z"})
+    assert source_time(row) == datetime(2026, 1, 1, 10, tzinfo=UTC)
+    assert source_time(SourceRow("T", "p", "r", written, {"createdtime": written + timedelta(seconds=1)})) == written
+    assert source_time(SourceRow("T", "p", "r", written, {"CreatedTime": "2026-01-01"})) == written  # no zone
+    assert source_time(SourceRow("T", "p", "r", written, {})) == written

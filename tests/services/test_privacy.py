@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leads.core import keys
-from leads.core.errors import ConfigurationError
+from leads.core.errors import ConfigurationError, LeadRejectedError, TransientDestinationError
 from leads.core.messages import DeliveryMessage
 from leads.core.model import utcnow
 from leads.core.parsing import parse_lead
@@ -60,6 +62,16 @@ def peek_all(pipeline: Pipeline) -> dict[str, list[str]]:
     for client in (pipeline.runtime.queue.queue, pipeline.runtime.queue.poison):
         out[client.queue_name] = [str(m.content) for m in client.peek_messages(max_messages=32)]
     return out
+
+
+def store_refused_lead(pipeline: Pipeline, raw: bytes) -> str:
+    """A finished lead (e-mail delivered, hubspot refused it for good): lead, marker, attention and index rows."""
+    pipeline.destinations["hubspot"].script = [LeadRejectedError("HubSpot refused the lead (seeded).")]
+    lead_id = str(pipeline.ingest.receive("POST", raw).body["id"])
+    pipeline.delivery.handle(DeliveryMessage(lead_id))
+    loaded = pipeline.table.load(lead_id)
+    assert loaded is not None and loaded.stored.finished and f"attention:{lead_id}" in rows(pipeline)
+    return lead_id
 
 
 def store_failed_lead(pipeline: Pipeline, raw: bytes) -> str:
@@ -124,7 +136,7 @@ def test_bare_hash_markers_are_rekeyed_by_the_purge(pipeline: Pipeline) -> None:
 # --- retention ----------------------------------------------------------------------------------------
 def test_purge_deletes_everything_older_than_retention_and_keeps_the_rest(pipeline: Pipeline) -> None:
     pipeline.clock.offset = -OLD.total_seconds()
-    old_id = store_failed_lead(pipeline, body("old@example.com"))
+    old_id = store_refused_lead(pipeline, body("old@example.com"))
     pipeline.ingest.receive("POST", b'{"UserDetails": {"Email": "old@example.com"')  # quarantined, 800 days ago
     old_time = utcnow() - OLD
     pipeline.runtime.spool.keep(body("old-spool@example.com"), old_time)
@@ -137,7 +149,7 @@ def test_purge_deletes_everything_older_than_retention_and_keeps_the_rest(pipeli
 
     report = Privacy(pipeline.runtime).purge()
 
-    assert report == {"leads": 1, "markers": 1, "outbox": 1, "attention": 1, "quarantined": 1, "held": 1,
+    assert report == {"leads": 1, "markers": 1, "attention": 1, "index": 1, "quarantined": 1, "held": 1,
                       "spool_files": 1}
     remaining = rows(pipeline)
     assert not [key for key in remaining if old_id in key]
@@ -147,6 +159,31 @@ def test_purge_deletes_everything_older_than_retention_and_keeps_the_rest(pipeli
     assert not list(Path(pipeline.settings.spool_dir).glob("*"))
     assert pipeline.ingest.fallback.held() == []
     assert Privacy(pipeline.runtime).purge() == {}  # nothing left that is due
+
+
+def test_defect_6_purge_keeps_pending_retrying_and_blocked_leads_and_says_why(pipeline: Pipeline,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Defect 6: the retention purge deleted blocked and pending leads (and their outbox rows) with the rest."""
+    pipeline.clock.offset = -OLD.total_seconds()
+    done = store_refused_lead(pipeline, body("done@example.com"))
+    pipeline.destinations["hubspot"].script = [TransientDestinationError("HubSpot answered 503 (seeded).")]
+    retrying = str(pipeline.ingest.receive("POST", body("retrying@example.com")).body["id"])
+    pipeline.delivery.handle(DeliveryMessage(retrying))
+    blocked = store_failed_lead(pipeline, body("blocked@example.com"))  # (opens hubspot's breaker: last)
+    pending = str(pipeline.ingest.receive("POST", body("pending@example.com")).body["id"])  # never delivered
+    pipeline.clock.offset = 0
+    before = {lead_id: [key for key in rows(pipeline) if lead_id in key] for lead_id in (blocked, pending, retrying)}
+    caplog.set_level(logging.WARNING, logger="leads")
+
+    report = Privacy(pipeline.runtime).purge()
+
+    assert report["leads"] == 1 and pipeline.table.load(done) is None
+    assert {k: v for k, v in report.items() if k.startswith("kept_")} == {
+        "kept_blocked": 1, "kept_pending": 1, "kept_retrying": 1}
+    for lead_id, keys_before in before.items():  # each kept whole: lead, marker, outbox, attention, index rows
+        assert [key for key in rows(pipeline) if lead_id in key] == keys_before
+        assert any(key.startswith("outbox:") for key in keys_before)
+    assert "kept 3 lead(s) past LEADS_RETENTION_DAYS" in caplog.text
 
 
 def test_retention_zero_keeps_everything(pipeline: Pipeline) -> None:
@@ -189,7 +226,9 @@ def test_forget_erases_every_record_of_the_person_and_nothing_else(pipeline: Pip
                       "spool_files": 1, "queue_messages": 3}
     remaining = rows(pipeline)
     assert not [key for key in remaining if any(lead_id in key for lead_id in lead_ids)]
-    assert sorted(remaining) == sorted(k for k in remaining if other in k or k.startswith("marker:"))
+    tombstone = keys.tombstone_row_key(keys.subject_hash(pipeline.table.marker_secret.get(), "ada@example.com"))
+    assert tombstone in remaining  # a keyed hash: the address itself is nowhere
+    assert sorted(remaining) == sorted(k for k in remaining if other in k or k.startswith("marker:") or k == tombstone)
     assert len([k for k in remaining if k.startswith("marker:")]) == 1  # the other person's
     assert not quarantine_rows(pipeline)
     assert pipeline.ingest.fallback is not None and pipeline.ingest.fallback.held() == []
@@ -264,3 +303,45 @@ def test_a_message_out_of_reach_delivers_nothing_once_its_lead_is_forgotten(pipe
 
     assert report.note == "not found" and all(not d.received for d in pipeline.destinations.values())
     assert not [key for key in rows(pipeline) if lead_id in key]
+
+
+def test_defect_9_a_repeat_of_a_lead_marked_before_the_upgrade_is_recognised_at_once(pipeline: Pipeline) -> None:
+    """Defect 9: for up to a day after the keyed-marker upgrade (until the purge re-keyed the bare-hash markers),
+    a repeat of an older lead was a new lead, delivered again."""
+    from leads.storage.bare_markers import BareMarkers
+
+    raw = body("before-upgrade@example.com")
+    lead_id = str(pipeline.ingest.receive("POST", raw).body["id"])
+    bare = parse_lead(raw).fingerprint()
+    assert bare is not None
+    keyed = pipeline.table.marker_key(bare)
+    marker = dict(pipeline.table.leads.get_entity(keys.LEADS_PARTITION, keyed))
+    pipeline.table.leads.delete_entity(keys.LEADS_PARTITION, keyed)  # as the previous version wrote it
+    pipeline.table.leads.create_entity({**marker, "RowKey": keys.dedupe_row_key(bare)})
+    pipeline.table.bare_markers = BareMarkers(pipeline.table.leads)  # the upgraded app starts: no purge yet
+
+    repeat = pipeline.ingest.receive("POST", raw)
+
+    assert repeat.body["id"] == lead_id and repeat.body["duplicate"] is True
+    assert [key for key in rows(pipeline) if key.startswith("marker:")] == [keyed]  # re-keyed on the way
+    other = pipeline.ingest.receive("POST", body("after-upgrade@example.com"))
+    assert other.body["duplicate"] is False
+    assert Privacy(pipeline.runtime).purge() == {}  # nothing left for the purge to re-key
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.dictionaries(st.sampled_from(["email", "hubspot", "webhook", "salesforce"]),
+                       st.sampled_from(["pending", "retrying", "blocked", "parked", "delivered", "skipped", "failed"]),
+                       max_size=4))
+def test_the_purge_deletes_a_lead_only_when_every_destination_is_final(states: dict[str, str]) -> None:
+    """Whatever the mix of states (parked included: a destination missing from LEADS_DESTINATIONS), a lead with one
+    destination not delivered, skipped or failed is kept, and says which state keeps it."""
+    from leads.core.model import DeliveryState, Lead, StoredLead
+    from leads.storage.erasure import kept_reason
+
+    stored = StoredLead("20240101T000000000Z-00000000", utcnow() - OLD, Lead(),
+                        {name: DeliveryState(state=state) for name, state in states.items()})
+    waiting = {state for state in states.values() if state not in ("delivered", "skipped", "failed")}
+    reason = kept_reason(stored)
+    assert (reason == "") == (not waiting)
+    assert not waiting or reason.removeprefix("kept_") in waiting

@@ -23,6 +23,7 @@ from leads.services.delivery import DeliveryService
 from leads.services.ingest import IngestService
 from leads.storage.azure_clients import queue_service, table_service
 from leads.storage.spool import Spool
+from leads.storage.subject_index import SubjectIndex
 from leads.storage.table_store import LeadTable
 from leads.storage.work_queue import WorkQueue
 from tests.support.counting import CountingTransport
@@ -116,6 +117,9 @@ def build_pipeline(connection_string: str, spool_dir: str, destinations: Mapping
             create()
     spool = Spool(spool_dir)
     ingest = IngestService(table, queue, spool, settings, settings.routing, clock=clock)
+    ingest.tombstones = index = SubjectIndex(table)  # as leads/runtime.py wires it
+    with contextlib.suppress(StorageUnavailableError):
+        index.start()  # a new table: the person index is complete from the start
     runtime = Runtime(settings, table, queue, spool, ingest)
     delivery = DeliveryService(table, queue, destinations, settings, CircuitBreakers(), clock=clock)
     transport.reset()

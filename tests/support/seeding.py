@@ -10,17 +10,25 @@ from itertools import islice
 from leads.core import policy
 from leads.core.keys import new_lead_id
 from leads.core.model import BLOCKED, DELIVERED, FAILED, RETRYING, SKIPPED, Customer, DeliveryState, Lead, StoredLead
+from leads.storage.index_rows import index_entities
 from leads.storage.table_store import LeadTable, lead_entity
 
 _ACTIONS = ("INS", "PLT", "CREATE", "STARTTESTDRIVE", "DNC")
 _STATES = (DELIVERED, DELIVERED, DELIVERED, FAILED, BLOCKED, RETRYING, SKIPPED)
 
 
-def seed(table: LeadTable, leads: Iterable[StoredLead]) -> int:
-    """Store `leads` (ids unique, one partition) in batches of 100; returns how many."""
+def seed(table: LeadTable, leads: Iterable[StoredLead], indexed: bool = True) -> int:
+    """Store `leads` (ids unique, one partition) in batches of 100; returns how many. `indexed`: with the index rows
+    the app writes with each lead (leads/storage/index_rows.py); without, as a version before the index wrote them
+    (then `python -m leads reindex` / Privacy.reindex backfills them)."""
     count, rows = 0, iter(leads)
+    secret = table.marker_secret.get() if indexed else b""
     while batch := list(islice(rows, 100)):
         table.leads.submit_transaction([("create", lead_entity(stored)) for stored in batch])
+        index = [row for stored in batch for row in index_entities(
+            secret, stored.id, stored.lead.customer.email, stored.lead.is_test, stored.received_at)] if indexed else []
+        for start in range(0, len(index), 100):
+            table.leads.submit_transaction([("create", row) for row in index[start:start + 100]])
         count += len(batch)
     return count
 
