@@ -28,7 +28,7 @@ from leads.storage.table_store import LeadTable
 from leads.storage.work_queue import WorkQueue
 from tests.support.memory_storage import Faults, MemoryAccount
 from tests.support.pipeline import RecordingDestination
-from tests.support.sim_world import HOST_LEASE, HOST_RETRY_VISIBILITY, MAX_DEQUEUE, VirtualClock
+from tests.support.sim_world import HOST_LEASE, HOST_RETRY_VISIBILITY, MAX_DEQUEUE, VirtualClock, tombstones
 
 
 @dataclass
@@ -102,6 +102,7 @@ def build_memory_pipeline(spool_dir: Path | str, destinations: Mapping[str, Reco
         held.create_table()
     spool = Spool(str(spool_dir))
     ingest = IngestService(table, queue, spool, settings, settings.routing, clock=clock, fallback=held)
+    ingest.tombstones = tombstones(table)  # as leads/runtime.py build_runtime wires it
     recovery = Recovery(ingest, spool, held, table.ping)
     runtime = Runtime(settings, table, queue, spool, ingest, recovery)
     delivery = DeliveryService(table, queue, dict(destinations), settings, CircuitBreakers(), clock=clock,
@@ -111,3 +112,4 @@ def build_memory_pipeline(spool_dir: Path | str, destinations: Mapping[str, Reco
                       requeue_again=timedelta(seconds=settings.requeue_again_seconds), poisoned=poisoned)
     return MemoryPipeline(clock, main, fallback, settings, table, queue, spool, held, ingest, recovery, runtime,
                           delivery, sweeper, dict(destinations))
+

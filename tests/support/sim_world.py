@@ -22,7 +22,7 @@ from typing import Any
 
 from leads.core.breaker import CircuitBreakers
 from leads.core.destination import Check, Delivered
-from leads.core.errors import ConfigurationError, TransientDestinationError
+from leads.core.errors import ConfigurationError, StorageUnavailableError, TransientDestinationError
 from leads.core.model import StoredLead
 from leads.core.ports import SourceRow
 from leads.core.settings import Settings, load_settings
@@ -36,6 +36,7 @@ from leads.services.sweeper import Sweeper
 from leads.storage.fallback_table import FallbackTable
 from leads.storage.source_table import SourceTable, WatermarkTable
 from leads.storage.spool import Spool
+from leads.storage.subject_index import SubjectIndex
 from leads.storage.table_store import LeadTable
 from leads.storage.work_queue import WorkQueue
 from tests.support.memory_storage import ProcessCrash
@@ -221,6 +222,7 @@ class Process:
         fallback = FallbackTable(world.fallback.table_service())
         self.ingest = IngestService(table, queue, spool, settings, settings.routing, clock=world.clock,
                                     fallback=fallback)
+        self.ingest.tombstones = tombstones(table)  # as leads/runtime.py build_runtime wires it
         self.recovery = Recovery(self.ingest, spool, fallback, table.ping)
         # runtime.py drains a few spooled files on a thread after a successful ingest; here in turn.
         self.ingest.after_stored = self._drain_a_few
@@ -256,3 +258,11 @@ def settings_for(destinations: tuple[str, ...], spool_dir: Path) -> Settings:
         "LEADS_REQUEUE_AGAIN_SECONDS": "300",
         "LEADS_SPOOL_DIR": str(spool_dir),
     })
+
+
+def tombstones(table: LeadTable) -> SubjectIndex:
+    """The person index and tombstones as leads/runtime.py builds them (started: a new table needs no backfill)."""
+    index = SubjectIndex(table)
+    with contextlib.suppress(StorageUnavailableError):
+        index.start()
+    return index
