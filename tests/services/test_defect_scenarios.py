@@ -20,6 +20,7 @@ from leads.core.breaker import CircuitBreakers
 from leads.core.errors import (
     ConfigurationError,
     LeadRejectedError,
+    LeadsError,
     StorageUnavailableError,
     TransientDestinationError,
 )
@@ -37,6 +38,7 @@ from leads.storage.table_store import raw_body_of
 from tests.destinations.sample import stored_lead
 from tests.destinations.test_salesforce import LEADS, errors, rest, server  # noqa: F401 - `server` is a fixture
 from tests.support.fake_http import FakeServer
+from tests.support.memory_common import Faults
 from tests.support.memory_pipeline import MemoryPipeline, build_memory_pipeline
 from tests.support.memory_storage import OK, REFUSE, MemoryAccount, ProcessCrash, StorageCall
 from tests.support.pipeline import RecordingDestination
@@ -59,7 +61,7 @@ class Switch:
         return REFUSE if self.down else OK
 
 
-def _pipe(tmp_path: Path, *names: str, env: dict[str, str] | None = None, faults: Switch | None = None,
+def _pipe(tmp_path: Path, *names: str, env: dict[str, str] | None = None, faults: Faults | None = None,
           script: list[Any] | None = None) -> MemoryPipeline:
     destinations = {name: RecordingDestination(name, script=list(script or [])) for name in names or ("email",)}
     return build_memory_pipeline(tmp_path / "spool", destinations, env, faults=faults)
@@ -313,3 +315,32 @@ def test_a_forgotten_person_is_not_imported_again_from_partner_centers_table(tmp
     Importer(SourceTable(source), WatermarkTable(pipe.table.leads, PC_TABLE), pipe.ingest, pipe.table,
              clock=pipe.clock, workers=1).run()
     assert lead_ids_for(pipe.table, person.email) == []
+
+
+# --- found by the simulation after the merge (SIM_SEED=51499146) -----------------------------------------------
+@pytest.mark.parametrize("cut", range(1, 9))
+def test_a_forget_cut_short_at_any_write_finds_the_lead_again_on_the_next_run(tmp_path: Path, cut: int) -> None:
+    """`forget` finds a person's leads through the person index: erasing the index rows before the lead row let a
+    run cut short between the two leave a lead no later `forget` could find (it was then delivered again)."""
+    writes = [0]
+
+    def cut_at(call: StorageCall) -> str:
+        if call.writes and call.service == "table" and cutting[0]:
+            writes[0] += 1
+            if writes[0] == cut:
+                return REFUSE
+        return OK
+
+    cutting = [False]
+    pipe = _pipe(tmp_path, faults=cut_at)
+    person = Person(1, "post")
+    _accepted(pipe, person.body)
+    cutting[0] = True
+    with contextlib.suppress(LeadsError):
+        Privacy(pipe.runtime, now=pipe.clock()).forget(person.email)
+    cutting[0] = False
+    Privacy(pipe.runtime, now=pipe.clock()).forget(person.email)
+    assert lead_ids_for(pipe.table, person.email) == []
+    pipe.sweeper.sweep()
+    pipe.run_host(2)
+    assert pipe.destinations["email"].received == []

@@ -79,8 +79,8 @@ def test_the_simulation_keeps_every_invariant(outcome: Outcome, capsys: pytest.C
 
 
 def _still_open(known: str) -> Any:
-    """Still seen after the fix was merged (a few cases per 10,000 steps): a lead the simulation expected kept is
-    gone after a purge. Not strict, so that a run without a case passes; see the issue 16 closing note."""
+    """Still seen after its fix was merged (about 4 cases in 100,000 steps: a lead the simulation expected kept is
+    gone after a purge): not strict, so that a run without a case passes. Open in the issue 16 note."""
     return pytest.param(known, marks=pytest.mark.xfail(strict=False, reason=f"issue 16 {known}: cases remain"))
 
 
