@@ -121,8 +121,10 @@ def build_delivery(rt: Runtime) -> DeliveryService:
         with contextlib.suppress(StorageUnavailableError):  # visibility only; the breaker lives in memory
             rt.table.record_breaker(breaker, destination)
 
-    return DeliveryService(rt.table, rt.queue, build_destinations(rt.settings), rt.settings,
-                           CircuitBreakers(on_change=persist), notices=build_notices(rt))
+    service = DeliveryService(rt.table, rt.queue, build_destinations(rt.settings), rt.settings,
+                              CircuitBreakers(on_change=persist), notices=build_notices(rt))
+    service.tombstones = rt.ingest.tombstones  # a lead stored while its tombstone was unreadable goes here
+    return service
 
 
 def build_notices(rt: Runtime) -> OpsNotices:

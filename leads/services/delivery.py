@@ -37,7 +37,7 @@ from leads.core.errors import (
 from leads.core.messages import DeliveryMessage, seconds_until
 from leads.core.model import BLOCKED, DELIVERED, FAILED, SENDING, StoredLead, utcnow
 from leads.core.notices import scrub
-from leads.core.ports import LeadStore, Versioned, WorkQueue
+from leads.core.ports import LeadStore, Tombstones, Versioned, WorkQueue
 from leads.core.settings import Settings
 from leads.services.ops_notices import OpsNotices, notify_safely
 from leads.telemetry import ATTEMPT_DURATION, DELIVERED_LATENCY, DELIVERIES, elapsed_ms, log_delivery, telemetry
@@ -69,6 +69,9 @@ class DeliveryService:
         self.sleep = sleep
         self.lease = timedelta(seconds=settings.delivery_lease_seconds)  # longer than the slowest send
         self.grace = timedelta(seconds=settings.outbox_grace_seconds)  # how late a retry message may be
+        # Forgotten people (runtime.py): a lead stored while its tombstone could not be read after the write
+        # (ingest answered 503, or an import failed) is erased here before anything is sent.
+        self.tombstones: Tombstones | None = None
 
     def handle(self, message: DeliveryMessage) -> DeliveryReport:
         """Deliver what is due. Raises StorageUnavailableError (the host retries the message)."""
@@ -89,6 +92,10 @@ class DeliveryService:
                 log.warning("lead %s: not found; nothing to deliver%s", message.lead_id,
                             " (its outbox row deleted)" if dropped else "")
                 return DeliveryReport(message.lead_id, note="not found")
+            if self.tombstones is not None and self.tombstones.forgotten(current.stored.lead.customer.email):
+                self.tombstones.erase(current.stored.id)
+                log.info("lead %s: its person was forgotten; erased, nothing sent", message.lead_id)
+                return DeliveryReport(message.lead_id, note="forgotten")
             now = self.clock()
             stored = policy.reconcile(current.stored, self.settings.routing, now, self.settings.retry_delays)
             stored = policy.settle_crashes(stored, now, self.settings.retry_delays)

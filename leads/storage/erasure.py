@@ -74,9 +74,10 @@ def erase_leads(table: LeadTable, entities: Iterable[dict[str, Any]], known: dic
         -> Counter[str]:
     """Delete leads (whole rows, as read) with their markers (point reads: a marker moved to a later lead stays),
     index rows, and outbox and attention rows (unless `known`: a purge reads the RowKeys that exist by range, so
-    that its transactions hold no missing row). The lead row goes after its markers and outbox rows, and its
-    person-index rows after the lead row: `forget` finds leads through the index, so a run cut short must still
-    find the lead again (an index row left behind points at nothing and goes with the next `forget`)."""
+    that its transactions hold no missing row). The order makes a run cut short harmless: the lead row goes after
+    its markers, then its person-index rows (`forget` finds leads through them, so a lead left behind is found
+    again), then its outbox row (which wakes a delivery that erases a forgotten person's lead again, or drops the
+    row of a lead that is gone). An index row left behind points at nothing and goes with the next `forget`."""
     counts: Counter[str] = Counter()
     secret = table.marker_secret.get()
     for chunk in _chunks(list(entities), MAX_BATCH_ENTITIES):
@@ -88,10 +89,11 @@ def erase_leads(table: LeadTable, entities: Iterable[dict[str, Any]], known: dic
             for kind, key in (("outbox", keys.outbox_row_key(lead_id)), ("attention", ATTENTION_PREFIX + lead_id)):
                 if known is None or key in known[kind]:
                     related[kind].append(key)
-        for kind in ("markers", "outbox", "attention"):
+        for kind in ("markers", "attention"):
             counts[kind] += delete_rows(table.leads, keys.LEADS_PARTITION, related[kind])
         counts["leads"] += delete_rows(table.leads, keys.LEADS_PARTITION, [str(e["RowKey"]) for e in chunk])
         counts["index"] += delete_rows(table.leads, keys.LEADS_PARTITION, related["index"])
+        counts["outbox"] += delete_rows(table.leads, keys.LEADS_PARTITION, related["outbox"])
     return +counts
 
 

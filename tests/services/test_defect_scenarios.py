@@ -344,3 +344,27 @@ def test_a_forget_cut_short_at_any_write_finds_the_lead_again_on_the_next_run(tm
     pipe.sweeper.sweep()
     pipe.run_host(2)
     assert pipe.destinations["email"].received == []
+
+
+def test_a_lead_stored_while_its_tombstone_was_unreadable_is_erased_before_any_send(tmp_path: Path) -> None:
+    """The tombstone is read after the write (defect 11); when that read fails the POST is answered 503 and the
+    lead stays stored with its outbox row: delivery asks the tombstone again and erases it, sending nothing
+    (found by the simulation, SIM_SEED=858972698)."""
+    refuse_reads = [False]
+
+    def reads_refused(call: StorageCall) -> str:
+        return REFUSE if refuse_reads[0] and call.operation == "get_entity" else OK
+
+    pipe = _pipe(tmp_path, faults=reads_refused)
+    person = Person(1, "post")
+    Privacy(pipe.runtime, now=pipe.clock()).forget(person.email)
+    refuse_reads[0] = True
+    answer = pipe.ingest.receive("POST", person.body, JSON)
+    refuse_reads[0] = False
+    assert answer.status == 503
+    assert len(lead_ids_for(pipe.table, person.email)) == 1  # stored, not enqueued
+    pipe.clock.advance(600)
+    pipe.sweeper.sweep()
+    pipe.run_host(3)
+    assert pipe.destinations["email"].received == []
+    assert lead_ids_for(pipe.table, person.email) == []

@@ -107,6 +107,7 @@ def build_memory_pipeline(spool_dir: Path | str, destinations: Mapping[str, Reco
     runtime = Runtime(settings, table, queue, spool, ingest, recovery)
     delivery = DeliveryService(table, queue, dict(destinations), settings, CircuitBreakers(), clock=clock,
                                sleep=clock.sleep)
+    delivery.tombstones = ingest.tombstones  # as leads/runtime.py build_delivery wires it
     poisoned = PoisonRequeue(queue.poison_queue(), queue, table, settings.requeue_again_seconds)
     sweeper = Sweeper(table, queue, ingest, spool, clock=clock, recovery=recovery,
                       requeue_again=timedelta(seconds=settings.requeue_again_seconds), poisoned=poisoned)

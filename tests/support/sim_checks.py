@@ -22,10 +22,10 @@ from tests.support.sim_world import DESTINATIONS, Person
 if TYPE_CHECKING:
     from tests.support.simulation import Simulation
 
-# Open (issue 16 note): the tombstone is read after a lead is written; when that read fails (storage faults), the
-# lead stays stored and its outbox row delivers it later (e.g. SIM_SEED=858972698: an import right after the forget).
-# Counted and printed, not a failure, until delivery also asks the tombstone.
-FORGOTTEN_BACK = "forgotten person back: tombstone unread after the write (open)"
+# A lead stored while its tombstone could not be read after the write (storage faults) exists until a delivery
+# asks the tombstone and erases it, before anything is sent (leads/services/delivery.py): counted and printed, not
+# a failure. A forgotten person's lead that reaches a destination is one (sim.handed_over).
+FORGOTTEN_BACK = "stored while its tombstone was unreadable (erased before any send)"
 
 
 QUIESCENCE_ROUNDS = 400

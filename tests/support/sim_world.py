@@ -242,8 +242,10 @@ class Process:
         """A delivery worker (another instance's, for a takeover): its own breakers."""
         destinations = {name: FakeDestination(name, world, is_crm=name == "hubspot")
                         for name in self.settings.routing.destinations}
-        return DeliveryService(self.table, self.queue, destinations, self.settings, CircuitBreakers(),
-                               clock=world.clock, sleep=world.clock.sleep)
+        service = DeliveryService(self.table, self.queue, destinations, self.settings, CircuitBreakers(),
+                                  clock=world.clock, sleep=world.clock.sleep)
+        service.tombstones = self.ingest.tombstones
+        return service
 
 
 def settings_for(destinations: tuple[str, ...], spool_dir: Path) -> Settings:

@@ -180,7 +180,7 @@ class Simulation:
         if person is not None and person.forgotten_at is not None:
             self.violate("a forgotten person never comes back",
                          f"{destination} was sent lead {stored.id} of {email}, forgotten at {person.forgotten_at}",
-                         known=sim_checks.FORGOTTEN_BACK)
+                         known=None)
         if self.invocations:
             self.invocations[-1].append(Send(stored.id, email, destination,
                                              stored.deliveries[destination].lease_until))
