@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 # asks the tombstone and erases it, before anything is sent (leads/services/delivery.py): counted and printed, not
 # a failure. A forgotten person's lead that reaches a destination is one (sim.handed_over).
 FORGOTTEN_BACK = "stored while its tombstone was unreadable (erased before any send)"
+# Open (issue 16 note): the retention purge erases a finished lead with its markers, and an import that reads Partner
+# Center's row again (the simulation's retention is hours, its import overlap longer) stores it as a new lead and
+# sends it again, e.g. SIM_SEED=204666932. With the defaults (730 days against a 1-hour overlap) only a backfill
+# reaches rows that old. Counted and printed, not a failure.
+REIMPORTED = "re-imported after the retention purge (open)"
 
 
 QUIESCENCE_ROUNDS = 400
@@ -123,7 +128,8 @@ def after_step(sim: Simulation) -> None:
                         f"{sorted(sim.sent_ids[(email, destination)])}; "
                         f"{sim.allowance[(email, destination)]} unrecorded sends)",
                         defect=5 if two_leads and imported else (11 if back and not imported else None),
-                        known="point 4" if back and imported else None)
+                        known="point 4" if back and imported else (REIMPORTED if imported and sent_to & sim.purged_ok
+                                                                    else None))
 
 
 def unfinished_leads(sim: Simulation) -> dict[str, bool]:
