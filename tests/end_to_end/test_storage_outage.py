@@ -113,7 +113,10 @@ def test_a_table_outage_during_traffic_ends_with_every_lead_delivered_once_and_n
                 utcnow() + timedelta(days=1))
 
         wait_until(all_finished, timeout=60)
-        mails = Counter(str(message["X-Lead-Id"]) for message in smtp_server.messages)
+        # Lead e-mails carry X-Lead-Id; an operational notice (a lead woken 3 times without progress while the table
+        # is down: leads/services/sweeper.py) goes to the same inbox without one and is counted apart.
+        mails = Counter(str(message["X-Lead-Id"]) for message in smtp_server.messages if message["X-Lead-Id"])
+        notices = sum(1 for message in smtp_server.messages if not message["X-Lead-Id"])
         poisoned = caplog.text.count("went to the poison queue")
     proxy.stop()
     statuses = Counter(table.load(lead_id).stored.status for lead_id in accepted)  # type: ignore[union-attr]
@@ -124,7 +127,7 @@ def test_a_table_outage_during_traffic_ends_with_every_lead_delivered_once_and_n
           f"503 then accepted on the caller's first retry {len(refused)}, "
           f"delivered {statuses[DELIVERED]}, "
           f"failed {statuses[FAILED]}, duplicates {duplicates}, poison messages seen by the sweeper {poisoned}, "
-          f"table connections reset {proxy.refused}")
+          f"table connections reset {proxy.refused}, operational notices {notices}")
     assert len(accepted) == sent
     assert statuses == {DELIVERED: sent}
     assert mails == Counter(dict.fromkeys(accepted, 1))  # every lead mailed exactly once
