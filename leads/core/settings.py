@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from leads.core.errors import SettingsError
@@ -84,9 +85,11 @@ SETTINGS: tuple[Setting, ...] = (
             "(default: 9 retries over about 28 hours)."),
     Setting("LEADS_DEDUPE_HOURS", "24", "The same payload received again within this many hours is the "
             "same lead."),
-    Setting("LEADS_RETENTION_DAYS", "730", "Days a lead is kept (with its delivery history, markers, rejected "
-            "requests and held or spooled copies): a daily run deletes what arrived longer ago. `0` keeps "
-            "everything."),
+    Setting("LEADS_RETENTION_DAYS", "730", "Days a lead is kept (with its delivery history, markers and "
+            "rejected requests): a daily run deletes what arrived longer ago once every destination is done with "
+            "it (a lead still waiting, or held because storage was down, is kept until it is). Must be longer "
+            "than `LEADS_DEDUPE_HOURS`; the importer skips Partner Center rows older than this less "
+            "`LEADS_DEDUPE_HOURS`. `0` keeps everything."),
     Setting("LEADS_SPOOL_DIR", "", "Folder where a lead is kept when storage is down, stored by the "
             "instance that kept it once storage answers (default: a folder under the system temp directory)."),
     Setting("LEADS_HTTP_TIMEOUT", "20", "Seconds before a call to a CRM, webhook or SMTP server is "
@@ -392,6 +395,14 @@ class Settings:
         unreadable = frozenset(name for name, sentence in self.problems.items() if sentence.startswith("LEADS_ROUTES"))
         return Routing(self.destinations, self.routes, self.forward_test_leads, unreadable)
 
+    def import_horizon(self, now: datetime) -> datetime | None:
+        """The oldest Partner Center time the importer takes a row from (None: any). Older, the lead is past
+        retention, and a copy POSTed back then may be purged already (with its de-dup marker), so it could no
+        longer be recognised as a repeat and would be sent again: the retention period less the de-dup window."""
+        if not self.retention_days:
+            return None
+        return now - timedelta(days=self.retention_days) + timedelta(hours=self.dedupe_hours)
+
     def for_destination(self, name: str) -> Settings:
         """The settings `name`'s module is created with: its own prefix's for a named one, else these."""
         return self.instances.get(name, self)
@@ -685,6 +696,13 @@ def _read(env: Mapping[str, str]) -> Settings:
         acs_client_id=storage.client_id,
         acs_wait_seconds=_int("LEADS_ACS_WAIT_SECONDS", get("LEADS_ACS_WAIT_SECONDS"), minimum=0, maximum=600),
     )
+    dedupe_hours = _int("LEADS_DEDUPE_HOURS", get("LEADS_DEDUPE_HOURS"))
+    retention_days = _int("LEADS_RETENTION_DAYS", get("LEADS_RETENTION_DAYS"), maximum=36_500)
+    if retention_days and retention_days * 24 <= dedupe_hours:
+        retention_days = _int_default(
+            "LEADS_RETENTION_DAYS", f"LEADS_RETENTION_DAYS ({retention_days} days) must be longer than "
+            f"LEADS_DEDUPE_HOURS ({dedupe_hours} hours): a lead purged before its de-dup window ends is taken for a "
+            "new one when it comes again.", 0)
     return Settings(
         storage=storage,
         table=get("LEADS_TABLE"),
@@ -693,8 +711,8 @@ def _read(env: Mapping[str, str]) -> Settings:
         destinations=destinations,
         forward_test_leads=_flag("LEADS_FORWARD_TEST_LEADS", get("LEADS_FORWARD_TEST_LEADS")),
         retry_delays=delays,
-        dedupe_hours=_int("LEADS_DEDUPE_HOURS", get("LEADS_DEDUPE_HOURS")),
-        retention_days=_int("LEADS_RETENTION_DAYS", get("LEADS_RETENTION_DAYS"), maximum=36_500),
+        dedupe_hours=dedupe_hours,
+        retention_days=retention_days,
         spool_dir=get("LEADS_SPOOL_DIR"),
         http_timeout=float(_int("LEADS_HTTP_TIMEOUT", get("LEADS_HTTP_TIMEOUT"), minimum=1)),
         email=email,

@@ -57,6 +57,7 @@ class ImportReport:
     quarantined: int = 0  # rows that are not a lead: kept in the quarantine table with the reason
     skipped: int = 0  # rows seen within the overlap by an earlier run (no storage call)
     forgotten: int = 0  # rows of a person who asked to be forgotten: not kept
+    past_retention: int = 0  # rows Partner Center stored before Settings.import_horizon: not imported
     watermark: datetime | None = None
     watermark_moved: bool = False
 
@@ -64,7 +65,11 @@ class ImportReport:
         return (f"{self.read} row(s) read: {self.imported} new lead(s), {self.duplicates} already imported, "
                 f"{self.quarantined} quarantined, {self.forgotten} of forgotten people, "
                 f"{self.skipped} skipped (seen by an earlier run); watermark "
-                f"{iso(self.watermark) if self.watermark else 'not set'}.")
+                f"{iso(self.watermark) if self.watermark else 'not set'}."
+                + (f" {self.past_retention} row(s) older than LEADS_RETENTION_DAYS less LEADS_DEDUPE_HOURS were not "
+                   "imported: a copy received back then may be purged already and would be sent again as a new "
+                   "lead. To import them anyway, raise LEADS_RETENTION_DAYS (or set 0) for the backfill."
+                   if self.past_retention else ""))
 
 
 def lead_body(row: SourceRow) -> bytes:
@@ -160,12 +165,16 @@ class Importer:
 
     def _import(self, row: SourceRow) -> str:
         """One row into the pipeline; the name of the ImportReport count it adds to."""
+        at = source_time(row)
+        horizon = self.ingest.settings.import_horizon(self.clock())
+        if horizon is not None and at < horizon:
+            return "past_retention"  # not marked: a backfill with a longer retention imports it
         body = lead_body(row)
         try:
             lead = parse_lead(body)
         except LeadValidationError as error:
             return self._quarantine(row, body, error)
-        added = self.ingest.store_imported(lead, body, row, source_time(row))
+        added = self.ingest.store_imported(lead, body, row, at)
         if added is None:
             return "forgotten"
         if added.duplicate:

@@ -107,27 +107,34 @@ class Privacy:
 
     def purge(self) -> dict[str, int]:
         """Re-key bare-hash markers and index older leads (once), then delete the finished leads that arrived more
-        than LEADS_RETENTION_DAYS ago (0: keep); a lead a destination still waits for is kept, counted by why."""
+        than LEADS_RETENTION_DAYS ago (0: keep); a lead a destination still waits for, or still held in the fallback
+        table or the spool, is kept, counted by why."""
         counts: Counter[str] = Counter(self.reindex(seconds=BACKFILL_SECONDS))
         days = self.rt.settings.retention_days
         if days:
             cutoff = self.now - timedelta(days=days)
             counts += purge_main_table(self.rt.table, cutoff)
-            for held in self._held_leads():
-                if held.received_at < cutoff:
-                    self.rt.ingest.fallback.release(held.key)  # type: ignore[union-attr]
-                    counts["held"] += 1
+            # A lead waiting in the fallback table or the disk spool was answered 202 and never stored: it is kept
+            # (and counted) until the recovery path stores it, then purged like any other. Only what was set aside
+            # (`.failed`, with a notice) or half-written (`.part`) goes with age (defect 6).
+            counts["kept_held"] += sum(held.received_at < cutoff for held in self._held_leads())
+            waiting = set(self.rt.spool.pending())
             for path in self._spool_files():
-                if self.rt.spool.received_at(path) < cutoff:
-                    path.unlink(missing_ok=True)
-                    counts["spool_files"] += 1
+                if self.rt.spool.received_at(path) >= cutoff:
+                    continue
+                if path in waiting:
+                    counts["kept_spooled"] += 1
+                    continue
+                path.unlink(missing_ok=True)
+                counts["spool_files"] += 1
         answer = dict(+counts)
         if answer:
             log.info("retention purge: %s", ", ".join(f"{k}={v}" for k, v in sorted(answer.items())))
         kept = {name[len("kept_"):]: count for name, count in answer.items() if name.startswith("kept_")}
         if kept:
             log.warning("retention purge kept %d lead(s) past LEADS_RETENTION_DAYS that a destination still waits "
-                        "for (%s): each goes once it is delivered, skipped or failed (replay or fix the destination)",
+                        "for, or that wait to be stored (%s): each goes once it is delivered, skipped or failed "
+                        "(replay or fix the destination; a held lead is stored once the main table answers)",
                         sum(kept.values()), ", ".join(f"{count} {state}" for state, count in sorted(kept.items())))
         return answer
 

@@ -40,7 +40,8 @@ def import_leads(timer: func.TimerRequest) -> None:
         logging.getLogger("leads.importer").warning("import: %s", error.explanation)
         return
     if report.read:
-        logging.getLogger("leads.importer").info("import: %s", report.sentence())
+        log = logging.getLogger("leads.importer")
+        (log.warning if report.past_retention else log.info)("import: %s", report.sentence())
 
 
 # Registered only when configured (the app is indexed again when an app setting changes): a timer firing every

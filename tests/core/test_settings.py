@@ -3,11 +3,15 @@ storage stops the app; any other mistake blocks its destination or falls back to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from leads.cli.settings_doc import render_document, render_tables
 from leads.core.errors import SettingsError
@@ -202,3 +206,29 @@ def test_import_storage_is_a_table_endpoint_or_a_connection_string_and_a_bad_one
     bad_table = load_settings({**BASE, "LEADS_IMPORT_TABLE": "Marketplace-Leads"})
     assert bad_table.import_table == "MarketplaceLeads"
     assert "LEADS_IMPORT_TABLE must be a table name" in bad_table.warnings["LEADS_IMPORT_TABLE"]
+
+
+def test_a_retention_no_longer_than_the_dedupe_window_is_refused_with_a_sentence() -> None:
+    settings = load_settings({**BASE, "LEADS_RETENTION_DAYS": "1", "LEADS_DEDUPE_HOURS": "24"})
+    assert settings.retention_days == 730
+    assert "must be longer than LEADS_DEDUPE_HOURS (24 hours)" in settings.warnings["LEADS_RETENTION_DAYS"]
+    kept = load_settings({**BASE, "LEADS_RETENTION_DAYS": "2", "LEADS_DEDUPE_HOURS": "24"})
+    assert kept.retention_days == 2 and not kept.warnings
+    assert load_settings({**BASE, "LEADS_RETENTION_DAYS": "0", "LEADS_DEDUPE_HOURS": "48"}).retention_days == 0
+
+
+@given(days=st.integers(1, 3650), hours=st.integers(0, 24 * 3650), now=st.datetimes(timezones=st.just(UTC)),
+       after=st.timedeltas(timedelta(0), timedelta(days=4000)), gap=st.floats(-1, 1))
+def test_every_copy_of_a_row_the_importer_takes_is_still_kept(days: int, hours: int, now: datetime,
+                                                             after: timedelta, gap: float) -> None:
+    """Settings.import_horizon: a row Partner Center stored at or after it has every copy received by POST within
+    the de-dup window still in storage (not past retention), so the copy is found and the row is not sent again."""
+    assume(days * 24 > hours)
+    settings = load_settings({**BASE, "LEADS_RETENTION_DAYS": str(days), "LEADS_DEDUPE_HOURS": str(hours)})
+    assume(not settings.warnings)
+    with contextlib.suppress(OverflowError):
+        horizon = settings.import_horizon(now)
+        assert horizon is not None
+        row_time = horizon + after
+        posted = row_time + gap * timedelta(hours=hours)  # a copy within the window, before or after the row
+        assert posted >= now - timedelta(days=days)  # the purge's cutoff: the copy (and its marker) is kept

@@ -160,7 +160,7 @@ def test_defect_05_a_lead_imported_after_the_dedupe_window_is_compared_at_its_so
 
 # --- 6 --------------------------------------------------------------------------------------------------------
 def test_defect_06_the_retention_purge_keeps_blocked_and_pending_leads(tmp_path: Path) -> None:
-    pipe = _pipe(tmp_path, "email", "webhook", env={"LEADS_RETENTION_DAYS": "1"})
+    pipe = _pipe(tmp_path, "email", "webhook", env={"LEADS_RETENTION_DAYS": "1", "LEADS_DEDUPE_HOURS": "12"})
     pipe.destinations["email"].script = [ConfigurationError("The token was refused (401): fix LEADS_X.")]
     blocked = _accepted(pipe, Person(1, "post").body)
     _deliver(pipe, blocked)
@@ -169,6 +169,31 @@ def test_defect_06_the_retention_purge_keeps_blocked_and_pending_leads(tmp_path:
     Privacy(pipe.runtime, now=pipe.clock()).purge()
     assert pipe.table.load(blocked) is not None, "a blocked lead was purged"
     assert pipe.table.load(pending) is not None, "a pending lead was purged"
+
+
+def test_defect_06_a_lead_purged_after_retention_is_not_sent_again_by_a_backfill(tmp_path: Path) -> None:
+    """Found by the simulation (SIM_SEED=204666932, before Settings.import_horizon): a lead POSTed, delivered and
+    purged with its de-dup marker; a backfill read Partner Center's row of it, took it for a new lead and sent it
+    to every destination again."""
+    pipe = _pipe(tmp_path, env={"LEADS_RETENTION_DAYS": "2", "LEADS_DEDUPE_HOURS": "24"})
+    partner_center = MemoryAccount(pipe.clock, name="partner_center")
+    source = partner_center.table_service().create_table(PC_TABLE)
+    person, late = Person(1, "both"), Person(2, "import")  # late: never POSTed, written to the table 49 hours later
+    began = pipe.clock()
+    _deliver(pipe, _accepted(pipe, person.body))
+    source.create_entity(person.pc_row("row-1", pipe.clock()))
+    pipe.clock.advance(49 * 3600)  # past the import horizon (2 days less 24 hours) by a day
+    source.create_entity(late.pc_row("row-2", pipe.clock()))
+    pipe.clock.advance(23 * 3600)
+    assert Privacy(pipe.runtime, now=pipe.clock()).purge()["leads"] == 1
+    importer = Importer(SourceTable(source), WatermarkTable(pipe.table.leads, PC_TABLE), pipe.ingest, pipe.table,
+                        clock=pipe.clock, workers=1)
+
+    report = importer.run(since=began - timedelta(hours=1))
+
+    assert (report.read, report.imported, report.past_retention) == (2, 1, 1)
+    assert "1 row(s) older than LEADS_RETENTION_DAYS less LEADS_DEDUPE_HOURS were not imported" in report.sentence()
+    assert [stored.lead.customer.email for stored in pipe.table.recent()] == [late.email]
 
 
 # --- 7 --------------------------------------------------------------------------------------------------------

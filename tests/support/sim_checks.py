@@ -17,7 +17,7 @@ from leads.core.model import DELIVERED, FAILED, SKIPPED, DeliveryState
 from leads.core.policy import REMOVED_SKIP
 from leads.storage.fallback_table import FALLBACK_TABLE, HELD_PARTITION
 from leads.storage.table_store import deliveries_from_json
-from tests.support.sim_world import DESTINATIONS, Person
+from tests.support.sim_world import DESTINATIONS, PC_TABLE, Person
 
 if TYPE_CHECKING:
     from tests.support.simulation import Simulation
@@ -26,11 +26,6 @@ if TYPE_CHECKING:
 # asks the tombstone and erases it, before anything is sent (leads/services/delivery.py): counted and printed, not
 # a failure. A forgotten person's lead that reaches a destination is one (sim.handed_over).
 FORGOTTEN_BACK = "stored while its tombstone was unreadable (erased before any send)"
-# Open (issue 16 note): the retention purge erases a finished lead with its markers, and an import that reads Partner
-# Center's row again (the simulation's retention is hours, its import overlap longer) stores it as a new lead and
-# sends it again, e.g. SIM_SEED=204666932. With the defaults (730 days against a 1-hour overlap) only a backfill
-# reaches rows that old. Counted and printed, not a failure.
-REIMPORTED = "re-imported after the retention purge (open)"
 
 
 QUIESCENCE_ROUNDS = 400
@@ -128,23 +123,30 @@ def after_step(sim: Simulation) -> None:
                         f"{sorted(sim.sent_ids[(email, destination)])}; "
                         f"{sim.allowance[(email, destination)]} unrecorded sends)",
                         defect=5 if two_leads and imported else (11 if back and not imported else None),
-                        known="point 4" if back and imported else (REIMPORTED if imported and sent_to & sim.purged_ok
-                                                                    else None))
+                        known="point 4" if back and imported else None)
 
 
-def unfinished_leads(sim: Simulation) -> dict[str, bool]:
-    """Every lead id and whether it is unfinished (pending, retrying, blocked or being sent somewhere)."""
-    return {lead_id: not _finished(entity) for lead_id, entity in lead_rows(sim).items()}
+def unfinished_leads(sim: Simulation) -> dict[str, tuple[bool, str]]:
+    """Every lead id: whether it is unfinished (pending, retrying, blocked or being sent somewhere), and whose."""
+    return {lead_id: (not _finished(entity), str(entity.get("Email"))) for lead_id, entity in lead_rows(sim).items()}
 
 
-def after_purge(sim: Simulation, before: dict[str, bool]) -> None:
+def after_purge(sim: Simulation, before: dict[str, tuple[bool, str]]) -> None:
     now = lead_rows(sim)
-    for lead_id, unfinished in before.items():
+    window = timedelta(hours=sim.settings.dedupe_hours)
+    for lead_id, (unfinished, email) in before.items():
         if lead_id in now:
             continue
         if unfinished:
             sim.violate("nothing parked or blocked lost", f"the purge deleted unfinished lead {lead_id}", defect=6)
         sim.purged_ok.add(lead_id)  # reported once (above); not again as "not stored"
+        sim.purged_emails.add(email)
+        # A repeat answered with its own id while storage was down (held, or spooled and answered 503 then
+        # 202) is merged into this lead when it is stored: it went with it (SIM_SEED=204666838).
+        person, received = sim.by_email.get(email), keys.received_at_of(lead_id)
+        if person is not None:
+            sim.purged_ok.update(i for i in person.accepted_ids
+                                 if received <= keys.received_at_of(i) <= received + window)
 
 
 def after_forget(sim: Simulation, person: Person) -> None:
@@ -173,6 +175,7 @@ def quiesce(sim: Simulation) -> None:
     sim.crash()
     for _ in [p for p in sim.people if p.forget_pending]:
         sim.step("forget")  # the operator runs `forget` again until it finishes
+    sim.step("import")  # the importer's minute: Partner Center's rows written since the last run
     for _ in range(QUIESCENCE_ROUNDS):
         if _idle(sim):
             break
@@ -227,6 +230,7 @@ def _check_quiet(sim: Simulation) -> None:
             _check_state(sim, lead_id, email, name, state, len(delays))
         if not entity.get("BodyBytes"):
             sim.violate("the body as received is kept", f"lead {lead_id} has no raw body", defect=10)
+    _check_imported(sim, {str(entity.get("Email")) for entity in leads.values()})
     failed = list(sim.spool_dir.glob("*.failed")) if sim.spool_dir.is_dir() else []
     if failed:
         sim.violate("nothing accepted is set aside for good", f"{len(failed)} spooled lead(s) set aside as .failed",
@@ -259,3 +263,22 @@ def _check_state(sim: Simulation, lead_id: str, email: str, name: str, state: De
     sim.violate("nothing failed before its schedule ran out",
                 f"{where} failed after {transient} transient answers of {steps} ({state.last_error[:80]!r}; "
                 f"history {outcomes})", defect=3 if "blocked" in outcomes else None, known=known)
+
+
+def _check_imported(sim: Simulation, stored: set[str]) -> None:
+    """Every row written to Partner Center's table is a lead (or was, and went with the purge), unless its person
+    was forgotten or Partner Center stored it before the import horizon (Settings.import_horizon: older, a copy
+    POSTed back then may be purged, and it would be sent again: SIM_SEED=204666932 before the horizon)."""
+    horizon = sim.settings.import_horizon(sim.clock())
+    # Where the import was told to begin (its first successful run: an hour back, importer.FIRST_RUN_LOOKBACK).
+    mark = sim.main.tables[sim.settings.table].rows.get((keys.IMPORT_PARTITION, PC_TABLE))
+    start = mark.entity.get("Start") if mark is not None else None
+    for person in sim.people:
+        written = person.written_to_pc
+        if written is None or person.forgotten_at is not None or person.forget_pending:
+            continue
+        if person.email in stored or person.email in sim.purged_emails or (horizon is not None and written < horizon):
+            continue
+        if start is None or written < start:
+            continue  # before the importer began: a backfill's (`import --since`), not the minute's
+        sim.violate("every Partner Center row is imported", f"{person.email}'s row (written {written}) made no lead")

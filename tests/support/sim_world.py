@@ -253,7 +253,7 @@ def settings_for(destinations: tuple[str, ...], spool_dir: Path) -> Settings:
         "AzureWebJobsStorage": "UseDevelopmentStorage=true",
         "LEADS_DESTINATIONS": ",".join(destinations),
         "LEADS_RETRY_DELAYS": "30,120,600,1800",
-        "LEADS_DEDUPE_HOURS": "24",
+        "LEADS_DEDUPE_HOURS": "12",  # below the retention (the settings refuse a window as long as it)
         "LEADS_RETENTION_DAYS": "1",
         "LEADS_DELIVERY_LEASE_SECONDS": "600",
         "LEADS_OUTBOX_GRACE_SECONDS": "120",

@@ -114,6 +114,7 @@ class Simulation:
         self.owners: dict[str, str] = {}  # lead id -> the e-mail of the person it was the answer to
         self.first_seen: dict[str, datetime] = {}  # lead id -> when its row was first in the main table
         self.purged_ok: set[str] = set()  # finished leads the retention purge deleted (as it should)
+        self.purged_emails: set[str] = set()  # whose leads they were
         self.reported: set[tuple[str, str]] = set()  # each violation once
         self.last_kind = ""
         self.invocations: list[list[Send]] = []
