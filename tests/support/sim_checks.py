@@ -141,12 +141,12 @@ def after_purge(sim: Simulation, before: dict[str, tuple[bool, str]]) -> None:
             sim.violate("nothing parked or blocked lost", f"the purge deleted unfinished lead {lead_id}", defect=6)
         sim.purged_ok.add(lead_id)  # reported once (above); not again as "not stored"
         sim.purged_emails.add(email)
-        # A repeat answered with its own id while storage was down (held, or spooled and answered 503 then
-        # 202) is merged into this lead when it is stored: it went with it (SIM_SEED=204666838).
+        # A repeat answered with its own id while storage was down (held in the fallback table) is merged, when
+        # it is stored, into the lead of the same content within the de-dup window, before or after it: it went
+        # with it (SIM_SEED=204666838, 500000112).
         person, received = sim.by_email.get(email), keys.received_at_of(lead_id)
         if person is not None:
-            sim.purged_ok.update(i for i in person.accepted_ids
-                                 if received <= keys.received_at_of(i) <= received + window)
+            sim.purged_ok.update(i for i in person.accepted_ids if abs(keys.received_at_of(i) - received) <= window)
 
 
 def after_forget(sim: Simulation, person: Person) -> None:
