@@ -18,6 +18,9 @@
   process and one temporary folder per instance, keys checked, functionTimeout enforced; the same `.url`,
   `.bare_url`, `.admin_headers`, and `.flex_host` (`.workers[name].pids`, `.spool`, `.scale_in(name)`,
   `.scale_out()`). `env` is given to the worker processes only (this process's environment is left alone).
+- `figure(line)`: a figure a test measured (cases run, steps, storage calls), printed at the end of the run
+  under "figures measured by the tests", also when pytest-xdist runs the tests in worker processes (whose own
+  output it does not show).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +53,53 @@ pytest_plugins = ("tests.support.azure_ad",)
 
 # Modules whose import-time values depend on the environment (the trigger's queue name): imported afresh.
 FRESH_MODULE_PREFIXES: tuple[str, ...] = ("leads.triggers",)
+
+
+FIGURES_FILE = "LEADS_TEST_FIGURES_FILE"  # set by the controlling process, inherited by xdist's workers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and FIGURES_FILE not in os.environ:
+        handle, path = tempfile.mkstemp(prefix="leads-figures-", suffix=".txt")
+        os.close(handle)
+        os.environ[FIGURES_FILE] = path
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    path = os.environ.get(FIGURES_FILE, "")
+    if hasattr(config, "workerinput") or not path or not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as lines:
+        figures = lines.read().splitlines()
+    os.unlink(path)
+    if figures:
+        terminalreporter.write_sep("-", "figures measured by the tests")
+        for line in figures:
+            terminalreporter.write_line(line)
+
+
+# The two longest tests (about 3½ minutes each on a quiet 2-core machine, twice that on a busy one).
+LONGEST = ("tests/triggers/test_fuzz_ingest.py::", "tests/services/test_simulation.py::")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs pytest-xdist's `worksteal` on two workers, which hands each worker one half of this list,
+    in order, then moves tests from the end of a busy worker's queue to an idle one. The ingest fuzz leads the
+    first half and the simulation's module the second, so the two start at once and neither runs alone at the
+    end; the simulation's tests stay together, so its module fixture runs once."""
+    fuzz = [item for item in items if item.nodeid.startswith(LONGEST[0])]
+    simulation = [item for item in items if item.nodeid.startswith(LONGEST[1])]
+    rest = [item for item in items if not item.nodeid.startswith(LONGEST)]
+    middle = max(0, len(items) // 2 - len(fuzz))
+    items[:] = fuzz + rest[:middle] + simulation + rest[middle:]
+
+
+@pytest.fixture
+def figure() -> Callable[[str], None]:
+    def record(line: str) -> None:
+        with open(os.environ[FIGURES_FILE], "a", encoding="utf-8") as figures:
+            figures.write(line.strip() + "\n")
+    return record
 
 
 @pytest.fixture(scope="session", autouse=True)

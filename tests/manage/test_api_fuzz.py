@@ -50,7 +50,7 @@ def with_examples(document: dict[str, Any], lead_id: str, rejected_id: str) -> d
 
 @pytest.mark.timeout(300)
 def test_schemathesis_against_the_local_host(local_host_factory: Callable[..., Any], tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+                                             figure: Callable[[str], None]) -> None:
     suffix = uuid.uuid4().hex[:8]
     host = local_host_factory({"LEADS_TABLE": f"fuzz{suffix}", "LEADS_QUARANTINE_TABLE": f"fuzzq{suffix}",
                                "LEADS_QUEUE": f"fuzz-{suffix}", "LEADS_DESTINATIONS": "email",
@@ -81,7 +81,5 @@ def test_schemathesis_against_the_local_host(local_host_factory: Callable[..., A
         capture_output=True, text=True, timeout=280, check=False, cwd=tmp_path)
     output = run.stdout + run.stderr
     cases = sum(int(n) for n in _CASES.findall(output))
-    with capsys.disabled():
-        print(f"\nschemathesis: {cases} cases generated over {len(document['paths'])} paths, "
-              f"exit {run.returncode}")
+    figure(f"schemathesis: {cases} cases generated over {len(document['paths'])} paths, exit {run.returncode}")
     assert run.returncode == 0, output[-6000:]

@@ -10,6 +10,7 @@ import json
 import re
 import threading
 import urllib.request
+from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -250,7 +251,8 @@ def test_a_notice_the_smtp_server_refuses_is_sent_by_the_next_review(make: Any, 
     assert notice["Subject"] == "Marketplace leads: 1 lead failed for good at webhook"
 
 
-def test_an_idle_hour_of_sweeps_costs_two_storage_calls_for_the_notices(make: Any, capsys: Any) -> None:
+def test_an_idle_hour_of_sweeps_costs_two_storage_calls_for_the_notices(make: Any,
+                                                                        figure: Callable[[str], None]) -> None:
     """Measured: 60 sweeps one simulated minute apart, with and without the notices' review."""
     pipeline = make({"email": RecordingDestination("email")})
     lead_id = ingest(pipeline)
@@ -268,9 +270,8 @@ def test_an_idle_hour_of_sweeps_costs_two_storage_calls_for_the_notices(make: An
             sweeper.sweep()
         calls[review] = pipeline.transport.total
     added = calls[True] - calls[False]
-    with capsys.disabled():
-        print(f"\nstorage calls per idle hour of sweeps: {calls[False]} without notices, {calls[True]} with "
-              f"(+{added}: the notices' state query and the newest-lead query, once an hour)")
+    figure(f"storage calls per idle hour of sweeps: {calls[False]} without notices, {calls[True]} with "
+           f"(+{added}: the notices' state query and the newest-lead query, once an hour)")
     assert added == 2
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,7 @@ def ledger(app_env: Path) -> Iterator[Ledger]:  # noqa: F811 - the imported fixt
 
 
 def test_no_hostile_lead_gets_a_5xx_and_every_accepted_one_is_stored_and_enqueued(
-        ledger: Ledger, capsys: pytest.CaptureFixture[str]) -> None:
+        ledger: Ledger, figure: Callable[[str], None]) -> None:
     started = time.monotonic()
 
     @settings(max_examples=CASES, deadline=None, derandomize=True, database=None,
@@ -147,8 +147,7 @@ def test_no_hostile_lead_gets_a_5xx_and_every_accepted_one_is_stored_and_enqueue
     ledger.drain()
     elapsed = time.monotonic() - started
     cases = sum(ledger.answers.values())
-    with capsys.disabled():
-        print(f"\nfuzz_ingest: {cases} cases in {elapsed:.1f} s; answers {dict(sorted(ledger.answers.items()))};"
-              f" {len(ledger.expected)} new leads, all stored and enqueued; rejections {dict(ledger.reasons)}")
+    figure(f"fuzz_ingest: {cases} cases in {elapsed:.1f} s; answers {dict(sorted(ledger.answers.items()))}; "
+           f"{len(ledger.expected)} new leads, all stored and enqueued; rejections {dict(ledger.reasons)}")
     assert cases >= CASES
     assert ledger.expected <= ledger.queued, f"{len(ledger.expected - ledger.queued)} accepted leads never enqueued"
