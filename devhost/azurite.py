@@ -62,8 +62,9 @@ def azurite_executable(project_root: Path) -> Path:
 
 
 def start_azurite(project_root: Path, location: Path, *, free_ports: bool = False,
-                  in_memory: bool = False) -> Azurite:
-    """Start Azurite with its data in `location` (or in memory); free ports, or 10000-10002."""
+                  in_memory: bool = False, startup_seconds: float = _STARTUP_SECONDS) -> Azurite:
+    """Start Azurite with its data in `location` (or in memory); free ports, or 10000-10002. `startup_seconds`:
+    how long it may take to listen (it loads its databases first)."""
     location.mkdir(parents=True, exist_ok=True)
     ports = dict.fromkeys(DEFAULT_PORTS, 0) if free_ports else DEFAULT_PORTS
     command = [str(azurite_executable(project_root)), "--silent", "--skipApiVersionCheck", "--loose",
@@ -90,7 +91,7 @@ def start_azurite(project_root: Path, location: Path, *, free_ports: bool = Fals
                         ready.set()
 
     threading.Thread(target=read_output, name="azurite-output", daemon=True).start()
-    deadline = time.monotonic() + _STARTUP_SECONDS
+    deadline = time.monotonic() + startup_seconds
     while not ready.wait(0.05):
         if process.poll() is not None or time.monotonic() > deadline:
             Azurite(process, endpoints).stop()

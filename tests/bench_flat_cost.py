@@ -6,17 +6,25 @@ asserts nothing (docs/measurements.md keeps the figures).
 Leads are seeded as an older version wrote them (tests/support/seeding.py: no index rows, no test lead, one every 5
 minutes back from now), then indexed by the one-time backfill (`python -m leads reindex`), whose time is printed:
 it is the upgrade's cost. Requests and rows are counted at the storage SDK's transport (every request of every
-client in the process: tests/support/counting.py); a row is an entity in a query's answer or a point read's."""
+client in the process: tests/support/counting.py); a row is an entity in a query's answer or a point read's.
+
+`--preload` (for 200,000 leads): Azurite keeps its data on disk; per size the first 100 leads go in through the API,
+the rest are written into Azurite's database file while it is stopped (tests/support/azurite_preload.py: seeding
+through the API is quadratic in Azurite, whose duplicate check scans the one `leads` partition), then read back.
+
+Partner Center's older rows are written 200 a day back from yesterday, each day its own partition (the
+PartitionKey is the creation date), as a table that grew over years is: the new rows go in today's partition."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -77,11 +85,12 @@ def line(what: str, size: int, cost: Cost, note: str = "") -> None:
     print(f"{what:<58} {size:>9,} {cost.requests:>8} {cost.rows:>8} {cost.ms:>9.0f}  {note}", flush=True)
 
 
-def privacy_costs(sizes: list[int], seed_indexed: bool = False) -> None:
+def privacy_costs(sizes: list[int], seed_indexed: bool = False, preload: bool = False) -> None:
     from leads.core.model import utcnow
     from leads.manage.health import status_report
     from leads.services.privacy import Privacy
     from leads.storage.subject_index import SubjectIndex
+    from tests.support.azurite_preload import DiskAzurite, disk_azurite, sampled
     from tests.support.pipeline import pipeline_on_own_azurite
     from tests.support.seeding import seed, varied_lead
 
@@ -89,40 +98,60 @@ def privacy_costs(sizes: list[int], seed_indexed: bool = False) -> None:
         stored = varied_lead(n, now)
         return replace(stored, lead=replace(stored.lead, is_test=False))
 
-    with pipeline_on_own_azurite() as (pipeline, _azurite, _work):
+    def figures(pipeline: Any, size: int) -> None:
+        if not SubjectIndex(pipeline.table).ready():
+            cost, _ = measure(lambda: Privacy(pipeline.runtime).export("person7@example7.com"), repeat=1)
+            line("subject-export before the backfill (reads every lead)", size, cost)
+            with counted() as cost:
+                indexed = Privacy(pipeline.runtime).reindex()
+            line("one-time backfill (python -m leads reindex)", size, cost, str(indexed))
+        cost, document = measure(lambda: Privacy(pipeline.runtime).export("person7@example7.com"))
+        line("subject-export (1 lead of the person)", size, cost, f"{len(document['leads'])} lead(s)")
+        cost, counts = measure(lambda: Privacy(pipeline.runtime).forget("nobody@example.com"))
+        line("forget (nobody: nothing held)", size, cost, f"{counts['leads']} lead(s)")
+        last_person = f"person{size}@example{size % 50}.com"
+        cost, counts = measure(lambda: Privacy(pipeline.runtime).forget(last_person), repeat=1)
+        line("forget (1 lead of the person)", size, cost, f"{counts['leads']} lead(s)")
+        cost, counts = measure(lambda: Privacy(pipeline.runtime).purge())
+        line("retention purge, nothing due (730 days)", size, cost, str(counts))
+        cost, found = measure(lambda: SubjectIndex(pipeline.table).last_test_lead())
+        line("last test lead (the index; there is none)", size, cost, str(found))
+        cost, found = measure(lambda: next(pipeline.table.lead_rows({"IsTest": True}, select=["Id"], page_size=1),
+                                           None), repeat=1)
+        line("last test lead, the old way (a filter over every lead)", size, cost, str(found))
+        cost, report = measure(lambda: status_report(pipeline.runtime))
+        line("status (last lead, last test lead, 30 days' counts, ...)", size, cost,
+             f"last test lead {report['last_test_lead']}")
+
+    with ExitStack() as stack:
+        disk: DiskAzurite | None = None
+        if preload:
+            disk = stack.enter_context(disk_azurite(Path(stack.enter_context(tempfile.TemporaryDirectory()))))
+            pipeline = disk.pipeline
+        else:
+            pipeline, _azurite, _work = stack.enter_context(pipeline_on_own_azurite())
         now, seeded = utcnow(), 0
         print(f"{'operation':<58} {'leads':>9} {'requests':>8} {'rows':>8} {'ms':>9}", flush=True)
         for size in sizes:
             if not seed_indexed:
                 pipeline.table.leads.delete_entity("index", "subjects")  # as before the upgrade: no index yet
             started = time.perf_counter()
-            seed(pipeline.table, (not_test(n, now) for n in range(seeded + 1, size + 1)), indexed=seed_indexed)
+            if disk is None:
+                seed(pipeline.table, (not_test(n, now) for n in range(seeded + 1, size + 1)), indexed=seed_indexed)
+            else:  # the first 100 through Azurite's API, the rest into its database file (azurite_preload.py)
+                through_api = [not_test(n, now) for n in range(seeded + 1, min(size, seeded + 100) + 1)]
+                seed(pipeline.table, through_api, indexed=seed_indexed)
+                kept = list(through_api[::33])  # read back after the restart: some through the API, some preloaded
+                summary = disk.preload(sampled((not_test(n, now) for n in range(seeded + 101, size + 1)), 20_000, kept),
+                                       seed_indexed, check=through_api)
+                pipeline = disk.pipeline
+                compared = disk.verify(kept, seed_indexed)
+                print(f"(preload: {summary}; {compared} leads read back equal; insert, ETag update, query, delete "
+                      "work)", flush=True)
             print(f"(seeded {size - seeded:,} leads{' with their index rows' if seed_indexed else ''} in "
                   f"{time.perf_counter() - started:.0f} s)", flush=True)
             seeded = size
-            if not SubjectIndex(pipeline.table).ready():
-                cost, _ = measure(lambda: Privacy(pipeline.runtime).export("person7@example7.com"), repeat=1)
-                line("subject-export before the backfill (reads every lead)", size, cost)
-                with counted() as cost:
-                    indexed = Privacy(pipeline.runtime).reindex()
-                line("one-time backfill (python -m leads reindex)", size, cost, str(indexed))
-            cost, document = measure(lambda: Privacy(pipeline.runtime).export("person7@example7.com"))
-            line("subject-export (1 lead of the person)", size, cost, f"{len(document['leads'])} lead(s)")
-            cost, counts = measure(lambda: Privacy(pipeline.runtime).forget("nobody@example.com"))
-            line("forget (nobody: nothing held)", size, cost, f"{counts['leads']} lead(s)")
-            last_person = f"person{size}@example{size % 50}.com"
-            cost, counts = measure(lambda: Privacy(pipeline.runtime).forget(last_person), repeat=1)  # noqa: B023
-            line("forget (1 lead of the person)", size, cost, f"{counts['leads']} lead(s)")
-            cost, counts = measure(lambda: Privacy(pipeline.runtime).purge())
-            line("retention purge, nothing due (730 days)", size, cost, str(counts))
-            cost, found = measure(lambda: SubjectIndex(pipeline.table).last_test_lead())
-            line("last test lead (the index; there is none)", size, cost, str(found))
-            cost, found = measure(lambda: next(pipeline.table.lead_rows({"IsTest": True}, select=["Id"], page_size=1),
-                                               None), repeat=1)
-            line("last test lead, the old way (a filter over every lead)", size, cost, str(found))
-            cost, report = measure(lambda: status_report(pipeline.runtime))
-            line("status (last lead, last test lead, 30 days' counts, ...)", size, cost,
-                 f"last test lead {report['last_test_lead']}")
+            figures(pipeline, size)
 
 
 def import_costs(sizes: list[int]) -> None:
@@ -143,10 +172,13 @@ def import_costs(sizes: list[int]) -> None:
         print(f"{'importer minute':<58} {'PC rows':>9} {'requests':>8} {'rows':>8} {'ms':>9}", flush=True)
         for size in sizes:
             started = time.perf_counter()
-            while written < size:  # Partner Center's rows, already imported long ago (one partition per day)
-                batch = [partner_center_row(f"old{written + n}@contoso.example") for n in range(100)]
-                pk = batch[0]["PartitionKey"]
-                source.submit_transaction([("create", {**row, "PartitionKey": pk}) for row in batch])
+            while written < size:  # Partner Center's older rows, already imported: 200 a day back from yesterday
+                day = utcnow() - timedelta(days=1 + written // 200)
+                batch = [partner_center_row(f"old{written + n}@contoso.example",
+                                            PartitionKey=f"{day.month}:2F{day.day}:2F{day.year}",
+                                            CreatedTime=(day - timedelta(seconds=written % 200 + n))
+                                            .strftime("%Y-%m-%dT%H:%M:%SZ")) for n in range(100)]
+                source.submit_transaction([("create", row) for row in batch])
                 written += 100
             print(f"(wrote {size:,} rows in Partner Center's table in {time.perf_counter() - started:.0f} s)",
                   flush=True)
@@ -174,9 +206,12 @@ def main() -> None:
     parser.add_argument("--skip-privacy", action="store_true")
     parser.add_argument("--seed-indexed", action="store_true",
                         help="seed the leads with their index rows (as this version writes them): no backfill")
+    parser.add_argument("--preload", action="store_true",
+                        help="leads: Azurite on disk, all but 100 per size written into its database file "
+                             "(tests/support/azurite_preload.py: seeding through the API is quadratic)")
     args = parser.parse_args()
     if not args.skip_privacy:
-        privacy_costs([int(n) for n in args.sizes.split(",")], args.seed_indexed)
+        privacy_costs([int(n) for n in args.sizes.split(",")], args.seed_indexed, args.preload)
     if not args.skip_import:
         import_costs([int(n) for n in args.source_rows.split(",")])
 
