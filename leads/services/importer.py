@@ -136,6 +136,8 @@ class Importer:
         """Import the new rows (from `since` for a backfill). Raises ImportStopped when storage failed
         part-way, StorageUnavailableError when the source could not be read at all."""
         previous = self.watermarks.read()
+        if previous is None and since is None:
+            previous = self._anchor()
         if since is not None:
             start = min(since, previous.start) if previous else since
         elif previous is not None:
@@ -162,6 +164,14 @@ class Importer:
                                 "already imported stay imported; the next run goes on from there.") from None
         self._move_watermark(previous, recent, seen, start, report)
         return report
+
+    def _anchor(self) -> Watermark | None:
+        """The first run writes where it starts (an hour back) before it reads: if it fails part-way, or storage
+        is down for hours after the deployment, later runs still start there, not an hour before their own time
+        (the rows in between would be left to a backfill). Another run that anchored first wins (ETag)."""
+        start = self.clock() - self.lookback
+        self.watermarks.write(Watermark(start, {}, start), None)
+        return self.watermarks.read()
 
     def _import(self, row: SourceRow) -> str:
         """One row into the pipeline; the name of the ImportReport count it adds to."""

@@ -10,11 +10,13 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from azure.data.tables import TableClient
 
+from leads.core.errors import StorageUnavailableError
 from leads.core.ports import SourceRow
 from leads.services.importer import Importer, source_time
 from leads.storage.azure_clients import table_service
@@ -163,10 +165,34 @@ def test_the_same_lead_posted_and_imported_is_one_lead(pipeline: Pipeline, sourc
 
 
 def test_an_empty_table_costs_two_reads_and_no_write(pipeline: Pipeline, source: TableClient) -> None:
+    first = importer(pipeline, source).run()  # the first run anchors where it starts: an hour back
+    assert first.read == 0 and first.watermark is not None
+    assert timedelta(hours=1) <= pipeline.clock() - first.watermark < timedelta(hours=1, minutes=1)
+    assert pipeline.transport.total == 4  # the watermark read, the anchor written and read back, one query
+    pipeline.transport.reset()
+    again = importer(pipeline, source).run()
+    assert (again.read, again.watermark) == (0, first.watermark)
+    assert pipeline.transport.total == 2  # every later idle minute: the watermark and one query, no write
+
+
+def test_a_first_run_that_fails_still_anchors_where_the_import_begins(pipeline: Pipeline, source: TableClient) -> None:
+    """Storage (or the source) failing for hours after the deployment: the first run that works reads from an hour
+    before the first attempt, not an hour before its own time (the rows in between were left to a backfill)."""
+    write_rows(source, ["early@contoso.example"])
+    failing = importer(pipeline, source)
+
+    def refused(since: datetime) -> Any:
+        raise StorageUnavailableError("Partner Center's table did not answer (test).")
+
+    failing.source = SimpleNamespace(rows_since=refused)  # type: ignore[assignment]
+    with pytest.raises(StorageUnavailableError):
+        failing.run()
+    pipeline.clock.offset = timedelta(hours=3).total_seconds()
+
     report = importer(pipeline, source).run()
-    assert (report.read, report.watermark) == (0, None)
-    assert pipeline.transport.total == 2
-    assert list(pipeline.table.leads.query_entities("PartitionKey eq 'importer'")) == []
+
+    assert (report.read, report.imported) == (1, 1)
+    assert emails_of(pipeline) == ["early@contoso.example"]
 
 
 def test_the_importer_core_imports_no_azure_module() -> None:
