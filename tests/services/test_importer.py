@@ -184,7 +184,7 @@ def test_a_first_run_that_fails_still_anchors_where_the_import_begins(pipeline: 
     def refused(since: datetime) -> Any:
         raise StorageUnavailableError("Partner Center's table did not answer (test).")
 
-    failing.source = SimpleNamespace(rows_since=refused)  # type: ignore[assignment]
+    failing.source = SimpleNamespace(rows_since=refused)
     with pytest.raises(StorageUnavailableError):
         failing.run()
     pipeline.clock.offset = timedelta(hours=3).total_seconds()
