@@ -6,30 +6,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from leads.cli.common import OK, UsageError, manage_service
-from leads.cli.output import print_json, print_table
+from leads.cli.common import OK, add_paging, manage_service, page_limit
+from leads.cli.output import print_page
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     audit = commands.add_parser("audit", parents=[common],
                                 help="who replayed, re-ingested, forgot, exported, sent a test lead or ran doctor")
-    audit.add_argument("--limit", type=int, default=50, metavar="N", help="entries per page, 1..100 (50)")
-    audit.add_argument("--continuation", metavar="TOKEN", help="the page after the one that printed this token")
+    add_paging(audit, "entries")
     audit.set_defaults(handler=run_audit)
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    if not 1 <= args.limit <= 100:
-        raise UsageError(f"--limit must be between 1 and 100; it was {args.limit}.")
-    page = manage_service().audit_page(limit=args.limit, continuation=args.continuation)
-    if args.json:
-        print_json(page)
-        return OK
-    entries = page["entries"]
-    print_table(None, ("at", "who", "action", "leads", "status", "outcome"),
-                ([e["at"], e["who"], e["action"], _leads(e), e["status"], e["outcome"]] for e in entries))
-    more = page.get("continuation")
-    print(f"{len(entries)} action(s)." + (f" More: --continuation '{more}'" if more else ""))
+    page = manage_service().audit_page(limit=page_limit(args), continuation=args.continuation)
+    print_page(page, "entries", "action", ("at", "who", "action", "leads", "status", "outcome"),
+               lambda e: [e["at"], e["who"], e["action"], _leads(e), e["status"], e["outcome"]], args.json)
     return OK
 
 

@@ -43,3 +43,15 @@ def manage_service() -> ManageService:
     from leads.runtime import runtime
 
     return ManageService(runtime())
+
+
+def add_paging(parser: argparse.ArgumentParser, items: str) -> None:
+    """`--limit` and `--continuation`, as every paged listing takes them (`audit`, `quarantine list`)."""
+    parser.add_argument("--limit", type=int, default=50, metavar="N", help=f"{items} per page, 1..100 (50)")
+    parser.add_argument("--continuation", metavar="TOKEN", help="the page after the one that printed this token")
+
+
+def page_limit(args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= 100:
+        raise UsageError(f"--limit must be between 1 and 100; it was {args.limit}.")
+    return int(args.limit)

@@ -31,6 +31,18 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     console(out).print(table)
 
 
+def print_page(page: dict[str, Any], key: str, noun: str, columns: Sequence[str],
+               cells: Callable[[dict[str, Any]], Sequence[Any]], as_json: bool) -> None:
+    """One page of a paged listing: as JSON, or a table of `page[key]`, how many, and the next page's option."""
+    if as_json:
+        print_json(page)
+        return
+    items = page[key]
+    print_table(None, columns, (cells(item) for item in items))
+    more = page.get("continuation")
+    print(f"{len(items)} {noun}(s)." + (f" More: --continuation '{more}'" if more else ""))
+
+
 def print_pairs(pairs: Iterable[tuple[str, Any]], out: TextIO | None = None) -> None:
     """`name: value` lines, aligned; values printed as text."""
     items = list(pairs)

@@ -7,16 +7,15 @@ import argparse
 import sys
 from typing import Any
 
-from leads.cli.common import CHECK_FAILED, OK, manage_service
-from leads.cli.output import print_json, print_pairs, print_table, printable
+from leads.cli.common import CHECK_FAILED, OK, add_paging, manage_service, page_limit
+from leads.cli.output import print_json, print_page, print_pairs, printable
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     group = commands.add_parser("quarantine", help="requests the app refused (list, show, reingest)")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", parents=[common], help="refused requests, newest first")
-    listing.add_argument("--limit", type=int, default=50, metavar="N", help="requests per page, 1..100 (50)")
-    listing.add_argument("--continuation", metavar="TOKEN", help="the page after the one that printed this token")
+    add_paging(listing, "requests")
     listing.set_defaults(handler=run_list)
     show = actions.add_parser("show", parents=[common], help="one refused request, its body included")
     show.add_argument("id", help="the request id (from `quarantine list`)")
@@ -28,21 +27,11 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from leads.cli.common import UsageError
-
-    if not 1 <= args.limit <= 100:
-        raise UsageError(f"--limit must be between 1 and 100; it was {args.limit}.")
-    page = manage_service().list_quarantine(limit=args.limit, continuation=args.continuation)
-    if args.json:
-        print_json(page)
-        return OK
-    requests = page["requests"]
-    print_table(None, ("received", "id", "status", "reason", "bytes", "message"),
-                ([r.get("received_at"), r.get("id"), r.get("status"), r.get("reason"),
-                  f"{r.get('body_bytes')}{' (truncated)' if r.get('truncated') else ''}", r.get("message")]
-                 for r in requests))
-    more = page.get("continuation")
-    print(f"{len(requests)} request(s)." + (f" More: --continuation '{more}'" if more else ""))
+    page = manage_service().list_quarantine(limit=page_limit(args), continuation=args.continuation)
+    print_page(page, "requests", "request", ("received", "id", "status", "reason", "bytes", "message"),
+               lambda r: [r.get("received_at"), r.get("id"), r.get("status"), r.get("reason"),
+                          f"{r.get('body_bytes')}{' (truncated)' if r.get('truncated') else ''}", r.get("message")],
+               args.json)
     return OK
 
 

@@ -125,12 +125,17 @@ def replay_many(service: ManageService, request: Request) -> dict[str, Any]:
                                since, until)
 
 
-def list_quarantine(service: ManageService, request: Request) -> dict[str, Any]:
+def _page_query(request: Request, what: str) -> tuple[int, str | None]:
+    """`limit` and `continuation`, the only parameters a paged listing takes (any other is named back)."""
     unknown = sorted(set(request.query) - {"limit", "continuation"})
     if unknown:
-        raise BadRequestError(f"Unknown parameter {unknown[0]!r}; the quarantine takes limit and continuation.",
+        raise BadRequestError(f"Unknown parameter {unknown[0]!r}; {what} takes limit and continuation.",
                               parameter=unknown[0])
-    return service.list_quarantine(parse_limit(request.query.get("limit")), request.query.get("continuation"))
+    return parse_limit(request.query.get("limit")), request.query.get("continuation")
+
+
+def list_quarantine(service: ManageService, request: Request) -> dict[str, Any]:
+    return service.list_quarantine(*_page_query(request, "the quarantine"))
 
 
 def email_of(request: Request) -> str:
@@ -150,11 +155,7 @@ def export(service: ManageService, request: Request) -> dict[str, Any]:
 
 
 def list_audit(service: ManageService, request: Request) -> dict[str, Any]:
-    unknown = sorted(set(request.query) - {"limit", "continuation"})
-    if unknown:
-        raise BadRequestError(f"Unknown parameter {unknown[0]!r}; the audit trail takes limit and continuation.",
-                              parameter=unknown[0])
-    return service.audit_page(parse_limit(request.query.get("limit")), request.query.get("continuation"))
+    return service.audit_page(*_page_query(request, "the audit trail"))
 
 
 def with_mode(answer: dict[str, Any], mode: str) -> dict[str, Any]:

@@ -475,9 +475,13 @@ class LeadTable:
         finished the lead (row deleted) or moved it meanwhile; never re-creates the row of a finished lead."""
         row = {"PartitionKey": keys.LEADS_PARTITION, "RowKey": keys.outbox_row_key(item.lead_id),
                "EnqueuedUntil": due, "Wakeups": item.wakeups + 1, **({"Stuck": stuck[:_SHOWN]} if stuck else {})}
+        return self._unless_changed("update the outbox", lambda: self.leads.update_entity(
+            row, mode=UpdateMode.MERGE, etag=item.etag, match_condition=MatchConditions.IfNotModified))
+
+    def _unless_changed(self, action: str, write: Callable[[], Any]) -> bool:
+        """An ETag-conditional write: False when the row is gone (404) or changed since it was read (412)."""
         try:
-            self._call("update the outbox", lambda: self.leads.update_entity(
-                row, mode=UpdateMode.MERGE, etag=item.etag, match_condition=MatchConditions.IfNotModified))
+            self._call(action, write)
         except (ResourceNotFoundError, ResourceModifiedError):
             return False
         except HttpResponseError as exc:
@@ -516,17 +520,9 @@ class LeadTable:
             return False  # the lead exists: not an orphan
         except ResourceNotFoundError:
             pass
-        try:
-            self._call("delete the outbox row", lambda: self.leads.delete_entity(
-                keys.LEADS_PARTITION, keys.outbox_row_key(lead_id), etag=row["etag"],
-                match_condition=MatchConditions.IfNotModified))
-        except (ResourceNotFoundError, ResourceModifiedError):
-            return False
-        except HttpResponseError as exc:
-            if exc.status_code in (404, 412):
-                return False
-            raise
-        return True
+        return self._unless_changed("delete the outbox row", lambda: self.leads.delete_entity(
+            keys.LEADS_PARTITION, keys.outbox_row_key(lead_id), etag=row["etag"],
+            match_condition=MatchConditions.IfNotModified))
 
     def needing_attention(self, limit: int | None = None) -> list[tuple[str, str]]:
         """(lead id, status) of every lead with a failed or blocked destination, oldest first: a range query

@@ -103,6 +103,8 @@ def test_quarantine_list_show_and_reingest(failing: tuple[Pipeline, dict[str, st
     assert request["method"] == "PUT" and request["status"] == 405
     table = run_cli(env, "quarantine", "list")
     assert request["id"] in table.stdout and "1 request(s)." in table.stdout
+    refused_limit = run_cli(env, "quarantine", "list", "--limit", "0")
+    assert refused_limit.returncode == 3 and "--limit must be between 1 and 100; it was 0." in refused_limit.stderr
 
     shown = run_cli(env, "quarantine", "show", request["id"])
     assert shown.returncode == 0, shown.stderr

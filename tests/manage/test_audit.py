@@ -118,6 +118,11 @@ def test_pages_continue_and_a_foreign_token_is_refused(pipeline: Pipeline) -> No
     bad = dispatch("GET", "/audit", {"continuation": "bGVhZDp4"}, b"", {"Host": "127.0.0.1"}, LOCAL, False,
                    lambda: ManageService(pipeline.runtime))
     assert bad[0] == 400 and "continuation" in bad[1]["message"]
+    for path, what in (("/audit", "the audit trail"), ("/quarantine", "the quarantine")):
+        unknown = dispatch("GET", path, {"status": "failed"}, b"", {"Host": "127.0.0.1"}, LOCAL, False,
+                           lambda: ManageService(pipeline.runtime))
+        assert unknown[0] == 400
+        assert unknown[1]["message"] == f"Unknown parameter 'status'; {what} takes limit and continuation."
 
 
 def test_the_retention_purge_removes_old_entries_only(pipeline: Pipeline) -> None:
@@ -152,5 +157,7 @@ def test_the_cli_prints_the_trail(pipeline: Pipeline, monkeypatch: pytest.Monkey
         assert main(["audit"]) == 0
         out = capsys.readouterr().out
         assert "doctor" in out and "local" in out and "1 action(s)." in out
+        assert main(["audit", "--limit", "101"]) == 3  # usage: the sentence names the bound
+        assert "--limit must be between 1 and 100; it was 101." in capsys.readouterr().err
     finally:
         clear_cached_functions()

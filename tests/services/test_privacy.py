@@ -116,15 +116,21 @@ def test_the_secret_is_made_once_and_shared_by_every_instance(azurite: Any) -> N
     assert LeadTable(service, name, name + "q").marker_key("a" * 64) == keys.marker_row_key(found[0], "a" * 64)
 
 
-def test_bare_hash_markers_are_rekeyed_by_the_purge(pipeline: Pipeline) -> None:
-    raw = body("legacy@example.com")
+def stored_before_the_upgrade(pipeline: Pipeline, raw: bytes) -> tuple[str, str]:
+    """A lead whose de-dup marker is the bare hash an older version wrote: (lead id, its keyed marker's RowKey)."""
     lead_id = str(pipeline.ingest.receive("POST", raw).body["id"])
     bare = parse_lead(raw).fingerprint()
     assert bare is not None
     keyed = pipeline.table.marker_key(bare)
     marker = dict(pipeline.table.leads.get_entity(keys.LEADS_PARTITION, keyed))
-    pipeline.table.leads.delete_entity(keys.LEADS_PARTITION, keyed)  # as an older version wrote it
+    pipeline.table.leads.delete_entity(keys.LEADS_PARTITION, keyed)
     pipeline.table.leads.create_entity({**marker, "RowKey": keys.dedupe_row_key(bare)})
+    return lead_id, keyed
+
+
+def test_bare_hash_markers_are_rekeyed_by_the_purge(pipeline: Pipeline) -> None:
+    raw = body("legacy@example.com")
+    lead_id, keyed = stored_before_the_upgrade(pipeline, raw)
 
     report = Privacy(pipeline.runtime).purge()
 
@@ -315,13 +321,7 @@ def test_defect_9_a_repeat_of_a_lead_marked_before_the_upgrade_is_recognised_at_
     from leads.storage.bare_markers import BareMarkers
 
     raw = body("before-upgrade@example.com")
-    lead_id = str(pipeline.ingest.receive("POST", raw).body["id"])
-    bare = parse_lead(raw).fingerprint()
-    assert bare is not None
-    keyed = pipeline.table.marker_key(bare)
-    marker = dict(pipeline.table.leads.get_entity(keys.LEADS_PARTITION, keyed))
-    pipeline.table.leads.delete_entity(keys.LEADS_PARTITION, keyed)  # as the previous version wrote it
-    pipeline.table.leads.create_entity({**marker, "RowKey": keys.dedupe_row_key(bare)})
+    lead_id, keyed = stored_before_the_upgrade(pipeline, raw)
     pipeline.table.bare_markers = BareMarkers(pipeline.table.leads)  # the upgraded app starts: no purge yet
 
     repeat = pipeline.ingest.receive("POST", raw)
